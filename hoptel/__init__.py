@@ -1,0 +1,61 @@
+"""hoptel: cheap tracing, latency metrics and quiet logs for the hops between services.
+
+>>> import hoptel
+>>> tel = hoptel.setup(service_name="orders")        # doctest: +SKIP
+>>> server = grpc.server(pool, interceptors=[hoptel.server_interceptor()])   # doctest: +SKIP
+
+Integrations are imported on first use, so ``import hoptel`` loads neither grpc nor httpx and has no side
+effects; ``setup()`` can therefore still quieten gRPC's C core before grpc is first imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hoptel.telemetry import Telemetry, setup
+
+if TYPE_CHECKING:
+    from hoptel.interceptors.asgi import ASGIMiddleware
+    from hoptel.interceptors.grpc_aio_client import aio_client_interceptor
+    from hoptel.interceptors.grpc_aio_server import aio_server_interceptor
+    from hoptel.interceptors.grpc_client import client_interceptor
+    from hoptel.interceptors.grpc_server import server_interceptor
+    from hoptel.interceptors.httpx_transport import AsyncHTTPTransport, HTTPTransport, instrument_httpx
+
+__all__ = [
+    "ASGIMiddleware",
+    "AsyncHTTPTransport",
+    "HTTPTransport",
+    "Telemetry",
+    "aio_client_interceptor",
+    "aio_server_interceptor",
+    "client_interceptor",
+    "instrument_httpx",
+    "server_interceptor",
+    "setup",
+]
+
+_LAZY = {
+    "ASGIMiddleware": "hoptel.interceptors.asgi",
+    "AsyncHTTPTransport": "hoptel.interceptors.httpx_transport",
+    "HTTPTransport": "hoptel.interceptors.httpx_transport",
+    "instrument_httpx": "hoptel.interceptors.httpx_transport",
+    "aio_client_interceptor": "hoptel.interceptors.grpc_aio_client",
+    "aio_server_interceptor": "hoptel.interceptors.grpc_aio_server",
+    "client_interceptor": "hoptel.interceptors.grpc_client",
+    "server_interceptor": "hoptel.interceptors.grpc_server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hoptel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

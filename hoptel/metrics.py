@@ -1,0 +1,265 @@
+"""Lean Prometheus metric families with cached label children, registered into an injected registry.
+
+prometheus_client's own metric classes validate labels and build objects on every ``labels()`` call and take
+their lock per observation through several layers. hoptel records one observation per hop, so its families are
+plain collectors: a label child is looked up once and cached by the caller, and an observation is a bisect plus
+two increments under one lock. ``collect()`` renders them with prometheus_client's metric families, so both text
+and OpenMetrics exposition (with exemplars) work unchanged.
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> registry = CollectorRegistry()
+>>> calls = Counter("demo_calls_total", "Calls.", ("method",), registry)
+>>> calls.labels("get").inc()
+>>> b'demo_calls_total{method="get"} 1.0' in generate_latest(registry)
+True
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Exemplar
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "Counter",
+    "CounterChild",
+    "Gauge",
+    "Histogram",
+    "HistogramChild",
+]
+
+# Seconds. A Python unary RPC on loopback takes ~0.3 ms, so resolution starts at 100 µs.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+
+
+def _format_bound(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class CounterChild:
+    """One labelled series of a counter."""
+
+    __slots__ = ("_lock", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (>= 0) to the counter."""
+        with self._lock:
+            self.value += amount
+
+
+class HistogramChild:
+    """One labelled series of a histogram; the last exemplar per bucket is kept."""
+
+    __slots__ = ("_counts", "_exemplars", "_lock", "_upper", "sum")
+
+    def __init__(self, upper: Sequence[float]) -> None:
+        self._upper = upper
+        self._counts = [0] * len(upper)
+        self._exemplars: list[Exemplar | None] = [None] * len(upper)
+        self._lock = threading.Lock()
+        self.sum = 0.0
+
+    def observe(self, value: float, trace_id: str | None = None) -> None:
+        """Record one observation; ``trace_id`` (32 hex chars) attaches an exemplar for sampled calls."""
+        index = bisect_left(self._upper, value)
+        with self._lock:
+            self._counts[index] += 1
+            self.sum += value
+        if trace_id is not None:
+            self._exemplars[index] = Exemplar({"trace_id": trace_id}, value, time.time())
+
+    @property
+    def count(self) -> int:
+        """The number of observations so far."""
+        return sum(self._counts)
+
+    def snapshot(self) -> tuple[list[int], float, list[Exemplar | None]]:
+        """Per-bucket (non-cumulative) counts, the sum and the exemplars, read consistently."""
+        with self._lock:
+            return list(self._counts), self.sum, list(self._exemplars)
+
+
+class _Family:
+    """A metric family: label names, and children created on first use of a label tuple."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry | None,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._lock = threading.Lock()
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        """No samples: lets the registry check for name clashes without collecting."""
+        return [self._empty_family()]
+
+    def _empty_family(self) -> Metric:
+        raise NotImplementedError  # pragma: no cover - each family overrides it
+
+    def collect(self) -> Iterable[Metric]:  # pragma: no cover - each family overrides it
+        """Render every child as a prometheus_client family."""
+        raise NotImplementedError
+
+
+class Counter(_Family):
+    """A labelled counter. ``name`` ends in ``_total``."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._children: dict[tuple[str, ...], CounterChild] = {}
+        super().__init__(name, documentation, labelnames, registry)
+
+    def labels(self, *values: str) -> CounterChild:
+        """The child for these label values, created on first use. Cache it on the hot path."""
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            with self._lock:
+                child = self._children.setdefault(values, CounterChild())
+        return child
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Increment the unlabelled series."""
+        self.labels().inc(amount)
+
+    @property
+    def series_count(self) -> int:
+        """How many label combinations exist."""
+        return len(self._children)
+
+    def _empty_family(self) -> Metric:
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterable[Metric]:
+        """Render every child."""
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(values, child.value)
+        return [family]
+
+
+class Gauge(_Family):
+    """An unlabelled gauge whose value is read from a callable at scrape time."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        read: object,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if not callable(read):
+            raise TypeError("read must be a callable returning a number")
+        self._read = read
+        super().__init__(name, documentation, (), registry)
+
+    def _empty_family(self) -> Metric:
+        return GaugeMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterable[Metric]:
+        """Read the current value."""
+        return [GaugeMetricFamily(self.name, self.documentation, value=float(self._read()))]
+
+
+class Histogram(_Family):
+    """A labelled histogram with fixed buckets (``+Inf`` is added) and exemplars."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+    ) -> None:
+        bounds = sorted(float(b) for b in buckets)
+        if not bounds or bounds[-1] != float("inf"):
+            bounds.append(float("inf"))
+        self._upper = tuple(bounds)
+        self._bound_labels = tuple(_format_bound(b) for b in bounds)
+        self._children: dict[tuple[str, ...], HistogramChild] = {}
+        super().__init__(name, documentation, labelnames, registry)
+
+    def labels(self, *values: str) -> HistogramChild:
+        """The child for these label values, created on first use. Cache it on the hot path."""
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            with self._lock:
+                child = self._children.setdefault(values, HistogramChild(self._upper))
+        return child
+
+    @property
+    def series_count(self) -> int:
+        """How many label combinations exist."""
+        return len(self._children)
+
+    def _empty_family(self) -> Metric:
+        return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterable[Metric]:
+        """Render every child with cumulative buckets and their exemplars."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            counts, total, exemplars = child.snapshot()
+            cumulative = 0
+            buckets: list[tuple[str, float] | tuple[str, float, Exemplar]] = []
+            for bound, count, exemplar in zip(self._bound_labels, counts, exemplars, strict=True):
+                cumulative += count
+                if exemplar is None:
+                    buckets.append((bound, float(cumulative)))
+                else:
+                    buckets.append((bound, float(cumulative), exemplar))
+            family.add_metric(values, buckets, total)
+        return [family]

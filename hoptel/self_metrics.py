@@ -1,0 +1,42 @@
+"""hoptel's own health metrics: what the pipeline exported, dropped and failed to send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client.registry import CollectorRegistry
+
+from hoptel.metrics import Counter, CounterChild, Gauge
+
+__all__ = ["SelfMetrics"]
+
+
+class SelfMetrics:
+    """The ``hoptel_*`` series in one Telemetry's registry."""
+
+    def __init__(self, registry: CollectorRegistry, queue_length: Callable[[], int]) -> None:
+        self.spans_exported: CounterChild = Counter(
+            "hoptel_spans_exported_total", "Spans the exporter accepted.", (), registry
+        ).labels()
+        self.spans_dropped: CounterChild = Counter(
+            "hoptel_spans_dropped_total",
+            "Sampled spans lost: the export queue was full or their export failed.",
+            (),
+            registry,
+        ).labels()
+        self.export_failures: CounterChild = Counter(
+            "hoptel_export_failures_total",
+            "Span export calls that failed after the exporter's retries.",
+            (),
+            registry,
+        ).labels()
+        self.log_records_dropped: CounterChild = Counter(
+            "hoptel_log_records_dropped_total",
+            "Log records dropped because the log queue was full.",
+            (),
+            registry,
+        ).labels()
+        self.hook_errors: CounterChild = Counter(
+            "hoptel_hook_errors_total", "Exceptions raised by user hooks (the call went on).", (), registry
+        ).labels()
+        Gauge("hoptel_span_queue_length", "Spans waiting in the export queue.", queue_length, registry)

@@ -1,0 +1,309 @@
+"""``setup()`` and ``Telemetry``: one process's tracer provider, registry, metrics endpoint and log pipeline."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from prometheus_client.registry import CollectorRegistry
+
+from hoptel.batch import BatchSpanProcessor, PipelineCounters
+from hoptel.config import Config, SamplerConfig
+from hoptel.exporters import build_log_exporter, build_span_exporter
+from hoptel.resource import build_resource
+from hoptel.self_metrics import SelfMetrics
+
+if TYPE_CHECKING:
+    from hoptel.endpoint import MetricsEndpoint
+    from hoptel.logs import LogPipeline
+    from hoptel.propagate import Propagator
+
+__all__ = ["Telemetry", "current", "setup"]
+
+_lock = threading.Lock()
+_latest: Telemetry | None = None
+_fallback: Telemetry | None = None
+# Providers hoptel installed as the OTel global; only those may be replaced by a later setup().
+_installed_providers: list[trace.TracerProvider] = []
+
+
+def build_sampler(settings: SamplerConfig) -> Sampler:
+    """The SDK sampler for ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``."""
+    base, _, root_name = settings.name.partition("parentbased_")
+    root = root_name or base
+    chosen: Sampler
+    if root == "always_on":
+        chosen = ALWAYS_ON
+    elif root == "always_off":
+        chosen = ALWAYS_OFF
+    else:
+        chosen = TraceIdRatioBased(settings.ratio)
+    return ParentBased(chosen) if root_name else chosen
+
+
+class Telemetry:
+    """What ``setup()`` built: use it to reach the providers, and ``shutdown()`` it (or use it as a guard).
+
+    Attributes:
+        config: the validated configuration.
+        tracer_provider: the SDK TracerProvider (a no-op provider when OTEL_SDK_DISABLED=true).
+        registry: an isolated prometheus_client CollectorRegistry holding hoptel's metrics.
+        metrics_url: ``http://127.0.0.1:PORT/metrics``, or None when the endpoint is off.
+        propagator: carries context across hops (from OTEL_PROPAGATORS).
+        self_metrics: hoptel's own pipeline health counters.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        tracer_provider: trace.TracerProvider,
+        registry: CollectorRegistry,
+        propagator: Propagator,
+        *,
+        processor: BatchSpanProcessor | None = None,
+        self_metrics: SelfMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.tracer_provider = tracer_provider
+        self.registry = registry
+        self.propagator = propagator
+        self.tracer = tracer_provider.get_tracer("hoptel")
+        self._processor = processor
+        self.self_metrics = self_metrics or SelfMetrics(registry, self._queue_length)
+        self.metrics_url: str | None = None
+        self._endpoint: MetricsEndpoint | None = None
+        self._logs: LogPipeline | None = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """False when OTEL_SDK_DISABLED=true: hops are then passed through untouched."""
+        return not self.config.sdk_disabled
+
+    def _queue_length(self) -> int:
+        return self._processor.queue_length if self._processor is not None else 0
+
+    def set_log_filter(self, directives: str) -> None:
+        """Change the log directives at run time, e.g. ``"debug,grpc=info"``.
+
+        Raises:
+            ValueError: a malformed directive (the message names the bad part).
+            RuntimeError: logging was not set up by this Telemetry.
+        """
+        if self._logs is None:
+            raise RuntimeError("this Telemetry does not manage logging (OTEL_SDK_DISABLED or already shut down)")
+        self._logs.set_filter(directives)
+
+    def force_flush(self, timeout: float = 5.0) -> bool:
+        """Export every span finished so far; True if that completed within ``timeout`` seconds."""
+        if self._processor is None:
+            return True
+        return self._processor.force_flush(int(timeout * 1000))
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush spans and logs, stop the metrics endpoint and release the providers; idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.shutdown)
+        if self._processor is not None:
+            self._processor.shutdown(timeout)
+        if isinstance(self.tracer_provider, TracerProvider):
+            self.tracer_provider.shutdown()
+        if self._logs is not None:
+            self._logs.shutdown(timeout)
+            self._logs = None
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
+        global _latest
+        with _lock:
+            if _latest is self:
+                _latest = None
+
+    @property
+    def closed(self) -> bool:
+        """True once ``shutdown()`` ran."""
+        return self._closed
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<hoptel.Telemetry service={self.config.service_name!r} metrics_url={self.metrics_url!r} {state}>"
+
+
+def setup(
+    service_name: str | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    environ: Mapping[str, str] | None = None,
+    install_global: bool = True,
+    **overrides: Any,
+) -> Telemetry:
+    """Configure tracing, metrics and logs for this process from ``OTEL_*`` / ``HOPTEL_*`` and the arguments.
+
+    Args:
+        service_name: ``service.name``; else OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES' service.name.
+        span_exporter: export spans here instead of the exporter OTEL_TRACES_EXPORTER names (tests, custom sinks).
+        environ: read these variables instead of ``os.environ``.
+        install_global: also make the tracer provider the OTel global one.
+        **overrides: any setting by variable name without prefix, lower case: ``traces_exporter="none"``,
+            ``metrics_addr="127.0.0.1:0"``, ``exporter_otlp_endpoint=...``, ``log="debug"``.
+
+    Returns:
+        The Telemetry; later factories without ``telemetry=`` use it.
+
+    Raises:
+        ValueError: a bad configuration value; the message names the variable and the value.
+    """
+    config = Config.load(os.environ if environ is None else environ, service_name, overrides)
+    telemetry = _disabled(config) if config.sdk_disabled else _build(config, span_exporter)
+    if install_global and telemetry.enabled:
+        _install_global_provider(telemetry.tracer_provider)
+    global _latest
+    with _lock:
+        _latest = telemetry
+    atexit.register(telemetry.shutdown)
+    return telemetry
+
+
+def _build(config: Config, span_exporter: SpanExporter | None) -> Telemetry:
+    from hoptel.propagate import propagator_from_env
+
+    propagator = propagator_from_env(config.propagators)
+    exporter = span_exporter or build_span_exporter(config.traces_exporter, config.traces, config.bsp_export_timeout_s)
+    log_exporter = build_log_exporter(config.logs_exporter, config.logs)
+    resource = build_resource(config)
+    provider = TracerProvider(resource=resource, sampler=build_sampler(config.sampler), shutdown_on_exit=False)
+    registry = CollectorRegistry(auto_describe=True)
+    holder: list[BatchSpanProcessor] = []
+    self_metrics = SelfMetrics(registry, lambda: holder[0].queue_length if holder else 0)
+    processor = None
+    if exporter is not None:
+        processor = BatchSpanProcessor(
+            exporter,
+            max_queue_size=config.bsp_max_queue_size,
+            max_export_batch_size=config.bsp_max_export_batch_size,
+            schedule_delay_s=config.bsp_schedule_delay_s,
+            counters=PipelineCounters(
+                dropped=self_metrics.spans_dropped.inc,
+                export_failed=self_metrics.export_failures.inc,
+                exported=self_metrics.spans_exported.inc,
+            ),
+        )
+        holder.append(processor)
+        provider.add_span_processor(processor)
+    telemetry = Telemetry(config, provider, registry, propagator, processor=processor, self_metrics=self_metrics)
+    try:
+        telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics)
+        telemetry._endpoint = _start_endpoint(config, registry)
+    except BaseException:
+        telemetry.shutdown(timeout=1.0)
+        raise
+    telemetry.metrics_url = telemetry._endpoint.url if telemetry._endpoint is not None else None
+    return telemetry
+
+
+def _start_logs(config: Config, resource: Any, log_exporter: Any, self_metrics: SelfMetrics) -> LogPipeline:
+    from hoptel.logs import LogPipeline
+
+    return LogPipeline.start(
+        directives=config.log_directives,
+        log_format=config.log_format,
+        service_name=config.service_name,
+        resource=resource,
+        otlp_exporter=log_exporter,
+        dropped_counter=self_metrics.log_records_dropped,
+        queue_size=config.log_queue_size,
+    )
+
+
+def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpoint | None:
+    if config.metrics_addr is None:
+        return None
+    from hoptel.endpoint import MetricsEndpoint, TLSFiles
+
+    tls = None
+    if config.metrics_tls_cert or config.metrics_tls_key or config.metrics_tls_client_ca:
+        tls = TLSFiles(
+            cert=config.metrics_tls_cert or "",
+            key=config.metrics_tls_key or "",
+            client_ca=config.metrics_tls_client_ca,
+        )
+    return MetricsEndpoint.start(registry, host=config.metrics_addr.host, port=config.metrics_addr.port, tls=tls)
+
+
+def _disabled(config: Config) -> Telemetry:
+    from hoptel.propagate import propagator_from_env
+
+    return Telemetry(config, trace.NoOpTracerProvider(), CollectorRegistry(), propagator_from_env("none"))
+
+
+def _install_global_provider(provider: trace.TracerProvider) -> None:
+    """Make ``provider`` the OTel global, replacing only a provider an earlier ``setup()`` installed.
+
+    OpenTelemetry lets the global be set once per process. Tests and notebooks call ``setup()`` many times, so a
+    provider hoptel itself installed is replaced (through the API's private set-once guard); a provider the
+    application installed is left alone.
+    """
+    with _lock:
+        current_provider = trace.get_tracer_provider()
+        ours = any(current_provider is p for p in _installed_providers)
+        if ours:
+            trace._TRACER_PROVIDER_SET_ONCE._done = False  # private: the set-once guard, see docstring
+        if ours or isinstance(current_provider, trace.ProxyTracerProvider):
+            trace.set_tracer_provider(provider)
+            if trace.get_tracer_provider() is provider:
+                _installed_providers[:] = [provider]
+
+
+def current(telemetry: Telemetry | None = None) -> Telemetry:
+    """The Telemetry a factory should use: the given one, the latest ``setup()``'s, or a process-wide default.
+
+    The default uses the OTel global tracer provider and one process-wide hoptel registry (not served anywhere
+    unless the application serves it), and propagators from OTEL_PROPAGATORS.
+    """
+    if telemetry is not None:
+        return telemetry
+    latest = _latest
+    if latest is not None:
+        return latest
+    global _fallback
+    with _lock:
+        if _fallback is None:
+            from hoptel.propagate import propagator_from_env
+
+            config = Config.load(os.environ, None, {"metrics_addr": "off"})
+            _fallback = Telemetry(
+                config,
+                trace.get_tracer_provider(),
+                CollectorRegistry(),
+                propagator_from_env(config.propagators),
+            )
+        return _fallback

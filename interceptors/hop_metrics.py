@@ -1,0 +1,66 @@
+"""The per-hop metric families, named as go-grpc-middleware and the OTel HTTP conventions name them."""
+
+from __future__ import annotations
+
+from prometheus_client.registry import CollectorRegistry
+
+from hoptel.metrics import Counter, Histogram
+
+__all__ = ["GrpcMetrics", "HttpClientMetrics", "HttpServerMetrics"]
+
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+class GrpcMetrics:
+    """The five ``grpc_{side}_*`` families for one side (``server`` or ``client``)."""
+
+    def __init__(self, registry: CollectorRegistry, side: str) -> None:
+        self.side = side
+        prefix = f"grpc_{side}"
+        self.started = Counter(f"{prefix}_started_total", f"RPCs started on the {side}.", GRPC_LABELS, registry)
+        self.handled = Counter(
+            f"{prefix}_handled_total",
+            f"RPCs completed on the {side}, by gRPC status code.",
+            (*GRPC_LABELS, "grpc_code"),
+            registry,
+        )
+        self.msg_received = Counter(
+            f"{prefix}_msg_received_total", f"Stream messages received on the {side}.", GRPC_LABELS, registry
+        )
+        self.msg_sent = Counter(
+            f"{prefix}_msg_sent_total", f"Stream messages sent on the {side}.", GRPC_LABELS, registry
+        )
+        self.handling_seconds = Histogram(
+            f"{prefix}_handling_seconds",
+            f"Latency of RPCs on the {side}, from start to final status (seconds).",
+            GRPC_LABELS,
+            registry,
+        )
+
+
+class HttpClientMetrics:
+    """``http_client_request_duration_seconds``."""
+
+    LABELS = ("http_request_method", "server_address", "http_response_status_code", "error_type")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "http_client_request_duration_seconds",
+            "Duration of HTTP client requests, until the response body is closed (seconds).",
+            self.LABELS,
+            registry,
+        )
+
+
+class HttpServerMetrics:
+    """``http_server_request_duration_seconds``; the route label is a template, never a raw path."""
+
+    LABELS = ("http_request_method", "http_route", "http_response_status_code")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests (seconds).",
+            self.LABELS,
+            registry,
+        )

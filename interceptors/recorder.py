@@ -1,0 +1,375 @@
+"""The per-hop recorder: the one place that starts and ends spans and observes latency for every integration.
+
+Interceptors and transports only adapt their framework's shapes to these calls::
+
+    hop, metadata = recorder.start_grpc_client(route, metadata)     # CLIENT span, context injected
+    ...the call...
+    hop.finish(grpc.StatusCode.OK)                                  # span ends, histogram observed
+
+Work is split so that an unsampled call pays only for propagation: span attributes are precomputed per route and
+anything per-call (peer address, URL) is built only when the span is recording.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from hoptel.interceptors.grpc_names import STATUS
+from hoptel.interceptors.grpc_routes import GrpcRoute, SemconvMode, grpc_status_attributes
+from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
+from hoptel.interceptors.http_names import normalize_method, redact_url
+from hoptel.metrics import HistogramChild
+from hoptel.telemetry import Telemetry, current
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["GrpcHop", "HopRecorder", "HttpClientHop", "HttpServerHop", "parse_grpc_peer"]
+
+# Set by the OTel SDK (and hoptel's batch worker) while exporting: calls made then are not instrumented.
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
+_CLIENT = SpanKind.CLIENT
+_SERVER = SpanKind.SERVER
+_set_span_in_context = trace.set_span_in_context
+_get_current = otel_context.get_current
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def parse_grpc_peer(peer: str | None) -> dict[str, AttributeValue]:
+    """``network.peer.*`` attributes from grpc's ``context.peer()`` (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``)."""
+    if not peer:
+        return {}
+    kind, _, address = peer.partition(":")
+    if kind not in {"ipv4", "ipv6"}:
+        return {}
+    host, _, port = address.rpartition(":")
+    attributes: dict[str, AttributeValue] = {"network.peer.address": host.strip("[]")}
+    if port.isdigit():
+        attributes["network.peer.port"] = int(port)
+    return attributes
+
+
+class _Hop:
+    """What every hop in flight has: its span and context, when it started, whether it already ended."""
+
+    __slots__ = ("context", "ended", "span", "started_at")
+
+    def __init__(self, span: Span, context: Context) -> None:
+        self.span = span
+        self.context = context
+        self.started_at = perf_counter()
+        self.ended = False
+
+    def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> str | None:
+        """End the span (if recording) and return the trace id for an exemplar when sampled."""
+        span = self.span
+        if not span.is_recording():
+            return None
+        if error is not None:
+            span.record_exception(error)
+        if failed:
+            span.set_status(Status(StatusCode.ERROR, description))
+        span.end()
+        return format(span.get_span_context().trace_id, "032x")
+
+
+class GrpcHop(_Hop):
+    """One RPC in flight. Interceptors count messages in ``sent``/``received`` and call ``finish`` once."""
+
+    __slots__ = ("received", "route", "sent")
+
+    def __init__(self, route: GrpcRoute, span: Span, context: Context) -> None:
+        super().__init__(span, context)
+        self.route = route
+        self.sent = 0
+        self.received = 0
+
+    def set_peer(self, peer: str | None) -> None:
+        """Record the remote address (server side), parsed only when the span is recording."""
+        if self.span.is_recording():
+            self.span.set_attributes(parse_grpc_peer(peer))
+
+    def finish(
+        self,
+        code: grpc.StatusCode,
+        details: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """End the RPC with its final status; later calls are ignored."""
+        if self.ended:
+            return
+        self.ended = True
+        elapsed = perf_counter() - self.started_at
+        route = self.route
+        route.handled(code)
+        if self.sent:
+            route.msg_sent.inc(self.sent)
+        if self.received:
+            route.msg_received.inc(self.received)
+        if self.span.is_recording():
+            self.span.set_attributes(route.status_attributes[code])
+            status = STATUS[code]
+            failed = status.server_error if route.server else status.client_error
+            trace_id = self._end_span(error, failed, f"{status.name}: {details}" if details else status.name)
+            route.histogram.observe(elapsed, trace_id)
+        else:
+            route.histogram.observe(elapsed)
+
+
+class HttpClientHop(_Hop):
+    """One outgoing HTTP request; finished when its response is closed (or the request failed)."""
+
+    __slots__ = ("_method", "_metrics", "_server_address")
+
+    def __init__(
+        self, span: Span, context: Context, metrics: _HttpClientSeries, method: str, server_address: str
+    ) -> None:
+        super().__init__(span, context)
+        self._metrics = metrics
+        self._method = method
+        self._server_address = server_address
+
+    def finish(self, status_code: int | None, error: BaseException | None = None) -> None:
+        """End the request with the response status, or with the exception that ended it."""
+        if self.ended:
+            return
+        self.ended = True
+        elapsed = perf_counter() - self.started_at
+        error_type = type(error).__qualname__ if error is not None else ""
+        status_text = str(status_code) if status_code is not None else ""
+        if not error_type and status_code is not None and status_code >= 400:
+            error_type = status_text
+        child = self._metrics.child(self._method, self._server_address, status_text, error_type)
+        trace_id = None
+        if self.span.is_recording():
+            if status_code is not None:
+                self.span.set_attribute("http.response.status_code", status_code)
+            if error_type:
+                self.span.set_attribute("error.type", error_type)
+            trace_id = self._end_span(error, bool(error_type), error_type or None)
+        child.observe(elapsed, trace_id)
+
+
+class HttpServerHop(_Hop):
+    """One incoming HTTP request handled by an ASGI app."""
+
+    __slots__ = ("_method", "_metrics")
+
+    def __init__(self, span: Span, context: Context, metrics: _HttpServerSeries, method: str) -> None:
+        super().__init__(span, context)
+        self._metrics = metrics
+        self._method = method
+
+    def finish(self, status_code: int, route: str | None = None, error: BaseException | None = None) -> None:
+        """End the request with its status (500 when the app raised) and the route template if known."""
+        if self.ended:
+            return
+        self.ended = True
+        elapsed = perf_counter() - self.started_at
+        child = self._metrics.child(self._method, route or "", str(status_code))
+        trace_id = None
+        span = self.span
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", status_code)
+            if route:
+                span.update_name(f"{self._method} {route}")
+                span.set_attribute("http.route", route)
+            error_type = type(error).__qualname__ if error is not None else ""
+            if not error_type and status_code >= 500:
+                error_type = str(status_code)
+            if error_type:
+                span.set_attribute("error.type", error_type)
+            trace_id = self._end_span(error, status_code >= 500, error_type or None)
+        child.observe(elapsed, trace_id)
+
+
+class _HttpClientSeries:
+    """Caches ``http_client_request_duration_seconds`` children by label values."""
+
+    def __init__(self, metrics: HttpClientMetrics) -> None:
+        self._family = metrics.duration
+        self._children: dict[tuple[str, str, str, str], HistogramChild] = {}
+
+    def child(self, method: str, server_address: str, status: str, error_type: str) -> HistogramChild:
+        key = (method, server_address, status, error_type)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._family.labels(*key)
+        return child
+
+
+class _HttpServerSeries:
+    """Caches ``http_server_request_duration_seconds`` children by label values."""
+
+    def __init__(self, metrics: HttpServerMetrics) -> None:
+        self._family = metrics.duration
+        self._children: dict[tuple[str, str, str], HistogramChild] = {}
+
+    def child(self, method: str, route: str, status: str) -> HistogramChild:
+        key = (method, route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._family.labels(*key)
+        return child
+
+
+_recorders: weakref.WeakKeyDictionary[Telemetry, HopRecorder] = weakref.WeakKeyDictionary()
+
+
+class HopRecorder:
+    """Starts hops for one Telemetry: its tracer, its propagator, its registry."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        self.enabled = telemetry.enabled
+        self.tracer = telemetry.tracer
+        self.propagator = telemetry.propagator
+        self._mode = SemconvMode(telemetry.config.semconv_opt_in)
+        registry = telemetry.registry
+        self._grpc = {side: GrpcMetrics(registry, side) for side in ("server", "client")}
+        self._status_attributes = {
+            side: {code: grpc_status_attributes(info, self._mode, side == "server") for code, info in STATUS.items()}
+            for side in ("server", "client")
+        }
+        self._routes: dict[tuple[str, str], dict[Any, GrpcRoute]] = {}
+        self._http_client = _HttpClientSeries(HttpClientMetrics(registry))
+        self._http_server = _HttpServerSeries(HttpServerMetrics(registry))
+        self._http_method_attributes: dict[str, Mapping[str, AttributeValue]] = {}
+
+    @classmethod
+    def of(cls, telemetry: Telemetry | None = None) -> HopRecorder:
+        """The recorder of ``telemetry`` (default: the latest ``setup()``'s, else the process default)."""
+        resolved = current(telemetry)
+        recorder = _recorders.get(resolved)
+        if recorder is None:
+            recorder = _recorders.setdefault(resolved, cls(resolved))
+        return recorder
+
+    # gRPC -------------------------------------------------------------------------------------------------
+
+    def grpc_routes(self, side: str, rpc_type: str) -> dict[Any, GrpcRoute]:
+        """The route cache for one side and shape, keyed by the method name as the framework gives it."""
+        return self._routes.setdefault((side, rpc_type), {})
+
+    def grpc_route(self, side: str, rpc_type: str, method: str | bytes, *, known: bool = True) -> GrpcRoute:
+        """The route for ``method`` (cached when known; a method the server lacks is not cached)."""
+        cache = self.grpc_routes(side, rpc_type)
+        route = cache.get(method)
+        if route is None:
+            name = method.decode("utf-8", "replace") if isinstance(method, bytes) else method
+            route = GrpcRoute(
+                name,
+                rpc_type,
+                self._grpc[side],
+                self._mode,
+                known=known,
+                status_attributes=self._status_attributes[side],
+            )
+            if known:
+                cache[method] = route
+        return route
+
+    def start_grpc_client(
+        self,
+        route: GrpcRoute,
+        metadata: Metadata | None,
+        peer_attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> tuple[GrpcHop, list[tuple[str, str | bytes]]] | None:
+        """Start a CLIENT span under the current context and inject it into a copy of ``metadata``.
+
+        Returns:
+            The hop and the metadata to send, or None when instrumentation is suppressed (exporter calls).
+        """
+        parent = _get_current()
+        if parent.get(_SUPPRESS_KEY) or not self.enabled:
+            return None
+        span = self.tracer.start_span(route.span_name, parent, _CLIENT, route.attributes)
+        if peer_attributes and span.is_recording():
+            span.set_attributes(peer_attributes)
+        context = _set_span_in_context(span, parent)
+        outgoing = self.propagator.inject_metadata(metadata, context)
+        route.started.inc()
+        return GrpcHop(route, span, context), outgoing
+
+    def start_grpc_server(self, route: GrpcRoute, metadata: Metadata | None) -> GrpcHop:
+        """Start a SERVER span whose parent is extracted from the invocation metadata."""
+        parent = self.propagator.extract_metadata(metadata)
+        span = self.tracer.start_span(route.span_name, parent, _SERVER, route.attributes)
+        route.started.inc()
+        return GrpcHop(route, span, _set_span_in_context(span, parent))
+
+    # HTTP -------------------------------------------------------------------------------------------------
+
+    def _method_attributes(self, method: str) -> tuple[str, Mapping[str, AttributeValue]]:
+        attributes = self._http_method_attributes.get(method)
+        if attributes is None:
+            normalized = normalize_method(method)
+            attributes = {"http.request.method": normalized}
+            if normalized == "_OTHER":
+                attributes["http.request.method_original"] = method[:64]
+            else:
+                self._http_method_attributes[method] = attributes
+        return str(attributes["http.request.method"]), attributes
+
+    def start_http_client(self, request: httpx.Request) -> HttpClientHop | None:
+        """Start a CLIENT span for ``request`` and inject the context into its headers (in place)."""
+        parent = _get_current()
+        if parent.get(_SUPPRESS_KEY) or not self.enabled:
+            return None
+        method, attributes = self._method_attributes(request.method)
+        span = self.tracer.start_span(method, parent, _CLIENT, attributes)
+        url = request.url
+        host = url.host
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "url.full": redact_url(str(url)),
+                    "server.address": host,
+                    "server.port": url.port or _DEFAULT_PORTS.get(url.scheme, 0),
+                }
+            )
+        context = _set_span_in_context(span, parent)
+        self.propagator.inject_headers(request.headers, context)
+        return HttpClientHop(span, context, self._http_client, method, host)
+
+    def start_http_server(self, scope: Mapping[str, Any]) -> HttpServerHop:
+        """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers."""
+        parent = self.propagator.extract_asgi(scope)
+        method, attributes = self._method_attributes(scope.get("method", "GET"))
+        span = self.tracer.start_span(method, parent, _SERVER, attributes)
+        if span.is_recording():
+            span.set_attributes(_asgi_attributes(scope))
+        return HttpServerHop(span, _set_span_in_context(span, parent), self._http_server, method)
+
+
+def _asgi_attributes(scope: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """Server span attributes from an ASGI scope (only built for recording spans)."""
+    attributes: dict[str, AttributeValue] = {
+        "url.path": scope.get("path", ""),
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    server = scope.get("server")
+    if server:
+        attributes["server.address"] = str(server[0])
+        if server[1] is not None:
+            attributes["server.port"] = int(server[1])
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = str(client[0])
+        attributes["network.peer.address"] = str(client[0])
+        if client[1] is not None:
+            attributes["network.peer.port"] = int(client[1])
+    return attributes
