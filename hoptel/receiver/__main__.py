@@ -1,0 +1,142 @@
+"""``python -m hoptel.receiver``: run an OTLP receiver in the foreground and print each finished trace.
+
+The first line on stdout names both endpoints, for a parent process to parse::
+
+    hoptel.receiver grpc=http://127.0.0.1:4317 http=http://127.0.0.1:4318
+
+Then each trace is printed as a tree (see ``format_trace``) once no span of it has arrived for ``--idle``
+seconds. SIGINT or SIGTERM stops the receiver, prints the traces still pending, and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import queue
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from hoptel.receiver.model import ReceivedSpan
+from hoptel.receiver.receiver import OTLPReceiver
+from hoptel.receiver.tree import format_trace
+
+__all__ = ["main", "parse_args"]
+
+
+class _Shutdown(Exception):
+    """Raised in the main thread by the SIGTERM handler."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Shutdown
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is ``None``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hoptel.receiver",
+        description="Receive OTLP over gRPC and HTTP and print each finished trace as a tree.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--grpc-port", type=_port, default=4317, help="OTLP/gRPC port, 0 = any (default: 4317)")
+    parser.add_argument("--http-port", type=_port, default=4318, help="OTLP/HTTP port, 0 = any (default: 4318)")
+    parser.add_argument(
+        "--idle",
+        type=_non_negative,
+        default=1.0,
+        help="print a trace once no span of it arrived for this many seconds (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+class _Pending:
+    """Traces still receiving spans, each with the moment it has been quiet long enough."""
+
+    def __init__(self, idle_s: float) -> None:
+        self._idle_s = idle_s
+        self._traces: dict[str, tuple[list[ReceivedSpan], float]] = {}
+
+    def add(self, spans: Sequence[ReceivedSpan], now: float) -> None:
+        due = now + self._idle_s
+        for span in spans:
+            trace, _ = self._traces.get(span.trace_id, ([], 0.0))
+            trace.append(span)
+            self._traces[span.trace_id] = (trace, due)
+
+    def next_due(self) -> float | None:
+        return min((due for _, due in self._traces.values()), default=None)
+
+    def pop_due(self, now: float | None) -> list[list[ReceivedSpan]]:
+        """Remove and return the traces due by ``now`` (all of them when ``None``), oldest first."""
+        done = [tid for tid, (_, due) in self._traces.items() if now is None or due <= now]
+        return [self._traces.pop(tid)[0] for tid in done]
+
+
+def _print_traces(traces: list[list[ReceivedSpan]]) -> None:
+    for trace in traces:
+        print(format_trace(trace) + "\n", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the receiver until SIGINT or SIGTERM.
+
+    Args:
+        argv: The arguments (``sys.argv[1:]`` when ``None``).
+
+    Returns:
+        The exit status: 0 after a signal, 1 when a port cannot be bound.
+    """
+    args = parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # a span name must not crash an ASCII terminal
+    arrivals: queue.SimpleQueue[Sequence[ReceivedSpan]] = queue.SimpleQueue()
+    receiver = OTLPReceiver(args.host, args.grpc_port, args.http_port, on_spans=arrivals.put)
+    try:
+        receiver.start()
+    except OSError as exc:
+        print(f"hoptel.receiver: {exc}", file=sys.stderr)
+        return 1
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    pending = _Pending(args.idle)
+    try:
+        print(f"hoptel.receiver grpc={receiver.grpc_endpoint} http={receiver.http_endpoint}", flush=True)
+        while True:
+            due = pending.next_due()
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            with contextlib.suppress(queue.Empty):
+                pending.add(arrivals.get(timeout=timeout), time.monotonic())
+            _print_traces(pending.pop_due(time.monotonic()))
+    except (KeyboardInterrupt, _Shutdown):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        receiver.stop()
+    while True:  # spans that arrived after the signal, then whatever is still pending
+        try:
+            pending.add(arrivals.get_nowait(), time.monotonic())
+        except queue.Empty:
+            break
+    _print_traces(pending.pop_due(None))
+    print("hoptel.receiver stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

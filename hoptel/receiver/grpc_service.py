@@ -1,0 +1,124 @@
+"""OTLP/gRPC: the collector's ``TraceService`` and ``LogsService`` on a ``grpc.server``."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # googleapis-common-protos ships .pyi files but no py.typed
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from hoptel.receiver.behaviour import Behaviour, Refusal
+from hoptel.receiver.convert import logs_from_request, spans_from_request
+from hoptel.receiver.store import TelemetryStore
+
+__all__ = ["RETRY_INFO_KEY", "STATUS_DETAILS_KEY", "start_grpc_server"]
+
+RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
+"""Trailing metadata key with a serialized ``google.rpc.RetryInfo`` (what the OTel Python exporter reads)."""
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+"""Trailing metadata key of the standard rich error model: a ``google.rpc.Status`` with ``RetryInfo``."""
+
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_WORKERS = 8
+
+
+def _refusal_trailers(refusal: Refusal) -> tuple[tuple[str, bytes], ...]:
+    if refusal.retry_after_s is None:
+        return ()
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(refusal.retry_after_s * 1e9))
+    retry_info = error_details_pb2.RetryInfo(retry_delay=delay)
+    detail = any_pb2.Any()
+    detail.Pack(retry_info)
+    status = status_pb2.Status(code=refusal.grpc_code.value[0], message=refusal.message, details=[detail])
+    return (
+        (RETRY_INFO_KEY, retry_info.SerializeToString()),
+        (STATUS_DETAILS_KEY, status.SerializeToString()),
+    )
+
+
+class _Gate:
+    """What both services do first: count the request, wait the delay, maybe refuse it."""
+
+    def __init__(self, store: TelemetryStore, behaviour: Behaviour, stopping: threading.Event) -> None:
+        self.store = store
+        self._behaviour = behaviour
+        self._stopping = stopping
+
+    def admit(self, context: grpc.ServicerContext) -> None:
+        """Return when the request may be handled; otherwise abort the RPC (``abort()`` raises)."""
+        self.store.count_request("grpc")
+        refusal = self._behaviour.admit(self._stopping)
+        if refusal is not None:
+            context.set_trailing_metadata(_refusal_trailers(refusal))
+            context.abort(refusal.grpc_code, refusal.message)
+
+
+class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, gate: _Gate) -> None:
+        self._gate = gate
+
+    def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        self._gate.admit(context)
+        self._gate.store.add_spans(spans_from_request(request, "grpc"))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, gate: _Gate) -> None:
+        self._gate = gate
+
+    def Export(
+        self, request: logs_service_pb2.ExportLogsServiceRequest, context: grpc.ServicerContext
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        self._gate.admit(context)
+        self._gate.store.add_logs(logs_from_request(request, "grpc"))
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+def start_grpc_server(
+    host: str, port: int, store: TelemetryStore, behaviour: Behaviour, stopping: threading.Event
+) -> tuple[grpc.Server, int]:
+    """Bind and start an insecure OTLP/gRPC server.
+
+    ``SO_REUSEPORT`` is off, so a port another process holds is an error rather than silently shared.
+
+    Args:
+        host: The address to bind, e.g. ``"127.0.0.1"``.
+        port: The port; 0 picks a free one.
+        store: Where accepted spans and logs go.
+        behaviour: Consulted for every export request.
+        stopping: Set when the receiver stops; cuts delays short.
+
+    Returns:
+        The started server and the bound port.
+
+    Raises:
+        OSError: The address could not be bound.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hoptel-receiver-grpc"),
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ],
+    )
+    gate = _Gate(store, behaviour, stopping)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio raises RuntimeError when the bind fails
+        raise OSError(f"hoptel receiver: cannot bind OTLP/gRPC to {address}: {exc}") from exc
+    if bound == 0:
+        raise OSError(f"hoptel receiver: cannot bind OTLP/gRPC to {address}")
+    server.start()
+    return server, bound

@@ -1,0 +1,237 @@
+"""The thread-safe store behind the receiver: what arrived, and waiting for it to arrive.
+
+The transports' handler threads append; test threads read snapshots or block on one ``threading.Condition``
+until enough has arrived. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
+
+__all__ = ["SpanListener", "TelemetryStore"]
+
+_log = logging.getLogger(__name__)
+
+SpanListener = Callable[[Sequence[ReceivedSpan]], None]
+"""Called with each accepted batch of spans, on the receiving thread, after they are stored."""
+
+_T = TypeVar("_T", ReceivedSpan, ReceivedLog)
+
+_SHOWN_IN_TIMEOUT = 20  # how many arrived items a TimeoutError message lists
+
+
+def _describe_span(span: ReceivedSpan) -> str:
+    return (
+        f"{span.service_name or '?'} {span.name!r} [{span.kind}] {span.status_code} "
+        f"trace={span.trace_id} span={span.span_id} parent={span.parent_span_id} via {span.protocol}"
+    )
+
+
+def _describe_log(record: ReceivedLog) -> str:
+    return (
+        f"{record.service_name or '?'} {record.severity_text or record.severity_number} {record.body!r} "
+        f"trace={record.trace_id} via {record.protocol}"
+    )
+
+
+class TelemetryStore:
+    """Spans, logs and request counts, safe to share between threads.
+
+    Args:
+        on_spans: Optional listener for each stored batch of spans; an exception it raises is logged and
+            does not fail the export.
+    """
+
+    def __init__(self, on_spans: SpanListener | None = None) -> None:
+        self._cond = threading.Condition()
+        self._spans: list[ReceivedSpan] = []
+        self._logs: list[ReceivedLog] = []
+        self._requests: dict[Protocol, int] = {"grpc": 0, "http": 0}
+        self._generation = 0  # bumped by clear(), so a waiter rescans from the start
+        self._on_spans = on_spans
+
+    # -- writers (transport threads) -------------------------------------------------------------------
+
+    def count_request(self, protocol: Protocol) -> None:
+        """Count one export request that reached an OTLP endpoint, whatever its outcome."""
+        with self._cond:
+            self._requests[protocol] += 1
+            self._cond.notify_all()
+
+    def add_spans(self, spans: Sequence[ReceivedSpan]) -> None:
+        """Store a batch of spans, wake the waiters, then call the listener."""
+        if not spans:
+            return
+        with self._cond:
+            self._spans.extend(spans)
+            self._cond.notify_all()
+        if self._on_spans is not None:
+            try:
+                self._on_spans(spans)
+            except Exception:
+                _log.exception("hoptel.receiver: span listener failed")
+
+    def add_logs(self, logs: Sequence[ReceivedLog]) -> None:
+        """Store a batch of log records and wake the waiters."""
+        if not logs:
+            return
+        with self._cond:
+            self._logs.extend(logs)
+            self._cond.notify_all()
+
+    # -- readers ---------------------------------------------------------------------------------------
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Return a snapshot of every span received, in arrival order."""
+        with self._cond:
+            return list(self._spans)
+
+    def logs(self) -> list[ReceivedLog]:
+        """Return a snapshot of every log record received, in arrival order."""
+        with self._cond:
+            return list(self._logs)
+
+    def traces(self) -> dict[str, list[ReceivedSpan]]:
+        """Return the spans grouped by trace id, traces in order of first arrival."""
+        grouped: dict[str, list[ReceivedSpan]] = {}
+        for span in self.spans():
+            grouped.setdefault(span.trace_id, []).append(span)
+        return grouped
+
+    def request_count(self) -> dict[Protocol, int]:
+        """Return a snapshot of the export requests received per protocol: ``{"grpc": n, "http": m}``."""
+        with self._cond:
+            return dict(self._requests)
+
+    def clear(self) -> None:
+        """Forget every span, log record and request count."""
+        with self._cond:
+            self._spans.clear()
+            self._logs.clear()
+            self._requests = {"grpc": 0, "http": 0}
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- waiting ---------------------------------------------------------------------------------------
+
+    def wait_for_spans(
+        self,
+        n: int,
+        timeout: float = 10.0,
+        predicate: Callable[[ReceivedSpan], bool] | None = None,
+    ) -> list[ReceivedSpan]:
+        """Block until at least ``n`` spans matching ``predicate`` have arrived.
+
+        Args:
+            n: How many matching spans to wait for.
+            timeout: Seconds to wait at most.
+            predicate: Which spans count (all when ``None``); called under the store's lock, keep it cheap.
+
+        Returns:
+            Every matching span received so far (at least ``n``), in arrival order.
+
+        Raises:
+            TimeoutError: Too few matching spans arrived in time; the message lists what did arrive.
+        """
+        return self._wait(self._spans, n, timeout, predicate, "spans", _describe_span)
+
+    def wait_for_trace(self, trace_id: str, n_spans: int, timeout: float = 10.0) -> list[ReceivedSpan]:
+        """Block until at least ``n_spans`` spans of the trace ``trace_id`` (32 hex digits) have arrived.
+
+        Returns:
+            The trace's spans received so far, in arrival order.
+
+        Raises:
+            TimeoutError: Too few arrived in time; the message lists what did arrive.
+        """
+        trace_id = trace_id.lower()
+        return self._wait(
+            self._spans, n_spans, timeout, lambda span: span.trace_id == trace_id, "spans", _describe_span
+        )
+
+    def wait_for_logs(
+        self,
+        n: int,
+        timeout: float = 10.0,
+        predicate: Callable[[ReceivedLog], bool] | None = None,
+    ) -> list[ReceivedLog]:
+        """Block until at least ``n`` log records matching ``predicate`` have arrived.
+
+        Returns:
+            Every matching record received so far (at least ``n``), in arrival order.
+
+        Raises:
+            TimeoutError: Too few arrived in time; the message lists what did arrive.
+        """
+        return self._wait(self._logs, n, timeout, predicate, "log records", _describe_log)
+
+    def wait_for_requests(self, n: int, protocol: Protocol | None = None, timeout: float = 10.0) -> int:
+        """Block until at least ``n`` export requests have arrived (over ``protocol``, or over both).
+
+        Returns:
+            The request count reached.
+
+        Raises:
+            TimeoutError: Too few requests arrived in time.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                count = self._requests[protocol] if protocol else sum(self._requests.values())
+                if count >= n:
+                    return count
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"expected at least {n} export requests ({protocol or 'any protocol'}) within "
+                        f"{timeout} s, got {count}: {self._requests}"
+                    )
+                self._cond.wait(remaining)
+
+    def _wait(
+        self,
+        items: list[_T],
+        n: int,
+        timeout: float,
+        predicate: Callable[[_T], bool] | None,
+        what: str,
+        describe: Callable[[_T], str],
+    ) -> list[_T]:
+        deadline = time.monotonic() + timeout
+        matched: list[_T] = []
+        scanned = 0
+        with self._cond:
+            generation = self._generation
+            while True:
+                if generation != self._generation:  # clear() ran while we waited: start over
+                    generation, matched, scanned = self._generation, [], 0
+                for item in items[scanned:]:
+                    if predicate is None or predicate(item):
+                        matched.append(item)
+                scanned = len(items)
+                if len(matched) >= n:
+                    return matched
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(self._timeout_message(items, n, len(matched), timeout, what, describe))
+                self._cond.wait(remaining)
+
+    @staticmethod
+    def _timeout_message(
+        items: list[_T], n: int, n_matched: int, timeout: float, what: str, describe: Callable[[_T], str]
+    ) -> str:
+        lines = [
+            f"expected at least {n} matching {what} within {timeout} s; {n_matched} matched of {len(items)} received:"
+        ]
+        lines.extend(f"  - {describe(item)}" for item in items[-_SHOWN_IN_TIMEOUT:])
+        if len(items) > _SHOWN_IN_TIMEOUT:
+            lines.append(f"  ... and {len(items) - _SHOWN_IN_TIMEOUT} earlier")
+        if not items:
+            lines.append("  (nothing arrived)")
+        return "\n".join(lines)
