@@ -1,0 +1,57 @@
+"""Shared fixtures: a real OTLP receiver on loopback and a Telemetry exporting into it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import hoptel
+from hoptel.receiver import OTLPReceiver
+
+TelemetryFactory = Callable[..., hoptel.Telemetry]
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    """A started OTLPReceiver (OTLP/gRPC and OTLP/HTTP on ephemeral loopback ports)."""
+    with OTLPReceiver() as rx:
+        yield rx
+
+
+@pytest.fixture
+def make_telemetry(receiver: OTLPReceiver) -> Iterator[TelemetryFactory]:
+    """Build Telemetry objects exporting to ``receiver`` quickly; all are shut down after the test.
+
+    Defaults: OTLP/gRPC, 50 ms batch delay, metrics endpoint off; keyword arguments override any setting.
+    """
+    made: list[hoptel.Telemetry] = []
+
+    def factory(service_name: str = "test-service", **overrides: Any) -> hoptel.Telemetry:
+        settings: dict[str, Any] = {
+            "exporter_otlp_protocol": "grpc",
+            "exporter_otlp_endpoint": receiver.grpc_endpoint,
+            "bsp_schedule_delay": 50,
+            "metrics_addr": "off",
+        }
+        settings.update(overrides)
+        tel = hoptel.setup(service_name, environ={}, **settings)
+        made.append(tel)
+        return tel
+
+    yield factory
+    for tel in reversed(made):
+        tel.shutdown(timeout=5.0)
+
+
+@pytest.fixture
+def telemetry(make_telemetry: TelemetryFactory) -> hoptel.Telemetry:
+    """One Telemetry exporting to the test's receiver over OTLP/gRPC."""
+    return make_telemetry()
+
+
+def in_ci() -> bool:
+    """True under CI (CI=true), where a missing external program fails a test instead of skipping it."""
+    return os.environ.get("CI", "").lower() == "true"
