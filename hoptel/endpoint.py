@@ -187,6 +187,8 @@ class MetricsEndpoint:
         self._closed = False
         self.host = host
         self.port = server.server_port
+        sockname = server.socket.getsockname()
+        self._bound_address = (str(sockname[0]), int(sockname[1]))
         self.url = f"{scheme}://{_format_address(host, self.port)}{METRICS_PATH}"
 
     @classmethod
@@ -230,6 +232,11 @@ class MetricsEndpoint:
         )
         thread.start()
         return cls(server, thread, host, "http" if context is None else "https")
+
+    @property
+    def bound_address(self) -> tuple[str, int]:
+        """The listening socket's own address, ``(ip, port)``, e.g. ``("127.0.0.1", 9464)``."""
+        return self._bound_address
 
     @property
     def closed(self) -> bool:
