@@ -371,6 +371,14 @@ class _Parser:
             else parse_metrics_addr("HOPTEL_METRICS_ADDR", metrics_value)
         )
         log_format = self._choice("HOPTEL_LOG_FORMAT", "json", {"json", "text"})
+        tls_cert = self._get("HOPTEL_METRICS_TLS_CERT") or None
+        tls_key = self._get("HOPTEL_METRICS_TLS_KEY") or None
+        tls_client_ca = self._get("HOPTEL_METRICS_TLS_CLIENT_CA") or None
+        if bool(tls_cert) != bool(tls_key):
+            missing = "HOPTEL_METRICS_TLS_KEY" if tls_cert else "HOPTEL_METRICS_TLS_CERT"
+            raise _fail(missing, "", "TLS for the metrics endpoint needs both a certificate and its key")
+        if tls_client_ca and not tls_cert:
+            raise _fail("HOPTEL_METRICS_TLS_CLIENT_CA", tls_client_ca, "mutual TLS also needs HOPTEL_METRICS_TLS_CERT")
         return Config(
             sdk_disabled=self._bool("OTEL_SDK_DISABLED", False),
             service_name=name or "unknown_service",
@@ -387,9 +395,9 @@ class _Parser:
             bsp_max_export_batch_size=batch_size,
             semconv_opt_in=self._semconv(),
             metrics_addr=metrics_addr,
-            metrics_tls_cert=self._get("HOPTEL_METRICS_TLS_CERT") or None,
-            metrics_tls_key=self._get("HOPTEL_METRICS_TLS_KEY") or None,
-            metrics_tls_client_ca=self._get("HOPTEL_METRICS_TLS_CLIENT_CA") or None,
+            metrics_tls_cert=tls_cert,
+            metrics_tls_key=tls_key,
+            metrics_tls_client_ca=tls_client_ca,
             log_directives=self._get("HOPTEL_LOG") or DEFAULT_LOG_DIRECTIVES,
             log_format=log_format,
             log_queue_size=self._integer("HOPTEL_LOG_QUEUE_SIZE", 10_000),
