@@ -152,6 +152,12 @@ def require_program(name: str, path: str) -> str:
     return found
 
 
+@pytest.fixture(name="require_program")
+def require_program_fixture() -> Callable[[str, str], str]:
+    """The ``require_program`` helper, as a fixture."""
+    return require_program
+
+
 @pytest.fixture
 def promtool() -> str:
     """Path of promtool."""

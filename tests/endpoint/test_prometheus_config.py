@@ -1,0 +1,56 @@
+"""examples/prometheus.yml: valid for promtool, and scraping the four demo services' metrics ports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CONFIG = Path(__file__).resolve().parents[2] / "examples" / "prometheus.yml"
+DEMO_SERVICES = {"gateway": 9464, "orders": 9465, "inventory": 9466, "pricing": 9467}
+PROMTOOL_TIMEOUT_S = 60.0
+
+
+def _check(promtool: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, "check", "config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=PROMTOOL_TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_promtool_accepts_the_example_config(promtool):
+    """`promtool check config examples/prometheus.yml` succeeds."""
+    result = _check(promtool, CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_promtool_check_is_not_vacuous(promtool, tmp_path):
+    """The same check rejects a copy with a broken scrape interval, so the test above can fail."""
+    broken = tmp_path / "prometheus.yml"
+    broken.write_text(CONFIG.read_text().replace("scrape_interval: 1s", "scrape_interval: soon", 1))
+    result = _check(promtool, broken)
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+
+
+def test_example_config_scrapes_each_demo_service():
+    """Each demo service is a job whose one target is its hoptel metrics port on loopback, every second."""
+    text = CONFIG.read_text()
+    active = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    jobs = dict(re.findall(r'- job_name: (\S+)\s+static_configs:\s+- targets: \["127\.0\.0\.1:(\d+)"\]', active))
+    assert {name: int(port) for name, port in jobs.items()} == DEMO_SERVICES
+    assert re.search(r"^\s+scrape_interval: 1s\b", active, re.MULTILINE)
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_program_fails_under_ci_and_skips_elsewhere(require_program, monkeypatch, ci, outcome):
+    """A missing promtool/prometheus fails the test when CI=true and skips it otherwise."""
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="not installed"):
+        require_program("hoptel-no-such-program", "/nonexistent/hoptel-no-such-program")
