@@ -64,7 +64,8 @@ def format_trace(spans: Sequence[ReceivedSpan]) -> str:
     """Render one trace as an indented tree under a header line.
 
     Roots are the spans whose parent is absent from ``spans`` (a root whose parent was never received says
-    so); children follow their parent, indented, ordered by start time.
+    so); children follow their parent, indented, ordered by start time. A span id seen twice (a retried
+    export) is shown once, and the header counts the duplicates.
 
     Args:
         spans: The trace's spans, in any order.
@@ -74,16 +75,22 @@ def format_trace(spans: Sequence[ReceivedSpan]) -> str:
     """
     if not spans:
         return ""
-    present = {span.span_id for span in spans}
+    unique: dict[str, ReceivedSpan] = {}
+    for span in spans:
+        unique.setdefault(span.span_id, span)  # a span exported twice (a retried export) is shown once
     children: dict[str, list[ReceivedSpan]] = {}
     roots: list[ReceivedSpan] = []
-    for span in spans:
-        if span.parent_span_id is not None and span.parent_span_id in present:
+    for span in unique.values():
+        if span.parent_span_id is not None and span.parent_span_id in unique:
             children.setdefault(span.parent_span_id, []).append(span)
         else:
             roots.append(span)
-    trace_ids = sorted({span.trace_id for span in spans})
-    lines = [f"trace {', '.join(trace_ids)}  {len(spans)} span{'s' if len(spans) != 1 else ''}"]
+    trace_ids = sorted({span.trace_id for span in unique.values()})
+    count = len(unique)
+    header = f"trace {', '.join(trace_ids)}  {count} span{'s' if count != 1 else ''}"
+    if count != len(spans):
+        header += f" (+{len(spans) - count} duplicate)"
+    lines = [header]
     seen: set[int] = set()
 
     def walk(root: ReceivedSpan) -> None:
@@ -94,7 +101,7 @@ def format_trace(spans: Sequence[ReceivedSpan]) -> str:
                 continue
             seen.add(id(span))
             line = _INDENT * depth + format_span(span)
-            if depth == 1 and span.parent_span_id is not None and span.parent_span_id not in present:
+            if depth == 1 and span.parent_span_id is not None and span.parent_span_id not in unique:
                 line += f"  (parent {span.parent_span_id} not received)"
             lines.append(line)
             kids = sorted(children.get(span.span_id, ()), key=_order, reverse=True)
@@ -103,7 +110,7 @@ def format_trace(spans: Sequence[ReceivedSpan]) -> str:
     for root in sorted(roots, key=_order):
         walk(root)
     # Spans in a parent cycle (only possible with malformed ids) have no root; show them rather than lose them.
-    for span in sorted(spans, key=_order):
+    for span in sorted(unique.values(), key=_order):
         if id(span) not in seen:
             walk(span)
     return "\n".join(lines)
