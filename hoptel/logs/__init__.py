@@ -1,0 +1,11 @@
+"""The log pipeline: ``HOPTEL_LOG`` directives, a non-blocking queue handler, JSON/text lines, OTLP log export.
+
+>>> from hoptel.logs import parse_directives
+>>> str(parse_directives("INFO, grpc=warn"))
+'info,grpc=warning'
+"""
+
+from hoptel.logs.directives import Directives, parse_directives
+from hoptel.logs.pipeline import LogPipeline
+
+__all__ = ["Directives", "LogPipeline", "parse_directives"]

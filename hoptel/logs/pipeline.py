@@ -1,0 +1,288 @@
+"""``LogPipeline``: directives as logger levels, one queue handler on the root logger, one writer thread.
+
+``LogPipeline.start()`` does, in this order (nothing is changed if an argument is invalid):
+
+1. parses the directives and applies them as logger levels (root gets the default level);
+2. sets ``GRPC_VERBOSITY=ERROR`` unless ``GRPC_VERBOSITY``/``GRPC_TRACE`` is set (see ``grpc_verbosity``);
+3. starts the worker thread and installs **one** :class:`~hoptel.logs.queue_handler.BoundedQueueHandler` on the
+   root logger, writing JSON or text lines to ``stream`` (``sys.stdout``) and, with an OTLP exporter, sending
+   the same records through an OTel batch log processor;
+4. takes the root logger's console handlers out (see below), so output is not written twice.
+
+Existing handlers: a ``logging.StreamHandler`` on the root logger that writes to ``sys.stdout``/``sys.stderr``
+(what ``logging.basicConfig()`` installs) would print every record a second time, so it is removed while the
+pipeline runs and put back by ``shutdown()``. File handlers, socket/syslog/queue handlers, pytest's capture
+handler and handlers on other loggers are kept. ``keep_handlers=True`` keeps them all.
+
+Only one pipeline is live at a time: starting another one shuts the previous one down first.
+
+``shutdown()`` drains the queue (within its timeout), flushes and shuts down OTLP log export, removes the handler,
+puts back the handlers it removed and the logger levels it changed, and removes ``GRPC_VERBOSITY`` if it set it.
+It also runs at interpreter exit if it was not called.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from hoptel.config import DEFAULT_LOG_DIRECTIVES
+from hoptel.logs.directives import Directives, LoggerLevels, parse_directives
+from hoptel.logs.grpc_verbosity import GrpcVerbosity, quiet_grpc_core, undo_grpc_verbosity
+from hoptel.logs.json_format import JSONFormatter
+from hoptel.logs.queue_handler import BoundedQueueHandler, DropCounter
+from hoptel.logs.text_format import TextFormatter
+from hoptel.logs.writer import Formatter, StreamWriter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.resources import Resource
+
+    from hoptel.logs.otlp import OTLPLogBridge
+
+__all__ = ["LOG_FORMATS", "LogPipeline", "console_handlers"]
+
+LOG_FORMATS = ("json", "text")
+"""The values ``HOPTEL_LOG_FORMAT`` accepts."""
+
+_live_lock = threading.Lock()
+_live: LogPipeline | None = None
+
+
+def console_handlers(logger: logging.Logger, extra_stream: TextIO | None = None) -> list[logging.Handler]:
+    """The handlers of ``logger`` that write to the console: the ones a log pipeline replaces.
+
+    A handler counts when it is a ``logging.StreamHandler`` but not a ``FileHandler`` and its stream is
+    ``sys.stdout``, ``sys.stderr`` (current or original) or ``extra_stream``.
+
+    Args:
+        logger: Usually the root logger.
+        extra_stream: The pipeline's own output stream, when it is not stdout.
+    """
+    streams = [s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, extra_stream) if s is not None]
+    return [
+        handler
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+        and any(handler.stream is stream for stream in streams)
+    ]
+
+
+class LogPipeline:
+    """The running log pipeline. Create it with :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        directives: Directives,
+        log_format: str,
+        handler: BoundedQueueHandler,
+        levels: LoggerLevels,
+        otlp: OTLPLogBridge | None,
+        displaced: list[logging.Handler],
+        grpc_verbosity: GrpcVerbosity,
+    ) -> None:
+        self._directives = directives
+        self._log_format = log_format
+        self._handler = handler
+        self._levels = levels
+        self._otlp = otlp
+        self._displaced = displaced
+        self._grpc_verbosity = grpc_verbosity
+        self._lock = threading.Lock()
+        self._closed = False
+        self._result = False
+
+    @classmethod
+    def start(
+        cls,
+        directives: str = DEFAULT_LOG_DIRECTIVES,
+        log_format: str = "json",
+        service_name: str = "unknown_service",
+        resource: Resource | None = None,
+        otlp_exporter: LogRecordExporter | None = None,
+        dropped_counter: DropCounter | None = None,
+        queue_size: int = 10_000,
+        stream: TextIO | None = None,
+        *,
+        keep_handlers: bool = False,
+        grpc_verbosity: GrpcVerbosity | None = None,
+    ) -> LogPipeline:
+        """Start the pipeline and install its handler on the root logger.
+
+        Args:
+            directives: ``HOPTEL_LOG``, e.g. ``"info,grpc=warning"``.
+            log_format: ``"json"`` or ``"text"`` (``HOPTEL_LOG_FORMAT``).
+            service_name: Written as ``service.name`` on each line.
+            resource: The OTel resource for exported log records (default: just ``service.name``).
+            otlp_exporter: An OTLP log exporter; ``None`` writes to the stream only.
+            dropped_counter: Incremented per record dropped because the queue was full.
+            queue_size: How many records may wait for the writer (``HOPTEL_LOG_QUEUE_SIZE``).
+            stream: Where lines go; ``None`` means ``sys.stdout`` as it is when each batch is written.
+            keep_handlers: Keep the root logger's console handlers (output is then duplicated).
+            grpc_verbosity: What an earlier :func:`~hoptel.logs.grpc_verbosity.quiet_grpc_core` call did, for a
+                caller that had to run it before importing grpc (``shutdown()`` undoes it); default: run it now.
+
+        Returns:
+            The running pipeline.
+
+        Raises:
+            ValueError: a bad directive, format or queue size; the message names the variable.
+        """
+        parsed = parse_directives(directives, "HOPTEL_LOG")
+        formatter: Formatter
+        if log_format == "json":
+            formatter = JSONFormatter(service_name)
+        elif log_format == "text":
+            formatter = TextFormatter(service_name)
+        else:
+            raise ValueError(f"HOPTEL_LOG_FORMAT={log_format!r}: expected one of {', '.join(LOG_FORMATS)}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ValueError(f"HOPTEL_LOG_QUEUE_SIZE={queue_size!r}: expected an integer >= 1")
+
+        global _live
+        with _live_lock:
+            previous, _live = _live, None
+        if previous is not None:
+            previous.shutdown()
+
+        otlp: OTLPLogBridge | None = None
+        if otlp_exporter is not None:
+            from opentelemetry.sdk.resources import Resource
+
+            from hoptel.logs.otlp import OTLPLogBridge
+
+            otlp = OTLPLogBridge(otlp_exporter, resource or Resource.create({"service.name": service_name}))
+        if grpc_verbosity is None:
+            grpc_verbosity = quiet_grpc_core()
+        handler = BoundedQueueHandler(StreamWriter(formatter, stream, otlp), queue_size, dropped_counter)
+        root = logging.getLogger()
+        displaced = [] if keep_handlers else console_handlers(root, stream)
+        levels = LoggerLevels()
+        levels.apply(parsed)
+        root.addHandler(handler)
+        for old in displaced:
+            root.removeHandler(old)
+        pipeline = cls(
+            directives=parsed,
+            log_format=log_format,
+            handler=handler,
+            levels=levels,
+            otlp=otlp,
+            displaced=displaced,
+            grpc_verbosity=grpc_verbosity,
+        )
+        with _live_lock:
+            _live = pipeline
+        atexit.register(pipeline._at_exit)
+        return pipeline
+
+    @property
+    def directives(self) -> Directives:
+        """The directives in force."""
+        return self._directives
+
+    @property
+    def log_format(self) -> str:
+        """``"json"`` or ``"text"``."""
+        return self._log_format
+
+    @property
+    def handler(self) -> BoundedQueueHandler:
+        """The handler installed on the root logger."""
+        return self._handler
+
+    @property
+    def dropped(self) -> int:
+        """How many records were dropped because the queue was full."""
+        return self._handler.dropped
+
+    @property
+    def displaced_handlers(self) -> tuple[logging.Handler, ...]:
+        """The root logger's console handlers taken out while the pipeline runs."""
+        return tuple(self._displaced)
+
+    @property
+    def grpc_verbosity(self) -> GrpcVerbosity:
+        """Whether ``GRPC_VERBOSITY`` was set, and whether it could still take effect."""
+        return self._grpc_verbosity
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``shutdown()`` was called."""
+        return self._closed
+
+    def set_filter(self, directives: str) -> Directives:
+        """Replace the directives at run time, e.g. ``"debug,grpc=info"``.
+
+        Args:
+            directives: A new directive list (same syntax as ``HOPTEL_LOG``).
+
+        Returns:
+            The parsed directives now in force.
+
+        Raises:
+            ValueError: a bad directive; nothing is changed.
+            RuntimeError: the pipeline was shut down.
+        """
+        parsed = parse_directives(directives, "HOPTEL_LOG")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the log pipeline was shut down")
+            self._levels.apply(parsed)
+            self._directives = parsed
+        return parsed
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Write everything queued so far, and export what OTLP holds; wait at most ``timeout`` seconds.
+
+        Returns:
+            ``True`` when all of it finished in time.
+        """
+        deadline = time.monotonic() + timeout
+        written = self._handler.drain(timeout)
+        if self._otlp is None:
+            return written
+        return self._otlp.force_flush(max(0.0, deadline - time.monotonic())) and written
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Drain the queue, flush OTLP logs, and undo every change ``start()`` made. Idempotent.
+
+        Args:
+            timeout: Seconds to wait, at most, for the queue and the OTLP export together.
+
+        Returns:
+            ``True`` when the queue was drained and OTLP export finished within ``timeout`` (also on later calls).
+        """
+        global _live
+        with self._lock:
+            if self._closed:
+                return self._result
+            self._closed = True
+        deadline = time.monotonic() + timeout
+        root = logging.getLogger()
+        for old in self._displaced:
+            if old not in root.handlers:
+                root.addHandler(old)
+        root.removeHandler(self._handler)
+        self._levels.restore()
+        drained = self._handler.stop(timeout)
+        exported = True
+        if self._otlp is not None:
+            exported = self._otlp.shutdown(max(0.0, deadline - time.monotonic()))
+        self._handler.close()
+        undo_grpc_verbosity(self._grpc_verbosity)
+        atexit.unregister(self._at_exit)
+        with _live_lock:
+            if _live is self:
+                _live = None
+        self._result = drained and exported
+        return self._result
+
+    def _at_exit(self) -> None:
+        self.shutdown(5.0)
