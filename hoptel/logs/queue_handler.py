@@ -8,8 +8,8 @@ not need.
 
 The worker thread (a daemon named ``hoptel-log-writer``) takes everything queued at once, in batches of up to
 ``batch_size`` entries, and hands each batch to the sink: a plain callable ``(list[Entry]) -> None`` that formats
-and writes. ``drain()`` (and ``flush()``) waits until everything queued before it was handed to the sink; ``stop()`` does the same
-and ends the worker.
+and writes. ``drain()`` (and ``flush()``) waits until everything queued before it was handed to the sink;
+``stop()`` does the same and ends the worker.
 
 The size check and the put are not one atomic step, so with many threads logging at once the queue can
 overshoot ``maxsize`` by at most one entry per thread; it never grows without bound.
