@@ -40,6 +40,7 @@ PROTOBUF = "application/x-protobuf"
 
 _MAX_BODY_BYTES = 64 * 1024 * 1024
 _POLL_INTERVAL_S = 0.05  # how often serve_forever() checks for shutdown(); bounds stop() latency
+_SOCKET_TIMEOUT_S = 30.0
 _DECOMPRESS_WBITS = zlib.MAX_WBITS | 32  # auto-detects a gzip or zlib header
 
 
@@ -109,6 +110,7 @@ class OTLPHTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: OTLPHTTPServer
     server_version = "hoptel-receiver"
+    timeout = _SOCKET_TIMEOUT_S  # a client that stalls mid-body does not pin a thread forever
 
     def do_POST(self) -> None:
         path = self.path.partition("?")[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import NamedTuple
 
 import grpc
 
@@ -25,13 +26,12 @@ __all__ = ["OTLPReceiver"]
 _HTTP_THREAD_JOIN_S = 5.0
 
 
-class _Running:
+class _Running(NamedTuple):
     """The servers of one start(); stop() tears them down together."""
 
-    def __init__(self, grpc_server: grpc.Server, http_server: OTLPHTTPServer, http_thread: threading.Thread) -> None:
-        self.grpc_server = grpc_server
-        self.http_server = http_server
-        self.http_thread = http_thread
+    grpc_server: grpc.Server
+    http_server: OTLPHTTPServer
+    http_thread: threading.Thread
 
 
 class OTLPReceiver:

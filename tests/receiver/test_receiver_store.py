@@ -214,3 +214,25 @@ def test_log_without_timestamp_uses_observed_time() -> None:
 
     assert (received.time_ns, received.body, received.severity_number) == (123, "", 9)
     assert (received.trace_id, received.span_id) == (None, None)
+
+
+def test_public_api_is_pinned() -> None:
+    """hoptel.receiver exports exactly the documented names."""
+    import hoptel.receiver
+
+    assert sorted(hoptel.receiver.__all__) == [
+        "FailureStatus",
+        "OTLPReceiver",
+        "Protocol",
+        "ReceivedEvent",
+        "ReceivedLog",
+        "ReceivedSpan",
+        "SpanKind",
+        "SpanListener",
+        "StatusCode",
+        "format_span",
+        "format_trace",
+        "format_traces",
+    ]
+    for name in hoptel.receiver.__all__:
+        assert getattr(hoptel.receiver, name) is not None
