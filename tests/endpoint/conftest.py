@@ -1,15 +1,26 @@
-"""Fixtures for the metrics endpoint tests: a filled registry, a running endpoint, certificates, a client."""
+"""Fixtures for the metrics endpoint tests: a registry, an endpoint, certificates, a client, a Prometheus.
+
+The Prometheus is the real server from the Debian ``prometheus`` package, started on a free loopback port;
+without it the tests that need it skip, except under ``CI=true`` where they fail.
+"""
 
 from __future__ import annotations
 
 import http.client
 import os
 import shutil
+import socket
 import ssl
+import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
+import httpx
 import pytest
 import trustme
 from prometheus_client.registry import CollectorRegistry
@@ -19,6 +30,12 @@ from hoptel.metrics import Counter, Histogram
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_TIMEOUT_S = 10.0
+PROMETHEUS_READY_TIMEOUT_S = 60.0
+PROMETHEUS_QUERY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+POLL_S = 0.25
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,8 @@ class Certificates:
     server_cert: Path
     server_key: Path
     client_chain: Path
+    client_cert: Path
+    client_key: Path
     foreign_client_chain: Path
 
     def client_context(self, chain: Path | None = None) -> ssl.SSLContext:
@@ -124,6 +143,8 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         "server_cert": directory / "server.pem",
         "server_key": directory / "server.key",
         "client_chain": directory / "client.pem",
+        "client_cert": directory / "client-cert.pem",
+        "client_key": directory / "client.key",
         "foreign_client_chain": directory / "foreign.pem",
     }
     ca.cert_pem.write_to_path(str(paths["ca"]))
@@ -131,6 +152,9 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         blob.write_to_path(str(paths["server_cert"]), append=True)
     server.private_key_pem.write_to_path(str(paths["server_key"]))
     client.private_key_and_cert_chain_pem.write_to_path(str(paths["client_chain"]))
+    for blob in client.cert_chain_pems:
+        blob.write_to_path(str(paths["client_cert"]), append=True)
+    client.private_key_pem.write_to_path(str(paths["client_key"]))
     foreign.private_key_and_cert_chain_pem.write_to_path(str(paths["foreign_client_chain"]))
     return Certificates(**paths)
 
@@ -158,13 +182,171 @@ def require_program_fixture() -> Callable[[str, str], str]:
     return require_program
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def promtool() -> str:
     """Path of promtool."""
     return require_program("promtool", "/usr/bin/promtool")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     """Path of the prometheus server."""
     return require_program("prometheus", "/usr/bin/prometheus")
+
+
+def wait_for(read: Callable[[], T | None], what: str, timeout: float, details: Callable[[], str] = str) -> T:
+    """Call ``read`` until it returns something other than None; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = read()
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{details()}")
+        pause.wait(POLL_S)
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """Terminate ``process``, and kill it if it has not exited in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file, or "" when it does not exist."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PrometheusServer:
+    """A real Prometheus (exemplar storage on) with the given config, its storage and log in ``directory``.
+
+    Use as a context manager: entering starts it and waits until it is ready; leaving always stops it.
+    """
+
+    def __init__(self, binary: str, directory: Path, config: str, extra_logs: Callable[[], str] = str) -> None:
+        self.directory = directory
+        self.config_path = directory / "prometheus.yml"
+        self.log_path = directory / "prometheus.log"
+        self.config_path.write_text(config)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self._binary = binary
+        self._extra_logs = extra_logs
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PrometheusServer:
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    self._binary,
+                    f"--config.file={self.config_path}",
+                    f"--storage.tsdb.path={self.directory / 'data'}",
+                    f"--web.listen-address={self.url.removeprefix('http://')}",
+                    "--enable-feature=exemplar-storage",
+                    "--log.level=warn",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            wait_for(self._ready, "Prometheus to become ready", PROMETHEUS_READY_TIMEOUT_S, self.logs)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server (idempotent)."""
+        if self._process is not None:
+            stop_process(self._process)
+
+    def logs(self) -> str:
+        """Prometheus's log, after any extra logs (e.g. the scraped process's stderr), for failure messages."""
+        return f"{self._extra_logs()}\n--- prometheus log ---\n{tail(self.log_path)}"
+
+    def _ready(self) -> bool | None:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            pytest.fail(f"prometheus exited with {self._process.returncode}\n{self.logs()}")
+        try:
+            return True if httpx.get(f"{self.url}/-/ready", timeout=5.0).status_code == 200 else None
+        except httpx.TransportError:
+            return None
+
+    def api(self, endpoint: str, params: dict[str, str]) -> Any:
+        """GET /api/v1/<endpoint>; the ``data`` of a successful answer."""
+        response = httpx.get(f"{self.url}/api/v1/{endpoint}", params=params, timeout=CLIENT_TIMEOUT_S)
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "success":
+            raise AssertionError(f"Prometheus {endpoint} {params}: {response.status_code} {body}")
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        result: list[dict[str, Any]] = self.api("query", {"query": promql})["result"]
+        return result
+
+    def value(self, promql: str) -> float:
+        """The single value of an instant query, waiting (bounded) for the series to appear."""
+
+        def read() -> float | None:
+            result = self.query(promql)
+            return float(result[0]["value"][1]) if result else None
+
+        return wait_for(read, f"a value for {promql}", PROMETHEUS_QUERY_TIMEOUT_S, self.logs)
+
+    def exemplars(self, promql: str, since: float) -> list[dict[str, Any]]:
+        """query_exemplars from ``since`` (Unix seconds) on: one entry per series, each with its exemplars."""
+        window = {"query": promql, "start": str(since), "end": str(time.time() + 300)}
+        result: list[dict[str, Any]] = self.api("query_exemplars", window)
+        return result
+
+    def exemplar_trace_ids(self, promql: str, since: float) -> list[str]:
+        """The ``trace_id`` of every exemplar stored for ``promql`` since ``since``, waiting (bounded) for one."""
+
+        def read() -> list[str] | None:
+            series = self.exemplars(promql, since)
+            ids = [e["labels"]["trace_id"] for s in series for e in s["exemplars"] if "trace_id" in e["labels"]]
+            return ids or None
+
+        return wait_for(read, f"exemplars of {promql}", PROMETHEUS_QUERY_TIMEOUT_S, self.logs)
+
+    def wait_for_scrapes(self, job: str, up: int = 1) -> None:
+        """Wait (bounded) until ``up{job=...}`` has been recorded with the given value."""
+
+        def read() -> bool | None:
+            result = self.query(f'up{{job="{job}"}}')
+            return True if result and result[0]["value"][1] == str(up) else None
+
+        wait_for(read, f'up{{job="{job}"}} == {up}', PROMETHEUS_READY_TIMEOUT_S, self.logs)
+
+
+@pytest.fixture(scope="session")
+def prometheus(prometheus_binary: str) -> Callable[..., PrometheusServer]:
+    """Make a :class:`PrometheusServer` (not yet started): ``prometheus(directory, config, extra_logs=...)``."""
+
+    def make(directory: Path, config: str, extra_logs: Callable[[], str] = str) -> PrometheusServer:
+        return PrometheusServer(prometheus_binary, directory, config, extra_logs)
+
+    return make

@@ -10,7 +10,8 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
@@ -27,8 +28,10 @@ PROMETHEUS_ACCEPT = (
 )
 WAIT_S = 10.0
 
+Fetch = Callable[..., Any]  # conftest.fetch: (url, method=, path=, headers=, context=) -> Response
 
-def test_get_serves_the_registry_as_prometheus_text(endpoint, fetch):
+
+def test_get_serves_the_registry_as_prometheus_text(endpoint: MetricsEndpoint, fetch: Fetch) -> None:
     """GET /metrics answers 200 with the registry's samples in the text format 0.0.4."""
     response = fetch(endpoint.url)
     assert response.status == 200
@@ -40,7 +43,7 @@ def test_get_serves_the_registry_as_prometheus_text(endpoint, fetch):
     assert 'demo_latency_seconds_count{method="Get"} 2.0' in text
 
 
-def test_head_has_the_get_headers_and_no_body(endpoint, fetch):
+def test_head_has_the_get_headers_and_no_body(endpoint: MetricsEndpoint, fetch: Fetch) -> None:
     """HEAD /metrics answers 200 with GET's content type and length but without a body."""
     get = fetch(endpoint.url)
     head = fetch(endpoint.url, method="HEAD")
@@ -52,7 +55,7 @@ def test_head_has_the_get_headers_and_no_body(endpoint, fetch):
 
 @pytest.mark.parametrize("path", ["/", "/metrics/", "/metricsx", "/favicon.ico", "/api/v1/metrics"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_other_paths_are_not_found(endpoint, fetch, method, path):
+def test_other_paths_are_not_found(endpoint: MetricsEndpoint, fetch: Fetch, method: str, path: str) -> None:
     """Any path other than /metrics is 404, for GET and HEAD alike."""
     response = fetch(endpoint.url, method=method, path=path)
     assert response.status == 404
@@ -60,26 +63,26 @@ def test_other_paths_are_not_found(endpoint, fetch, method, path):
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"])
-def test_other_methods_are_not_allowed(endpoint, fetch, method):
+def test_other_methods_are_not_allowed(endpoint: MetricsEndpoint, fetch: Fetch, method: str) -> None:
     """Methods other than GET and HEAD are 405 with an Allow header naming GET and HEAD."""
     response = fetch(endpoint.url, method=method)
     assert response.status == 405
     assert response.headers["allow"] == "GET, HEAD"
 
 
-def test_query_string_is_ignored_for_routing(endpoint, fetch):
+def test_query_string_is_ignored_for_routing(endpoint: MetricsEndpoint, fetch: Fetch) -> None:
     """/metrics?x=1 is still the metrics path."""
     assert fetch(endpoint.url, path="/metrics?x=1").status == 200
 
 
-def test_name_filter_restricts_the_families(endpoint, fetch):
+def test_name_filter_restricts_the_families(endpoint: MetricsEndpoint, fetch: Fetch) -> None:
     """name[]=demo_calls_total serves that family only, like prometheus_client's own handler."""
     text = fetch(endpoint.url, path="/metrics?name[]=demo_calls_total").body.decode()
     assert "demo_calls_total" in text
     assert "demo_latency_seconds" not in text
 
 
-def test_text_format_carries_no_exemplars(endpoint, fetch, trace_id):
+def test_text_format_carries_no_exemplars(endpoint: MetricsEndpoint, fetch: Fetch, trace_id: str) -> None:
     """Without an OpenMetrics Accept header the trace_id exemplar is not in the body."""
     response = fetch(endpoint.url, headers={"Accept": "text/plain"})
     assert response.headers["content-type"] == TEXT_0_0_4
@@ -87,7 +90,7 @@ def test_text_format_carries_no_exemplars(endpoint, fetch, trace_id):
 
 
 @pytest.mark.parametrize("accept", [OPENMETRICS, "application/openmetrics-text; version=1.0.0", PROMETHEUS_ACCEPT])
-def test_openmetrics_carries_the_exemplar(endpoint, fetch, trace_id, accept):
+def test_openmetrics_carries_the_exemplar(endpoint: MetricsEndpoint, fetch: Fetch, trace_id: str, accept: str) -> None:
     """Asking for application/openmetrics-text serves OpenMetrics 1.0 with the trace_id exemplar."""
     response = fetch(endpoint.url, headers={"Accept": accept})
     assert response.status == 200
@@ -98,7 +101,7 @@ def test_openmetrics_carries_the_exemplar(endpoint, fetch, trace_id, accept):
     assert text.endswith("# EOF\n")
 
 
-def test_gzip_when_accepted(endpoint, fetch):
+def test_gzip_when_accepted(endpoint: MetricsEndpoint, fetch: Fetch) -> None:
     """Accept-Encoding: gzip gets a gzipped body that decompresses to the plain one."""
     plain = fetch(endpoint.url)
     zipped = fetch(endpoint.url, headers={"Accept-Encoding": "gzip"})
@@ -121,7 +124,7 @@ class _FailingOnce:
         return [CounterMetricFamily("recovered_total", "Recovered.", value=1)]
 
 
-def test_failing_collector_answers_500_and_server_survives(fetch, caplog):
+def test_failing_collector_answers_500_and_server_survives(fetch: Fetch, caplog: pytest.LogCaptureFixture) -> None:
     """A collector that raises gets a 500 (logged on hoptel.endpoint); the next scrape succeeds."""
     registry = CollectorRegistry()
     registry.register(_FailingOnce())
@@ -135,7 +138,7 @@ def test_failing_collector_answers_500_and_server_survives(fetch, caplog):
     assert b"recovered_total 1.0" in recovered.body
 
 
-def test_no_access_log_on_stderr(endpoint, fetch, capfd):
+def test_no_access_log_on_stderr(endpoint: MetricsEndpoint, fetch: Fetch, capfd: pytest.CaptureFixture[str]) -> None:
     """Serving 200, 404, 405 and a malformed request writes nothing to stdout or stderr."""
     capfd.readouterr()
     fetch(endpoint.url)
@@ -161,7 +164,7 @@ class _Gate:
         return [CounterMetricFamily("gate_total", "Gate.", value=1)]
 
 
-def test_requests_are_served_concurrently(fetch):
+def test_requests_are_served_concurrently(fetch: Fetch) -> None:
     """While one scrape is stuck in a collector, another request is still answered."""
     gate = _Gate()
     registry = CollectorRegistry()
@@ -180,7 +183,7 @@ def test_requests_are_served_concurrently(fetch):
     assert results == [200]
 
 
-def test_port_zero_resolves_to_the_bound_port(registry, fetch):
+def test_port_zero_resolves_to_the_bound_port(registry: CollectorRegistry, fetch: Fetch) -> None:
     """Port 0 binds a free port; url and port report it."""
     with MetricsEndpoint.start(registry, host="127.0.0.1", port=0) as endpoint:
         assert endpoint.port != 0
@@ -189,7 +192,7 @@ def test_port_zero_resolves_to_the_bound_port(registry, fetch):
         assert fetch(endpoint.url).status == 200
 
 
-def test_port_in_use_names_the_variable_and_address(registry):
+def test_port_in_use_names_the_variable_and_address(registry: CollectorRegistry) -> None:
     """Binding a port another socket listens on is a ValueError naming HOPTEL_METRICS_ADDR and the address."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -200,19 +203,19 @@ def test_port_in_use_names_the_variable_and_address(registry):
     assert str(caught.value) == f"HOPTEL_METRICS_ADDR='127.0.0.1:{port}': address already in use"
 
 
-def test_port_in_use_by_another_endpoint(endpoint, registry):
+def test_port_in_use_by_another_endpoint(endpoint: MetricsEndpoint, registry: CollectorRegistry) -> None:
     """A second endpoint on the first one's port fails with the address in the message."""
     with pytest.raises(ValueError, match=rf"HOPTEL_METRICS_ADDR='127\.0\.0\.1:{endpoint.port}'"):
         MetricsEndpoint.start(registry, host="127.0.0.1", port=endpoint.port)
 
 
-def test_address_not_on_this_machine_is_a_clear_error(registry):
+def test_address_not_on_this_machine_is_a_clear_error(registry: CollectorRegistry) -> None:
     """A host that is no address of this machine is a ValueError naming HOPTEL_METRICS_ADDR."""
     with pytest.raises(ValueError, match=r"^HOPTEL_METRICS_ADDR='203\.0\.113\.7:0': cannot bind"):
         MetricsEndpoint.start(registry, host="203.0.113.7", port=0)
 
 
-def test_ipv6_loopback(registry, fetch):
+def test_ipv6_loopback(registry: CollectorRegistry, fetch: Fetch) -> None:
     """An IPv6 host is served, with the address bracketed in the URL."""
     if not _can_bind("::1"):
         pytest.skip("no IPv6 loopback on this machine")
@@ -222,7 +225,7 @@ def test_ipv6_loopback(registry, fetch):
         assert fetch(endpoint.url).status == 200
 
 
-def test_close_stops_serving_and_is_idempotent(registry, fetch):
+def test_close_stops_serving_and_is_idempotent(registry: CollectorRegistry, fetch: Fetch) -> None:
     """After close() the port refuses connections and the thread is gone; close() again is a no-op."""
     before = {t.name for t in threading.enumerate()}
     endpoint = MetricsEndpoint.start(registry, port=0)
@@ -237,13 +240,13 @@ def test_close_stops_serving_and_is_idempotent(registry, fetch):
         socket.create_connection(_address(endpoint), timeout=WAIT_S).close()
 
 
-def test_server_thread_is_a_daemon(endpoint):
+def test_server_thread_is_a_daemon(endpoint: MetricsEndpoint) -> None:
     """The serving thread never keeps the process alive."""
     (thread,) = [t for t in threading.enumerate() if t.name == f"hoptel-metrics-{endpoint.port}"]
     assert thread.daemon
 
 
-def test_default_host_is_loopback(registry, fetch):
+def test_default_host_is_loopback(registry: CollectorRegistry, fetch: Fetch) -> None:
     """Without a host the listening socket is bound to 127.0.0.1, not to all interfaces."""
     with MetricsEndpoint.start(registry, port=0) as endpoint:
         assert endpoint.bound_address == ("127.0.0.1", endpoint.port)
@@ -251,7 +254,7 @@ def test_default_host_is_loopback(registry, fetch):
         assert fetch(endpoint.url).status == 200
 
 
-def test_default_host_is_not_reachable_from_other_addresses(registry):
+def test_default_host_is_not_reachable_from_other_addresses(registry: CollectorRegistry) -> None:
     """The default endpoint refuses connections to this machine's non-loopback address."""
     outside = _non_loopback_ipv4()
     if outside is None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
+from prometheus_client.registry import CollectorRegistry
 
 from hoptel.endpoint import MetricsEndpoint, TLSFiles
 
@@ -16,8 +20,10 @@ from hoptel.endpoint import MetricsEndpoint, TLSFiles
 # handshake completes first) a reset or closed connection when it reads the response.
 REFUSED = (ssl.SSLError, ConnectionError, http.client.BadStatusLine)
 
+Fetch = Callable[..., Any]  # conftest.fetch: (url, method=, path=, headers=, context=) -> Response
 
-def test_tls_serves_https(registry, tls_files, certificates, fetch):
+
+def test_tls_serves_https(registry: CollectorRegistry, tls_files: TLSFiles, certificates: Any, fetch: Fetch) -> None:
     """With a certificate and key the endpoint serves HTTPS to a client trusting the CA; the URL says https."""
     with MetricsEndpoint.start(registry, port=0, tls=tls_files) as endpoint:
         assert endpoint.url == f"https://127.0.0.1:{endpoint.port}/metrics"
@@ -26,7 +32,9 @@ def test_tls_serves_https(registry, tls_files, certificates, fetch):
     assert b'demo_calls_total{method="Get"} 3.0' in response.body
 
 
-def test_tls_presents_the_configured_certificate(registry, tls_files, certificates, fetch):
+def test_tls_presents_the_configured_certificate(
+    registry: CollectorRegistry, tls_files: TLSFiles, certificates: Any, fetch: Fetch
+) -> None:
     """A client that does not trust the CA fails verification: the server's certificate is the given one."""
     with MetricsEndpoint.start(registry, port=0, tls=tls_files) as endpoint:
         with pytest.raises(ssl.SSLCertVerificationError):
@@ -34,7 +42,9 @@ def test_tls_presents_the_configured_certificate(registry, tls_files, certificat
         assert fetch(endpoint.url, context=certificates.client_context()).status == 200
 
 
-def test_plain_http_to_a_tls_endpoint_gets_no_metrics(registry, tls_files, fetch):
+def test_plain_http_to_a_tls_endpoint_gets_no_metrics(
+    registry: CollectorRegistry, tls_files: TLSFiles, fetch: Fetch
+) -> None:
     """A plain-HTTP request to the TLS port is not answered with metrics."""
     with MetricsEndpoint.start(registry, port=0, tls=tls_files) as endpoint:
         plain_url = endpoint.url.replace("https://", "http://")
@@ -42,21 +52,27 @@ def test_plain_http_to_a_tls_endpoint_gets_no_metrics(registry, tls_files, fetch
             fetch(plain_url)
 
 
-def test_mtls_refuses_a_client_without_certificate(registry, certificates, fetch):
+def test_mtls_refuses_a_client_without_certificate(
+    registry: CollectorRegistry, certificates: Any, fetch: Fetch
+) -> None:
     """With a client CA, a scraper that presents no certificate is refused."""
     tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
     with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint, pytest.raises(REFUSED):
         fetch(endpoint.url, context=certificates.client_context())
 
 
-def test_mtls_refuses_a_certificate_from_another_ca(registry, certificates, fetch):
+def test_mtls_refuses_a_certificate_from_another_ca(
+    registry: CollectorRegistry, certificates: Any, fetch: Fetch
+) -> None:
     """With a client CA, a client certificate signed by a different CA is refused."""
     tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
     with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint, pytest.raises(REFUSED):
         fetch(endpoint.url, context=certificates.client_context(certificates.foreign_client_chain))
 
 
-def test_mtls_serves_a_client_with_a_certificate(registry, certificates, fetch, trace_id):
+def test_mtls_serves_a_client_with_a_certificate(
+    registry: CollectorRegistry, certificates: Any, fetch: Fetch, trace_id: str
+) -> None:
     """With a client CA, a scraper presenting a certificate from that CA gets the metrics (OpenMetrics too)."""
     tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
     with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint:
@@ -67,7 +83,7 @@ def test_mtls_serves_a_client_with_a_certificate(registry, certificates, fetch, 
     assert trace_id in response.body.decode()
 
 
-def test_mtls_keeps_serving_after_refusals(registry, certificates, fetch):
+def test_mtls_keeps_serving_after_refusals(registry: CollectorRegistry, certificates: Any, fetch: Fetch) -> None:
     """Refused handshakes do not disturb the server: a good client is served afterwards."""
     tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
     with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint:
@@ -78,7 +94,9 @@ def test_mtls_keeps_serving_after_refusals(registry, certificates, fetch):
         assert fetch(endpoint.url, context=good).status == 200
 
 
-def test_tls_handshake_failures_are_quiet(registry, certificates, fetch, capfd):
+def test_tls_handshake_failures_are_quiet(
+    registry: CollectorRegistry, certificates: Any, fetch: Fetch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A refused mTLS client leaves no traceback or log line on stderr."""
     tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
     with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint:
@@ -93,7 +111,7 @@ def test_tls_handshake_failures_are_quiet(registry, certificates, fetch, capfd):
 
 
 @pytest.fixture
-def bad_files(tmp_path: Path, certificates) -> dict[str, str]:
+def bad_files(tmp_path: Path, certificates: Any) -> dict[str, str]:
     """Paths of broken files next to good ones: missing, a directory, garbage, a foreign key, an encrypted key."""
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("this is not PEM\n")
@@ -136,16 +154,26 @@ def bad_files(tmp_path: Path, certificates) -> dict[str, str]:
         ("cert", "key", "garbage", "HOPTEL_METRICS_TLS_CLIENT_CA", "not a PEM certificate"),
     ],
 )
-def test_bad_tls_file_names_the_variable(registry, bad_files, cert, key, client_ca, variable, reason):
+def test_bad_tls_file_names_the_variable(
+    registry: CollectorRegistry,
+    bad_files: dict[str, str],
+    cert: str,
+    key: str,
+    client_ca: str | None,
+    variable: str,
+    reason: str,
+) -> None:
     """A missing, unreadable or invalid TLS file is a ValueError naming its variable, its path and why."""
     tls = TLSFiles(bad_files[cert], bad_files[key], bad_files[client_ca] if client_ca else None)
-    bad_path = bad_files[{"HOPTEL_METRICS_TLS_CERT": cert, "HOPTEL_METRICS_TLS_KEY": key}.get(variable, client_ca)]
+    bad_path = {"HOPTEL_METRICS_TLS_CERT": tls.cert, "HOPTEL_METRICS_TLS_KEY": tls.key}.get(variable, tls.client_ca)
     with pytest.raises(ValueError, match=reason) as caught:
         MetricsEndpoint.start(registry, port=0, tls=tls)
     assert str(caught.value).startswith(f"{variable}={bad_path!r}: ")
 
 
-def test_tls_error_comes_before_binding(registry, bad_files, endpoint):
+def test_tls_error_comes_before_binding(
+    registry: CollectorRegistry, bad_files: dict[str, str], endpoint: MetricsEndpoint
+) -> None:
     """A bad TLS file is reported even when the address is also taken: files are checked first."""
     tls = TLSFiles(bad_files["missing"], bad_files["key"])
     with pytest.raises(ValueError, match=r"^HOPTEL_METRICS_TLS_CERT="):
@@ -161,7 +189,9 @@ def test_tls_error_comes_before_binding(registry, bad_files, endpoint):
         ("c.pem", "k.pem", "ca.pem", TLSFiles("c.pem", "k.pem", "ca.pem")),
     ],
 )
-def test_from_settings_combines_the_variables(cert, key, client_ca, expected):
+def test_from_settings_combines_the_variables(
+    cert: str | None, key: str | None, client_ca: str | None, expected: TLSFiles | None
+) -> None:
     """TLSFiles.from_settings is None when nothing is set, else the files (mTLS when a client CA is given)."""
     files = TLSFiles.from_settings(cert, key, client_ca)
     assert files == expected
@@ -178,7 +208,48 @@ def test_from_settings_combines_the_variables(cert, key, client_ca, expected):
         ("c.pem", None, "ca.pem", "^HOPTEL_METRICS_TLS_KEY is not set"),
     ],
 )
-def test_from_settings_rejects_partial_combinations(cert, key, client_ca, message):
+def test_from_settings_rejects_partial_combinations(
+    cert: str | None, key: str | None, client_ca: str | None, message: str
+) -> None:
     """A key without a certificate, a certificate without a key, or a client CA alone names what is missing."""
     with pytest.raises(ValueError, match=message):
         TLSFiles.from_settings(cert, key, client_ca)
+
+
+@pytest.mark.prometheus
+def test_prometheus_scrapes_over_mtls(
+    registry: CollectorRegistry,
+    certificates: Any,
+    prometheus: Callable[..., Any],
+    tmp_path: Path,
+    trace_id: str,
+) -> None:
+    """A real Prometheus with a client certificate scrapes the mTLS endpoint; one without a certificate cannot."""
+    tls = TLSFiles(str(certificates.server_cert), str(certificates.server_key), client_ca=str(certificates.ca))
+    with MetricsEndpoint.start(registry, port=0, tls=tls) as endpoint:
+        target = f"127.0.0.1:{endpoint.port}"
+        config = (
+            "global:\n"
+            "  scrape_interval: 1s\n"
+            "  scrape_timeout: 1s\n"
+            "scrape_configs:\n"
+            "  - job_name: with-cert\n"
+            "    scheme: https\n"
+            "    tls_config:\n"
+            f"      ca_file: {certificates.ca}\n"
+            f"      cert_file: {certificates.client_cert}\n"
+            f"      key_file: {certificates.client_key}\n"
+            f'    static_configs: [{{targets: ["{target}"]}}]\n'
+            "  - job_name: without-cert\n"
+            "    scheme: https\n"
+            "    tls_config:\n"
+            f"      ca_file: {certificates.ca}\n"
+            f'    static_configs: [{{targets: ["{target}"]}}]\n'
+        )
+        with prometheus(tmp_path, config) as server:
+            server.wait_for_scrapes("with-cert", up=1)
+            server.wait_for_scrapes("without-cert", up=0)
+            assert server.value('demo_calls_total{job="with-cert",method="Get"}') == 3
+            assert server.query('demo_calls_total{job="without-cert"}') == []
+            since = time.time() - 3600
+            assert server.exemplar_trace_ids('demo_latency_seconds_bucket{job="with-cert"}', since) == [trace_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,14 @@ def _check(promtool: str, path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_promtool_accepts_the_example_config(promtool):
+def test_promtool_accepts_the_example_config(promtool: str) -> None:
     """`promtool check config examples/prometheus.yml` succeeds."""
     result = _check(promtool, CONFIG)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 
 
-def test_promtool_check_is_not_vacuous(promtool, tmp_path):
+def test_promtool_check_is_not_vacuous(promtool: str, tmp_path: Path) -> None:
     """The same check rejects a copy with a broken scrape interval, so the test above can fail."""
     broken = tmp_path / "prometheus.yml"
     broken.write_text(CONFIG.read_text().replace("scrape_interval: 1s", "scrape_interval: soon", 1))
@@ -39,7 +40,7 @@ def test_promtool_check_is_not_vacuous(promtool, tmp_path):
     assert "FAILED" in result.stdout + result.stderr
 
 
-def test_example_config_scrapes_each_demo_service():
+def test_example_config_scrapes_each_demo_service() -> None:
     """Each demo service is a job whose one target is its hoptel metrics port on loopback, every second."""
     text = CONFIG.read_text()
     active = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
@@ -49,7 +50,9 @@ def test_example_config_scrapes_each_demo_service():
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
-def test_missing_program_fails_under_ci_and_skips_elsewhere(require_program, monkeypatch, ci, outcome):
+def test_missing_program_fails_under_ci_and_skips_elsewhere(
+    require_program: Callable[[str, str], str], monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
     """A missing promtool/prometheus fails the test when CI=true and skips it otherwise."""
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="not installed"):
