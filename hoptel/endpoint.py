@@ -56,8 +56,6 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves the registry at ``/metrics``; everything else is 404 or 405."""
 
     server: _Server
-    server_version = "hoptel"
-    sys_version = ""
     timeout = _REQUEST_TIMEOUT_S
 
     def do_GET(self) -> None:
@@ -143,9 +141,6 @@ class _Server(ThreadingHTTPServer):
 
     def server_bind(self) -> None:
         """Bind; unlike HTTPServer, skip the reverse DNS lookup of the host (it can take seconds)."""
-        if self.address_family == socket.AF_INET6:
-            # An IPv6 endpoint serves IPv6 only; "0.0.0.0" is the way to ask for IPv4.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
