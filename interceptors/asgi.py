@@ -1,0 +1,132 @@
+"""``ASGIMiddleware``: a pure ASGI middleware that traces and measures every HTTP request an app serves.
+
+    app = hoptel.ASGIMiddleware(app)                    # any ASGI app
+    starlette_app.add_middleware(hoptel.ASGIMiddleware)  # Starlette / FastAPI
+
+Per ``http`` request: the trace context is extracted from the request headers, a SERVER span is started and made
+the current context for the whole app call (the handler, a streamed body, background tasks), the status is taken
+from ``http.response.start``, and when the app returns the span ends and ``http_server_request_duration_seconds``
+is observed. An exception from the app ends the span as a 500 with the exception recorded, then propagates.
+``lifespan`` and ``websocket`` scopes are passed through untouched.
+
+The route template (``http.route`` and the ``http_route`` label) is read from the scope after the app ran, where
+routers leave it: Starlette's ``scope["route"].path`` (``/items/{item_id}``), or ``scope["route"]`` /
+``scope["path_format"]`` as a string. Without one the label is ``""``; the raw path never becomes a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry.context import attach, detach
+
+from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
+from hoptel.interceptors.recorder import HopRecorder
+from hoptel.telemetry import Telemetry
+
+__all__ = ["ASGIApp", "ASGIMiddleware", "PathFilter", "route_template"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI 3 application (the same shape Starlette's ``starlette.types.ASGIApp`` has)."""
+
+PathFilter = Callable[[str], bool]
+"""Decides per request, from the URL path, whether it is traced and measured (False: passed through)."""
+
+# Status reported when the app returned without starting a response: what servers (uvicorn) then send.
+_NO_RESPONSE_STATUS = 500
+
+
+def route_template(scope: Mapping[str, Any]) -> str | None:
+    """The route template a router left in ``scope``, or None when there is none.
+
+    >>> route_template({"path_format": "/items/{item_id}"})
+    '/items/{item_id}'
+    >>> route_template({"path": "/items/42"}) is None
+    True
+    """
+    route = scope.get("route")
+    if route is not None:
+        if isinstance(route, str):
+            return route or None
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and path:
+            return path
+    path_format = scope.get("path_format")
+    if isinstance(path_format, str) and path_format:
+        return path_format
+    return None
+
+
+class ASGIMiddleware:
+    """Trace and measure each HTTP request an ASGI app serves.
+
+    Args:
+        app: The ASGI application to wrap.
+        telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
+        filter: Called with each request's URL path; False passes the request through without a span or metric
+            (health checks).
+        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
+        record_response_headers: Response headers recorded as ``http.response.header.<name>``.
+            ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+
+    Example:
+        >>> app.add_middleware(ASGIMiddleware, filter=lambda path: path != "/healthz")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        telemetry: Telemetry | None = None,
+        *,
+        filter: PathFilter | None = None,
+        record_request_headers: Iterable[str] = (),
+        record_response_headers: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self._recorder = HopRecorder.of(telemetry)
+        self._filter = filter
+        self._request_headers = HeaderAllowList(REQUEST_HEADER_PREFIX, record_request_headers)
+        self._response_headers = HeaderAllowList(RESPONSE_HEADER_PREFIX, record_response_headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; only ``http`` scopes are instrumented."""
+        if (
+            scope["type"] != "http"
+            or not self._recorder.enabled
+            or (self._filter is not None and not self._filter(scope.get("path", "")))
+        ):
+            await self.app(scope, receive, send)
+            return
+        hop = self._recorder.start_http_server(scope)
+        span = hop.span
+        recording = span.is_recording()
+        if recording and self._request_headers:
+            span.set_attributes(self._request_headers.from_pairs(scope.get("headers") or ()))
+        response_headers = self._response_headers if recording else None
+        status = _NO_RESPONSE_STATUS
+
+        async def send_watching_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if response_headers:
+                    span.set_attributes(response_headers.from_pairs(message.get("headers") or ()))
+            await send(message)
+
+        # Attached here, in the coroutine that runs the app, so the handler and every task the app starts (a
+        # streamed body, background tasks) inherit the server span through contextvars.
+        token = attach(hop.context)
+        try:
+            await self.app(scope, receive, send_watching_status)
+        except BaseException as exc:
+            hop.finish(500, route_template(scope), exc)
+            raise
+        else:
+            hop.finish(status, route_template(scope))
+        finally:
+            detach(token)
