@@ -40,6 +40,7 @@ STANDARD_ATTRIBUTES: frozenset[str] = frozenset(vars(logging.makeLogRecord({})))
 }
 """Attributes every ``LogRecord`` has; anything else on a record is an extra field (``extra={...}``)."""
 
+_PLAIN_RECORD_SIZE = len(vars(logging.makeLogRecord({})))
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes})
 
 
@@ -95,6 +96,8 @@ def exception_text(record: logging.LogRecord) -> str | None:
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's attributes that are not standard ``LogRecord`` attributes, in the order they were set."""
     attributes = record.__dict__
+    if len(attributes) <= _PLAIN_RECORD_SIZE:  # the common case: nothing was added to a plain record
+        return {}
     names = attributes.keys() - STANDARD_ATTRIBUTES
     if not names:
         return {}
