@@ -1,0 +1,51 @@
+"""hoptel.propagate: fast W3C Trace Context, W3C Baggage and B3 propagation for gRPC metadata, HTTP headers
+and ASGI scopes, producing real OpenTelemetry contexts.
+
+>>> from hoptel.propagate import propagator_from_env
+>>> prop = propagator_from_env(None)  # tracecontext,baggage
+>>> ctx = prop.extract_headers({"Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+>>> prop.inject_metadata(None, ctx)
+[('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')]
+"""
+
+from .b3 import B3Format, parse_b3_multi, parse_b3_single
+from .baggage import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, BaggageFormat, format_baggage, parse_baggage
+from .carriers import (
+    ASGIGetter,
+    HeadersCarrier,
+    HeadersGetter,
+    HeadersSetter,
+    Metadata,
+    MetadataGetter,
+    MetadataList,
+    MetadataSetter,
+)
+from .composite import DEFAULT_PROPAGATORS, PROPAGATOR_NAMES, Propagator, propagator_from_env
+from .tracecontext import TraceContextFormat, format_traceparent, parse_traceparent, parse_tracestate
+
+__all__ = [
+    "DEFAULT_PROPAGATORS",
+    "MAX_BAGGAGE_BYTES",
+    "MAX_BAGGAGE_MEMBERS",
+    "PROPAGATOR_NAMES",
+    "ASGIGetter",
+    "B3Format",
+    "BaggageFormat",
+    "HeadersCarrier",
+    "HeadersGetter",
+    "HeadersSetter",
+    "Metadata",
+    "MetadataGetter",
+    "MetadataList",
+    "MetadataSetter",
+    "Propagator",
+    "TraceContextFormat",
+    "format_baggage",
+    "format_traceparent",
+    "parse_b3_multi",
+    "parse_b3_single",
+    "parse_baggage",
+    "parse_traceparent",
+    "parse_tracestate",
+    "propagator_from_env",
+]

@@ -1,0 +1,160 @@
+"""Shared internals: the OpenTelemetry context keys, remote-span construction and the wire-format protocol.
+
+Every wire format (``tracecontext``, ``b3``, ``b3multi``, ``baggage``) implements :class:`WireFormat`. The
+composite :class:`~hoptel.propagate.Propagator` gathers the header values a carrier holds into one small dict
+and hands it to each format in turn; formats never see the carrier, so one parser serves every carrier.
+
+Extraction collects its results in an *updates* dict (context key -> value) and the composite builds **one**
+new :class:`~opentelemetry.context.Context` from it, instead of one copy per propagator as OTel's composite
+does. The keys are taken from OpenTelemetry's own ``set_span_in_context`` and ``set_baggage``, so the result
+is exactly what those functions would have produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
+    INVALID_SPAN,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
+
+__all__ = [
+    "BAGGAGE_KEY",
+    "SPAN_KEY",
+    "TRACE_FLAGS",
+    "HeaderPairs",
+    "SpanFields",
+    "WireFormat",
+    "context_with",
+    "remote_span",
+    "span_fields",
+]
+
+HeaderPairs = list[tuple[str, str]]
+"""Lower-case header name and value pairs that a format writes on inject."""
+SpanFields = tuple[int, int, int, TraceState]
+"""What inject needs of a valid span context: ``(trace_id, span_id, flags & 0xFF, trace_state)``."""
+
+# The context keys OpenTelemetry itself uses; derived through the public API so they can never drift.
+SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
+BAGGAGE_KEY: str = next(iter(otel_baggage.set_baggage("k", "v", Context())))
+
+# Every two-digit lower-case hex string -> its TraceFlags; a dict lookup both validates and converts.
+TRACE_FLAGS: dict[str, TraceFlags] = {format(i, "02x"): TraceFlags(i) for i in range(256)}
+
+_tuple_new = tuple.__new__
+
+
+def _tuple_layout_holds() -> bool:
+    """Whether SpanContext is still the 6-tuple (trace_id, span_id, is_remote, flags, state, is_valid).
+
+    It has been since opentelemetry-api 1.0; building and reading it as a tuple halves the cost of the
+    constructor and the properties. If a release ever changes it, the public constructor and properties
+    are used instead.
+    """
+    state = TraceState([("k", "v")])
+    flags = TraceFlags(1)
+    try:
+        fast = _tuple_new(SpanContext, (0x1234, 0x56, True, flags, state, True))
+        slow = SpanContext(0x1234, 0x56, True, flags, state)
+        return (
+            tuple(fast) == tuple(slow)
+            and (fast.trace_id, fast.span_id, fast.is_remote, fast.is_valid) == (0x1234, 0x56, True, True)
+            and fast.trace_flags is flags
+            and fast.trace_state is state
+        )
+    except Exception:
+        return False
+
+
+_TUPLE_LAYOUT = _tuple_layout_holds()
+_SPAN_TYPES: set[type] = set()  # classes already checked to be Spans (isinstance on an ABC is slow)
+
+
+class WireFormat(Protocol):
+    """One propagation wire format, independent of the carrier.
+
+    Attributes:
+        name: The ``OTEL_PROPAGATORS`` name.
+        reads: Lower-case header names read on extract, each mapped to ``True`` when several occurrences are
+            combined with ``","`` (``tracestate``, ``baggage``) and ``False`` when the first one wins.
+        fields: Header names written on inject (OpenTelemetry's ``TextMapPropagator.fields``).
+        owned: Header names replaced when this format writes: ``fields`` plus companions that would be stale
+            (``tracestate`` next to a new ``traceparent``).
+    """
+
+    name: str
+    reads: Mapping[str, bool]
+    fields: tuple[str, ...]
+    owned: tuple[str, ...]
+
+    def extract(self, values: Mapping[str, str], context: Context, updates: dict[str, object]) -> None:
+        """Parse ``values`` (lower-case name -> value) and record context changes in ``updates``.
+
+        Must never raise; an invalid or missing header records nothing.
+        """
+
+    def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
+        """Append this format's headers to ``out``; return whether anything was written."""
+
+
+def _remote_span_tuple(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState = DEFAULT_TRACE_STATE
+) -> NonRecordingSpan:
+    return NonRecordingSpan(_tuple_new(SpanContext, (trace_id, span_id, True, flags, state, True)))
+
+
+def _remote_span_public(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState = DEFAULT_TRACE_STATE
+) -> NonRecordingSpan:
+    return NonRecordingSpan(SpanContext(trace_id, span_id, True, flags, state))
+
+
+remote_span = _remote_span_tuple if _TUPLE_LAYOUT else _remote_span_public
+"""Build the non-recording span that stands for a remote parent.
+
+``remote_span(trace_id, span_id, flags, state=DEFAULT_TRACE_STATE)`` returns
+``NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags, trace_state=state))``,
+as OpenTelemetry's propagators build it; the ids must be non-zero and in range (the parsers check).
+"""
+
+
+def context_with(context: Context, updates: dict[str, object]) -> Context:
+    """Return a new context holding ``context``'s entries overridden by ``updates`` (one copy)."""
+    if context:
+        return Context(context, **updates)
+    return Context(updates)
+
+
+def span_fields(context: Context) -> SpanFields | None:
+    """Return the fields of the valid span context of the span in ``context``, else ``None``."""
+    span = context.get(SPAN_KEY)
+    if span is None:
+        return None
+    kind = type(span)
+    if kind not in _SPAN_TYPES:
+        if not isinstance(span, Span):
+            return None
+        _SPAN_TYPES.add(kind)
+    span_context = span.get_span_context()  # type: ignore[attr-defined]  # a Span, checked above
+    if _TUPLE_LAYOUT and type(span_context) is SpanContext:
+        trace_id, span_id, _, flags, state, valid = span_context
+    else:
+        trace_id = span_context.trace_id
+        span_id = span_context.span_id
+        flags = span_context.trace_flags
+        state = span_context.trace_state
+        valid = span_context.is_valid
+    if valid:
+        return trace_id, span_id, flags & 0xFF, state
+    return None

@@ -1,0 +1,429 @@
+"""Carriers: reading header values out of, and writing them into, gRPC metadata, HTTP headers and ASGI scopes.
+
+Reading is one pass over the carrier that keeps only the names the propagator wants (a small dict of
+lower-case name -> value, repeated ``tracestate``/``baggage`` joined with ``","``); the wire formats parse that
+dict and never touch the carrier. Each carrier shape has its own loop, written for the common case and
+backed by a careful fallback, so a malformed carrier yields "no headers", never an exception.
+
+* gRPC metadata: an iterable of ``(key, value)`` pairs (a list, a tuple of grpc's ``_Metadatum``,
+  ``grpc.aio.Metadata``), a dict, or ``None``. Keys are compared lower-case; ``bytes`` values (``-bin``
+  keys) are skipped.
+* HTTP headers: ``httpx.Headers``, any ``Mapping[str, str]`` (looked up case-insensitively), or a list of
+  ``(str | bytes, str | bytes)`` pairs. ``bytes`` are decoded as Latin-1 (non-ASCII never validates).
+* ASGI: ``scope["headers"]``, a list of ``(bytes, bytes)`` pairs with lower-case names.
+
+The ``*Getter``/``*Setter`` classes adapt the same carriers to OpenTelemetry's
+:class:`~opentelemetry.propagators.textmap.Getter`/``Setter`` API, so OTel's own propagators can use them
+too, and :meth:`hoptel.propagate.Propagator.extract` recognises them and takes the fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from itertools import islice
+from typing import Any, TypeAlias, cast
+
+import httpx
+from opentelemetry.propagators.textmap import Getter, Setter
+
+__all__ = [
+    "ASGIGetter",
+    "HeadersCarrier",
+    "HeadersGetter",
+    "HeadersSetter",
+    "Metadata",
+    "MetadataGetter",
+    "MetadataList",
+    "MetadataSetter",
+    "copy_metadata",
+    "gather_asgi",
+    "gather_headers",
+    "gather_metadata",
+    "merge_metadata",
+    "set_headers",
+]
+
+Metadata: TypeAlias = "Iterable[tuple[str, str | bytes]] | Mapping[str, str | bytes] | None"
+"""gRPC metadata as grpcio hands it around: pairs, ``grpc.aio.Metadata``, or ``None``."""
+MetadataList: TypeAlias = "list[tuple[str, str | bytes]]"
+"""The metadata list that ``inject_metadata`` returns."""
+HeadersCarrier: TypeAlias = (
+    "httpx.Headers | Mapping[str, str] | Mapping[str, str | bytes] | Iterable[tuple[str | bytes, str | bytes]]"
+)
+"""HTTP headers: ``httpx.Headers``, a mapping, or ``(name, value)`` pairs of ``str`` or ``bytes``."""
+
+_MAX_COMBINED = 8192  # no parser keeps more; stop concatenating repeated headers beyond it
+_MAX_ITEMS = 4096  # the careful fallback never looks at more items than this
+
+
+def _add(found: dict[str, str], name: str, value: str, combine: bool) -> None:
+    previous = found.get(name)
+    if previous is None:
+        found[name] = value
+    elif combine and len(previous) <= _MAX_COMBINED:
+        found[name] = previous + "," + value
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("latin-1")
+    return None
+
+
+def _gather_items(items: Iterable[Any], wanted: Mapping[str, bool], decode: bool) -> dict[str, str]:
+    """The careful path: any item shape, ``str``/``bytes`` keys, list values; bounded; never raises."""
+    found: dict[str, str] = {}
+    try:
+        for item in islice(items, _MAX_ITEMS):
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                continue
+            name = _text(key)
+            if name is None:
+                continue
+            name = name.lower()
+            combine = wanted.get(name)
+            if combine is None:
+                continue
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            for one in values:
+                text = _text(one) if decode else (one if isinstance(one, str) else None)
+                if text is not None:
+                    _add(found, name, text, combine)
+    except Exception:  # a broken iterator: keep what was read
+        return found
+    return found
+
+
+def gather_metadata(metadata: object, wanted: Mapping[str, bool]) -> dict[str, str]:
+    """Collect the ``wanted`` entries of gRPC metadata.
+
+    Args:
+        metadata: Pairs, ``grpc.aio.Metadata``, a dict, or ``None``; anything else counts as empty.
+        wanted: Lower-case name -> whether repeated values are joined with ``","``.
+
+    Returns:
+        Lower-case name -> value. ``bytes`` values are skipped.
+    """
+    if not metadata:
+        return {}
+    if isinstance(metadata, dict):
+        metadata = metadata.items()
+    found: dict[str, str] = {}
+    try:
+        for key, value in metadata:  # type: ignore[attr-defined]  # anything else is caught below
+            combine = wanted.get(key)
+            if combine is None:
+                if key.islower():
+                    continue
+                key = key.lower()
+                combine = wanted.get(key)
+                if combine is None:
+                    continue
+            if isinstance(value, str):
+                previous = found.get(key)
+                if previous is None:
+                    found[key] = value
+                elif combine and len(previous) <= _MAX_COMBINED:
+                    found[key] = previous + "," + value
+    except Exception:
+        return _gather_items(cast("Iterable[Any]", metadata), wanted, decode=False)
+    return found
+
+
+def gather_headers(headers: object, wanted: Mapping[str, bool], wanted_bytes: Mapping[bytes, str]) -> dict[str, str]:
+    """Collect the ``wanted`` HTTP headers.
+
+    Args:
+        headers: ``httpx.Headers``, a mapping, or pairs of ``str``/``bytes``; anything else counts as empty.
+        wanted: Lower-case name -> whether repeated values are joined with ``","``.
+        wanted_bytes: The same names encoded, lower-case bytes -> name.
+
+    Returns:
+        Lower-case name -> value.
+    """
+    if isinstance(headers, httpx.Headers):
+        # httpx keeps (raw key, lower-case key, value) byte triples; reading them directly is ~5x faster
+        # than its decoding accessors. Any surprise in that layout falls back to the public API.
+        found: dict[str, str] = {}
+        try:
+            for _, key, value in headers._list:
+                name = wanted_bytes.get(key)
+                if name is not None:
+                    _add(found, name, value.decode("latin-1"), wanted[name])
+        except Exception:
+            return _gather_items(headers.multi_items(), wanted, decode=True)
+        return found
+    if not headers:
+        return {}
+    if isinstance(headers, Mapping):
+        return _gather_items(headers.items(), wanted, decode=True)
+    if isinstance(headers, (str, bytes)):
+        return {}
+    return _gather_items(cast("Iterable[Any]", headers), wanted, decode=True)
+
+
+def gather_asgi(scope: object, wanted: Mapping[str, bool], wanted_bytes: Mapping[bytes, str]) -> dict[str, str]:
+    """Collect the ``wanted`` headers of an ASGI ``scope`` (``scope["headers"]``: lower-case byte pairs).
+
+    Args:
+        scope: The ASGI connection scope; anything else counts as empty.
+        wanted: Lower-case name -> whether repeated values are joined with ``","``.
+        wanted_bytes: The same names encoded, lower-case bytes -> name.
+
+    Returns:
+        Lower-case name -> value.
+    """
+    try:
+        headers = scope.get("headers")  # type: ignore[attr-defined]  # not a mapping is caught below
+    except Exception:
+        return {}
+    if not headers:
+        return {}
+    found: dict[str, str] = {}
+    try:
+        for key, value in headers:
+            name = wanted_bytes.get(key)
+            if name is not None:
+                _add(found, name, value.decode("latin-1"), wanted[name])
+    except Exception:
+        return _gather_items(headers, wanted, decode=True)
+    return found
+
+
+def merge_metadata(metadata: object, ours: list[tuple[str, str]], owned: frozenset[str]) -> MetadataList:
+    """Return a new metadata list: the caller's entries in order, minus ``owned`` names, then ``ours``.
+
+    Args:
+        metadata: The caller's metadata (pairs, ``grpc.aio.Metadata``, a dict, or ``None``); not modified.
+        ours: The pairs to add; the list is reused for the result when there is no caller metadata.
+        owned: Lower-case names that ours replace (compared case-insensitively).
+
+    Returns:
+        A new list.
+    """
+    result = cast("MetadataList", ours)
+    if not metadata:
+        return result
+    if isinstance(metadata, dict):
+        metadata = list(metadata.items())
+    try:
+        kept = [
+            item
+            for item in metadata  # type: ignore[attr-defined]  # anything else is caught below
+            if (key := item[0]) not in owned and (key.islower() or key.lower() not in owned)
+        ]
+    except Exception:
+        kept = []
+        try:
+            for item in islice(cast("Iterable[Any]", metadata), _MAX_ITEMS):
+                try:
+                    key = item[0]
+                    if isinstance(key, str) and key.lower() in owned:
+                        continue
+                except Exception:  # keep what we cannot read: it is the caller's
+                    pass
+                kept.append(item)
+        except Exception:  # a broken iterator: keep what was read
+            pass
+    kept += result
+    return kept
+
+
+def copy_metadata(metadata: object) -> MetadataList:
+    """Return the caller's metadata as a new list (``[]`` for ``None`` or anything unreadable)."""
+    if not metadata:
+        return []
+    try:
+        if isinstance(metadata, dict):
+            return list(metadata.items())
+        return list(cast("Iterable[tuple[str, str | bytes]]", metadata))
+    except Exception:
+        return []
+
+
+def set_headers(
+    headers: object, ours: list[tuple[str, str]], owned: frozenset[str], owned_bytes: frozenset[bytes] = frozenset()
+) -> None:
+    """Write ``ours`` into HTTP headers in place, replacing any ``owned`` names already there.
+
+    Args:
+        headers: ``httpx.Headers`` (set with ``headers[name] = value``), a ``MutableMapping[str, str]``, or a
+            list of ``(str | bytes, str | bytes)`` pairs (bytes names get bytes pairs).
+        ours: The pairs to write.
+        owned: Lower-case names that ours replace (compared case-insensitively).
+        owned_bytes: The same names, encoded (a speed-up for ``httpx.Headers``; derived when empty).
+
+    Raises:
+        TypeError: ``headers`` is none of the supported mutable carriers.
+    """
+    if isinstance(headers, httpx.Headers):
+        # Names we own but do not write this time (a stale tracestate next to a new traceparent) must go.
+        stale = _stale_httpx(headers, ours, owned, owned_bytes) if len(owned) > len(ours) else ()
+        for name in stale:
+            del headers[name]
+        for name, value in ours:
+            headers[name] = value
+    elif isinstance(headers, list):
+        try:
+            use_bytes = bool(headers) and isinstance(headers[0][0], (bytes, bytearray))
+        except Exception:  # an odd first item: write str pairs
+            use_bytes = False
+        kept = [item for item in headers if not _owned_pair(item, owned)]
+        if use_bytes:
+            kept += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in ours]
+        else:
+            kept += ours
+        headers[:] = kept
+    elif isinstance(headers, MutableMapping):
+        mapping = cast("MutableMapping[str, str]", headers)
+        for key in [key for key in mapping if isinstance(key, str) and key.lower() in owned]:
+            del mapping[key]
+        for name, value in ours:
+            mapping[name] = value
+    else:
+        raise TypeError(f"cannot inject into {type(headers).__name__}: expected httpx.Headers, a dict or a list")
+
+
+def _stale_httpx(
+    headers: httpx.Headers, ours: list[tuple[str, str]], owned: frozenset[str], owned_bytes: frozenset[bytes]
+) -> list[str]:
+    if owned_bytes:
+        try:  # one pass over httpx's (raw, lower-case, value) triples; nothing owned is the common case
+            for _, key, _ in headers._list:
+                if key in owned_bytes:
+                    break
+            else:
+                return []
+        except Exception:  # httpx changed its internals: ask the public API below
+            pass
+    written = {name for name, _ in ours}
+    return [name for name in owned if name not in written and name in headers]
+
+
+def _owned_pair(item: object, owned: frozenset[str]) -> bool:
+    try:
+        key = _text(item[0])  # type: ignore[index]  # anything else is kept
+    except Exception:
+        return False
+    return key is not None and key.lower() in owned
+
+
+class MetadataGetter(Getter[Metadata]):
+    """OpenTelemetry ``Getter`` for gRPC metadata (case-insensitive keys, ``bytes`` values skipped)."""
+
+    def get(self, carrier: Metadata, key: str) -> list[str] | None:
+        """Return every ``str`` value of ``key``, or ``None`` when there is none."""
+        found = _all_values(carrier, key.lower(), decode=False)
+        return found or None
+
+    def keys(self, carrier: Metadata) -> list[str]:
+        """Return the lower-case keys, in order."""
+        return _all_keys(carrier)
+
+
+class HeadersGetter(Getter[HeadersCarrier]):
+    """OpenTelemetry ``Getter`` for HTTP headers: ``httpx.Headers``, mappings, or ``(name, value)`` pairs."""
+
+    def get(self, carrier: HeadersCarrier, key: str) -> list[str] | None:
+        """Return every value of ``key`` (case-insensitive), or ``None`` when there is none."""
+        if isinstance(carrier, httpx.Headers):
+            return carrier.get_list(key) or None
+        found = _all_values(carrier, key.lower(), decode=True)
+        return found or None
+
+    def keys(self, carrier: HeadersCarrier) -> list[str]:
+        """Return the lower-case header names, in order."""
+        if isinstance(carrier, httpx.Headers):
+            return list(carrier.keys())
+        return _all_keys(carrier)
+
+
+class ASGIGetter(Getter[Mapping[str, Any]]):
+    """OpenTelemetry ``Getter`` for an ASGI scope (``scope["headers"]``)."""
+
+    def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
+        """Return every value of header ``key``, or ``None`` when there is none."""
+        try:
+            headers = carrier.get("headers")
+        except Exception:
+            return None
+        found = _all_values(headers, key.lower(), decode=True)
+        return found or None
+
+    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+        """Return the header names, in order."""
+        try:
+            headers = carrier.get("headers")
+        except Exception:
+            return []
+        return _all_keys(headers)
+
+
+class MetadataSetter(Setter[MetadataList]):
+    """OpenTelemetry ``Setter`` for a metadata list: replaces ``key`` (case-insensitively), appends lower-case."""
+
+    def set(self, carrier: MetadataList, key: str, value: str) -> None:
+        """Replace any ``key`` entries in ``carrier`` with ``(key.lower(), value)``."""
+        name = key.lower()
+        carrier[:] = [item for item in carrier if not _owned_pair(item, frozenset((name,)))]
+        carrier.append((name, value))
+
+
+class HeadersSetter(Setter[Any]):
+    """OpenTelemetry ``Setter`` for ``httpx.Headers``, ``MutableMapping[str, str]`` or a list of pairs."""
+
+    def set(self, carrier: Any, key: str, value: str) -> None:
+        """Set header ``key`` (lower-cased) to ``value``, replacing it case-insensitively."""
+        name = key.lower()
+        set_headers(carrier, [(name, value)], frozenset((name,)))
+
+
+def _pairs(carrier: object) -> Iterable[Any]:
+    if not carrier:
+        return ()
+    if isinstance(carrier, httpx.Headers):
+        return carrier.multi_items()
+    if isinstance(carrier, Mapping):
+        return carrier.items()
+    if isinstance(carrier, (str, bytes)):
+        return ()
+    return cast("Iterable[Any]", carrier)
+
+
+def _all_values(carrier: object, name: str, decode: bool) -> list[str]:
+    found: list[str] = []
+    try:
+        for item in islice(_pairs(carrier), _MAX_ITEMS):
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                continue
+            text_key = _text(key)
+            if text_key is None or text_key.lower() != name:
+                continue
+            for one in value if isinstance(value, (list, tuple)) else (value,):
+                text = _text(one) if decode else (one if isinstance(one, str) else None)
+                if text is not None:
+                    found.append(text)
+    except Exception:  # a broken carrier: keep what was read
+        return found
+    return found
+
+
+def _all_keys(carrier: object) -> list[str]:
+    keys: list[str] = []
+    try:
+        for item in islice(_pairs(carrier), _MAX_ITEMS):
+            try:
+                key = _text(item[0])
+            except Exception:
+                continue
+            if key is not None:
+                keys.append(key.lower())
+    except Exception:
+        return keys
+    return keys
