@@ -6,6 +6,7 @@
 """
 
 from hoptel.logs.directives import Directives, parse_directives
+from hoptel.logs.grpc_verbosity import GrpcVerbosity, quiet_grpc_core
 from hoptel.logs.pipeline import LogPipeline
 
-__all__ = ["Directives", "LogPipeline", "parse_directives"]
+__all__ = ["Directives", "GrpcVerbosity", "LogPipeline", "parse_directives", "quiet_grpc_core"]

@@ -11,6 +11,9 @@ The worker thread (a daemon named ``hoptel-log-writer``) takes everything queued
 and writes. ``drain()`` (and ``flush()``) waits until everything queued before it was handed to the sink;
 ``stop()`` does the same and ends the worker.
 
+After ``os.fork()`` (gunicorn's pre-fork workers) the child starts its own queue and worker; records queued in
+the parent before the fork are written by the parent only.
+
 The size check and the put are not one atomic step, so with many threads logging at once the queue can
 overshoot ``maxsize`` by at most one entry per thread; it never grows without bound.
 """
@@ -18,11 +21,13 @@ overshoot ``maxsize`` by at most one entry per thread; it never grows without bo
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
@@ -53,6 +58,12 @@ class _Marker:
         self.stop = stop
 
 
+def _restart_in_child(handler: weakref.ref[BoundedQueueHandler]) -> None:
+    live = handler()
+    if live is not None:
+        live._after_fork_in_child()
+
+
 class BoundedQueueHandler(logging.Handler):
     """Enqueues records for one worker thread; drops and counts them when the queue is full.
 
@@ -80,15 +91,26 @@ class BoundedQueueHandler(logging.Handler):
         self._maxsize = maxsize
         self._batch_size = batch_size
         self._counter = dropped_counter
+        self._dropped = 0
+        self._closed = False
+        self._reported = False
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            handler = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _restart_in_child(handler))
+
+    def _start_worker(self) -> None:
         self._queue: queue.SimpleQueue[Entry | _Marker] = queue.SimpleQueue()
         self._qsize = self._queue.qsize
         self._put = self._queue.put
         self._drop_lock = threading.Lock()
-        self._dropped = 0
-        self._closed = False
-        self._reported = False
         self._thread = threading.Thread(target=self._run, name="hoptel-log-writer", daemon=True)
         self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no worker thread: start a fresh queue and worker (the parent writes its own)."""
+        if not self._closed:
+            self._start_worker()
 
     @property
     def dropped(self) -> int:

@@ -27,9 +27,9 @@ SUBPROCESS_TIMEOUT_S = 120.0  # a hang fails the test instead of the whole run
 
 @pytest.fixture
 def start_pipeline() -> Iterator[PipelineFactory]:
-    """Start LogPipelines writing to a StringIO by default; all are shut down and root logging restored after."""
+    """Start LogPipelines writing to a StringIO by default; all are shut down after the test."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    level = root.level
     started: list[LogPipeline] = []
 
     def factory(**kwargs: Any) -> LogPipeline:
@@ -42,7 +42,8 @@ def start_pipeline() -> Iterator[PipelineFactory]:
     yield factory
     for pipeline in reversed(started):
         pipeline.shutdown(timeout=5.0)
-    root.handlers[:] = handlers
+        if pipeline.handler in root.handlers:  # a failed shutdown must not leak into later tests
+            root.removeHandler(pipeline.handler)
     root.setLevel(level)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -169,3 +170,32 @@ def test_ten_thousand_records_are_all_on_stdout(run_script: ScriptRunner, ending
     done = run_script(BULK_SCRIPT, ending)
     messages = [line["message"] for line in _json_lines(done.stdout)]
     assert messages == [f"record {n}" for n in range(10_000)]
+
+
+FORK_SCRIPT = """
+    import logging, os
+    from hoptel.logs import LogPipeline
+
+    pipeline = LogPipeline.start(directives="info")
+    log = logging.getLogger("forking")
+    log.info("parent before fork")
+    assert pipeline.flush(timeout=10.0)
+    pid = os.fork()
+    if pid == 0:
+        log.info("child %d", os.getpid())
+        pipeline.shutdown(timeout=10.0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    log.info("parent after fork")
+    pipeline.shutdown(timeout=10.0)
+    print('{"message": "child was %d"}' % pid)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_gets_its_own_writer(run_script: ScriptRunner) -> None:
+    """After os.fork() the child's records are written by a worker of its own; the parent keeps writing."""
+    done = run_script(FORK_SCRIPT)
+    messages = [line["message"] for line in _json_lines(done.stdout)]
+    child_pid = messages[-1].removeprefix("child was ")
+    assert messages[:-1] == ["parent before fork", f"child {child_pid}", "parent after fork"]
