@@ -51,11 +51,9 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
     """
     route = scope.get("route")
     if route is not None:
-        if isinstance(route, str):
-            return route or None
-        path = getattr(route, "path", None)
-        if isinstance(path, str) and path:
-            return path
+        template = route if isinstance(route, str) else getattr(route, "path", None)
+        if isinstance(template, str) and template:
+            return template
     path_format = scope.get("path_format")
     if isinstance(path_format, str) and path_format:
         return path_format

@@ -8,11 +8,12 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import uvicorn
 from opentelemetry import trace
+from prometheus_client.openmetrics.exposition import generate_latest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -33,7 +34,9 @@ CLIENT_DURATION = "http_client_request_duration_seconds"
 
 
 @contextlib.contextmanager
-def run_uvicorn(app: ASGIApp, *, lifespan: str = "off", uds: str | None = None) -> Iterator[str]:
+def run_uvicorn(
+    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off", uds: str | None = None
+) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a background thread on a pre-bound socket; yield the base URL.
 
     The socket is 127.0.0.1 on an ephemeral port, or the Unix socket ``uds`` (then the URL is ``http://uds``).
@@ -168,3 +171,9 @@ def series(tel: hoptel.Telemetry, name: str) -> list[dict[str, str]]:
         for sample in metric.samples
         if sample.name == f"{name}_count"
     ]
+
+
+def openmetrics_text(tel: hoptel.Telemetry) -> str:
+    """The registry of ``tel`` in OpenMetrics format, the one that carries exemplars."""
+    exposition: bytes = generate_latest(tel.registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+    return exposition.decode()

@@ -14,9 +14,9 @@ from httptest_support import (
     TelemetryFactory,
     build_app,
     histogram_count,
+    openmetrics_text,
     run_uvicorn,
 )
-from prometheus_client.openmetrics.exposition import generate_latest
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -406,7 +406,7 @@ def test_sampled_observation_carries_trace_id_exemplar(
     with httpx.Client(transport=hoptel.HTTPTransport(telemetry=telemetry), timeout=TIMEOUT) as client:
         client.get(f"{base}/items/1")
     (span,) = receiver.wait_for_spans(1)
-    exposition = generate_latest(telemetry.registry).decode()
+    exposition = openmetrics_text(telemetry)
     assert f'# {{trace_id="{span.trace_id}"}}' in exposition
 
 
@@ -420,7 +420,7 @@ def test_unsampled_request_is_measured_and_propagated_without_span(
         client.get(f"{base}/items/1")
     assert parse_traceparent(observed.headers["item"]["traceparent"])[2] is False
     assert histogram_count(tel, CLIENT_DURATION, client_labels("200")) == 1
-    assert "trace_id" not in generate_latest(tel.registry).decode()
+    assert "trace_id" not in openmetrics_text(tel)
     tel.force_flush()
     assert receiver.spans() == []
 
