@@ -339,11 +339,10 @@ class _Parser:
 
     def _sampler(self) -> SamplerConfig:
         name = self._choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", _SAMPLERS)
-        ratio = 1.0
-        if name.endswith("traceidratio"):
-            ratio = self._number("OTEL_TRACES_SAMPLER_ARG", 1.0)
-            if ratio > 1.0:
-                raise _fail("OTEL_TRACES_SAMPLER_ARG", str(self._get("OTEL_TRACES_SAMPLER_ARG")), "expected 0..1")
+        # Validated even when the sampler ignores it: a bad value is a mistake either way.
+        ratio = self._number("OTEL_TRACES_SAMPLER_ARG", 1.0)
+        if ratio > 1.0:
+            raise _fail("OTEL_TRACES_SAMPLER_ARG", str(self._get("OTEL_TRACES_SAMPLER_ARG")), "expected 0..1")
         return SamplerConfig(name, ratio)
 
     def _semconv(self) -> frozenset[str]:

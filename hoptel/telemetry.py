@@ -24,12 +24,13 @@ from prometheus_client.registry import CollectorRegistry
 from hoptel.batch import BatchSpanProcessor, PipelineCounters
 from hoptel.config import Config, SamplerConfig
 from hoptel.exporters import build_log_exporter, build_span_exporter
+from hoptel.logs import GrpcVerbosity, LogPipeline, quiet_grpc_core
+from hoptel.logs.grpc_verbosity import undo_grpc_verbosity
 from hoptel.resource import build_resource
 from hoptel.self_metrics import SelfMetrics
 
 if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
-    from hoptel.logs import LogPipeline
     from hoptel.propagate import Propagator
 
 __all__ = ["Telemetry", "current", "setup"]
@@ -164,6 +165,7 @@ def setup(
     span_exporter: SpanExporter | None = None,
     environ: Mapping[str, str] | None = None,
     install_global: bool = True,
+    keep_log_handlers: bool = False,
     **overrides: Any,
 ) -> Telemetry:
     """Configure tracing, metrics and logs for this process from ``OTEL_*`` / ``HOPTEL_*`` and the arguments.
@@ -173,6 +175,8 @@ def setup(
         span_exporter: export spans here instead of the exporter OTEL_TRACES_EXPORTER names (tests, custom sinks).
         environ: read these variables instead of ``os.environ``.
         install_global: also make the tracer provider the OTel global one.
+        keep_log_handlers: keep the root logger's console handlers (by default hoptel's JSON handler replaces
+            them for the Telemetry's lifetime, so nothing prints twice).
         **overrides: any setting by variable name without prefix, lower case: ``traces_exporter="none"``,
             ``metrics_addr="127.0.0.1:0"``, ``exporter_otlp_endpoint=...``, ``log="debug"``.
 
@@ -183,7 +187,13 @@ def setup(
         ValueError: a bad configuration value; the message names the variable and the value.
     """
     config = Config.load(os.environ if environ is None else environ, service_name, overrides)
-    telemetry = _disabled(config) if config.sdk_disabled else _build(config, span_exporter)
+    # First, before anything imports grpc: gRPC core reads GRPC_VERBOSITY once, at import.
+    grpc_verbosity = quiet_grpc_core()
+    if config.sdk_disabled:
+        undo_grpc_verbosity(grpc_verbosity)
+        telemetry = _disabled(config)
+    else:
+        telemetry = _build(config, span_exporter, grpc_verbosity, keep_log_handlers)
     if install_global and telemetry.enabled:
         _install_global_provider(telemetry.tracer_provider)
     global _latest
@@ -193,7 +203,9 @@ def setup(
     return telemetry
 
 
-def _build(config: Config, span_exporter: SpanExporter | None) -> Telemetry:
+def _build(
+    config: Config, span_exporter: SpanExporter | None, grpc_verbosity: GrpcVerbosity, keep_log_handlers: bool
+) -> Telemetry:
     from hoptel.propagate import propagator_from_env
 
     propagator = propagator_from_env(config.propagators)
@@ -221,7 +233,7 @@ def _build(config: Config, span_exporter: SpanExporter | None) -> Telemetry:
         provider.add_span_processor(processor)
     telemetry = Telemetry(config, provider, registry, propagator, processor=processor, self_metrics=self_metrics)
     try:
-        telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics)
+        telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics, grpc_verbosity, keep_log_handlers)
         telemetry._endpoint = _start_endpoint(config, registry)
     except BaseException:
         telemetry.shutdown(timeout=1.0)
@@ -230,9 +242,14 @@ def _build(config: Config, span_exporter: SpanExporter | None) -> Telemetry:
     return telemetry
 
 
-def _start_logs(config: Config, resource: Any, log_exporter: Any, self_metrics: SelfMetrics) -> LogPipeline:
-    from hoptel.logs import LogPipeline
-
+def _start_logs(
+    config: Config,
+    resource: Any,
+    log_exporter: Any,
+    self_metrics: SelfMetrics,
+    grpc_verbosity: GrpcVerbosity,
+    keep_handlers: bool,
+) -> LogPipeline:
     return LogPipeline.start(
         directives=config.log_directives,
         log_format=config.log_format,
@@ -241,6 +258,8 @@ def _start_logs(config: Config, resource: Any, log_exporter: Any, self_metrics: 
         otlp_exporter=log_exporter,
         dropped_counter=self_metrics.log_records_dropped,
         queue_size=config.log_queue_size,
+        keep_handlers=keep_handlers,
+        grpc_verbosity=grpc_verbosity,
     )
 
 
