@@ -1,5 +1,7 @@
-"""hoptel.propagate: fast W3C Trace Context, W3C Baggage and B3 propagation for gRPC metadata, HTTP headers
-and ASGI scopes, producing real OpenTelemetry contexts.
+"""Fast trace-context and baggage propagation for gRPC metadata, HTTP headers and ASGI scopes.
+
+W3C Trace Context, W3C Baggage and B3 (single and multi header), chosen by ``OTEL_PROPAGATORS``; contexts are
+real OpenTelemetry contexts, so SDK tracers and the official instrumentations interoperate with them.
 
 >>> from hoptel.propagate import propagator_from_env
 >>> prop = propagator_from_env(None)  # tracecontext,baggage

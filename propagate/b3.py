@@ -32,12 +32,12 @@ from ._core import SPAN_KEY, HeaderPairs, SpanFields, remote_span
 
 __all__ = [
     "B3",
-    "B3Format",
     "B3_FLAGS",
     "B3_PARENT_SPAN_ID",
     "B3_SAMPLED",
     "B3_SPAN_ID",
     "B3_TRACE_ID",
+    "B3Format",
     "parse_b3_multi",
     "parse_b3_single",
 ]
@@ -130,7 +130,7 @@ class B3Format:
         B3_FLAGS: False,
     }
     # Writing either form replaces every B3 header the caller had: receivers prefer a stale single header.
-    owned = (B3, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED, B3_FLAGS, B3_PARENT_SPAN_ID)
+    owned: tuple[str, ...] = (B3, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED, B3_FLAGS, B3_PARENT_SPAN_ID)
 
     def __init__(self, single: bool) -> None:
         self.single = single
@@ -156,10 +156,10 @@ class B3Format:
         trace_id, span_id, flags, _ = span
         sampled = "1" if flags & TraceFlags.SAMPLED else "0"
         if self.single:
-            out.append((B3, "%032x-%016x-%s" % (trace_id, span_id, sampled)))
+            out.append((B3, f"{trace_id:032x}-{span_id:016x}-{sampled}"))
         else:
-            out.append((B3_TRACE_ID, "%032x" % trace_id))
-            out.append((B3_SPAN_ID, "%016x" % span_id))
+            out.append((B3_TRACE_ID, f"{trace_id:032x}"))
+            out.append((B3_SPAN_ID, f"{span_id:016x}"))
             out.append((B3_SAMPLED, sampled))
         return True
 

@@ -96,16 +96,19 @@ def format_baggage(entries: Mapping[str, object]) -> str:
     members: list[str] = []
     size = -1
     for key, item in entries.items():
-        name = key if isinstance(key, str) else str(key)
-        text = item if isinstance(item, str) else str(item)
+        try:
+            name = key if isinstance(key, str) else str(key)
+            text = item if isinstance(item, str) else str(item)
+        except Exception:  # an object whose str() fails is left out, like one that does not fit
+            continue
         member = name + "=" + text
         if _SAFE_MEMBER_MATCH(member) is None:
             if not name:
                 continue
             if _SAFE_KEY_MATCH(name) is None:
-                name = quote(name, safe=_KEY_SAFE)
+                name = quote(name, safe=_KEY_SAFE, errors="replace")
             if _SAFE_VALUE_MATCH(text) is None:
-                text = quote(text, safe=_VALUE_SAFE)
+                text = quote(text, safe=_VALUE_SAFE, errors="replace")
             member = name + "=" + text
         if size + 1 + len(member) > MAX_BAGGAGE_BYTES:
             continue
@@ -121,8 +124,8 @@ class BaggageFormat:
 
     name = "baggage"
     reads: Mapping[str, bool] = {BAGGAGE: True}
-    fields = (BAGGAGE,)
-    owned = (BAGGAGE,)
+    fields: tuple[str, ...] = (BAGGAGE,)
+    owned: tuple[str, ...] = (BAGGAGE,)
 
     def extract(self, values: Mapping[str, str], context: Context, updates: dict[str, object]) -> None:
         """Merge the header's entries over the baggage already in the context (as ``set_baggage`` would)."""

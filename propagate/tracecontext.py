@@ -48,9 +48,7 @@ MAX_TRACESTATE_MEMBERS = 32
 
 _VERSION_00_MATCH = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 _TRACEPARENT_FORMAT = "00-%032x-%016x-%02x"
-_ANY_VERSION_MATCH = re.compile(
-    r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL
-).fullmatch
+_ANY_VERSION_MATCH = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL).fullmatch
 
 # list-member = key OWS "=" OWS value, with OWS around it (the W3C grammar, as OpenTelemetry checks it).
 _TRACESTATE_MEMBER_MATCH = re.compile(
@@ -125,8 +123,8 @@ class TraceContextFormat:
     name = "tracecontext"
     # A repeated traceparent is combined, which makes it invalid (as the W3C test suite expects).
     reads: Mapping[str, bool] = {TRACEPARENT: True, TRACESTATE: True}
-    fields = (TRACEPARENT, TRACESTATE)
-    owned = (TRACEPARENT, TRACESTATE)
+    fields: tuple[str, ...] = (TRACEPARENT, TRACESTATE)
+    owned: tuple[str, ...] = (TRACEPARENT, TRACESTATE)
 
     def extract(self, values: Mapping[str, str], context: Context, updates: dict[str, object]) -> None:
         """Record the remote parent from ``traceparent``/``tracestate`` in ``updates``, if valid."""
