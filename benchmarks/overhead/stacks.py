@@ -1,0 +1,190 @@
+"""The three variants as one object each: what a worker process installs before it serves or calls.
+
+- ``bare``: nothing.
+- ``hoptel``: ``hoptel.setup()`` (OTLP/gRPC export to the benchmark's receiver, metrics endpoint on an
+  ephemeral port) and hoptel's interceptors, transport and middleware.
+- ``official``: an SDK ``TracerProvider`` + ``BatchSpanProcessor`` + OTLP/gRPC exporter to the same receiver,
+  opentelemetry-instrumentation-grpc (sync and aio), -httpx and -asgi, and py-grpc-prometheus for gRPC metrics
+  (with the aio shim of ``prom_aio``).
+
+Both instrumented variants read their configuration (endpoint, sampler, service name) from the same ``OTEL_*``
+variables, which the launcher sets identically for both. Each stack is built once per worker process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import grpc.aio
+import httpx
+
+__all__ = ["HoptelStack", "OfficialStack", "Stack", "build_stack"]
+
+ASGIApp = Any
+"""An ASGI application (kept loose: Starlette, uvicorn and the middlewares each type it differently)."""
+
+
+class Stack:
+    """The bare variant, and the interface of the instrumented ones: every hook returns "no instrumentation"."""
+
+    name = "bare"
+
+    def grpc_server_interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
+        """Interceptors for ``grpc.server(...)``."""
+        return []
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        """A sync channel to ``target``, intercepted as the variant does it."""
+        return grpc.insecure_channel(target)
+
+    def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        """Interceptors for ``grpc.aio.server(...)``."""
+        return []
+
+    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        """Interceptors for ``grpc.aio.insecure_channel(...)``."""
+        return []
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        """The ASGI app with the variant's middleware around it."""
+        return app
+
+    def httpx_client(self) -> httpx.Client:
+        """A sync httpx client with the variant's instrumentation."""
+        return httpx.Client()
+
+    def flush(self) -> None:
+        """Export every finished span now, so the CPU it costs falls inside the measured window."""
+
+    def shutdown(self) -> None:
+        """Flush and release everything the stack started."""
+
+
+class HoptelStack(Stack):
+    """hoptel: ``setup()`` from the environment plus its public factories."""
+
+    name = "hoptel"
+
+    def __init__(self, service_name: str) -> None:
+        import hoptel
+
+        self._hoptel = hoptel
+        self._telemetry = hoptel.setup(service_name)
+
+    def grpc_server_interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
+        return [self._hoptel.server_interceptor()]
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        return grpc.intercept_channel(grpc.insecure_channel(target), self._hoptel.client_interceptor())
+
+    def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        return [self._hoptel.aio_server_interceptor()]
+
+    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        return [self._hoptel.aio_client_interceptor()]
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        return self._hoptel.ASGIMiddleware(app)
+
+    def httpx_client(self) -> httpx.Client:
+        return httpx.Client(transport=self._hoptel.HTTPTransport())
+
+    def flush(self) -> None:
+        self._telemetry.force_flush(timeout=30.0)
+
+    def shutdown(self) -> None:
+        self._telemetry.shutdown(timeout=10.0)
+
+
+class OfficialStack(Stack):
+    """What a user picks instead: the OpenTelemetry SDK and contrib instrumentations, py-grpc-prometheus."""
+
+    name = "official"
+
+    def __init__(self, service_name: str) -> None:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from prometheus_client import CollectorRegistry
+
+        # Sampler, endpoint and batch settings come from OTEL_* exactly as hoptel reads them.
+        self._provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        self._provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(self._provider)
+        self._registry = CollectorRegistry()  # one per process, as the default REGISTRY would be
+
+    def grpc_server_interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
+        from opentelemetry.instrumentation.grpc import server_interceptor
+        from py_grpc_prometheus.prometheus_server_interceptor import (  # type: ignore[import-untyped]  # untyped
+            PromServerInterceptor,
+        )
+
+        prom = PromServerInterceptor(enable_handling_time_histogram=True, registry=self._registry)
+        otel = server_interceptor(tracer_provider=self._provider)  # type: ignore[no-untyped-call]  # contrib: untyped
+        return [otel, prom]
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        from opentelemetry.instrumentation.grpc import client_interceptor
+        from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+        from py_grpc_prometheus.prometheus_client_interceptor import (  # type: ignore[import-untyped]  # untyped
+            PromClientInterceptor,
+        )
+
+        prom = PromClientInterceptor(enable_client_handling_time_histogram=True, registry=self._registry)
+        # What GrpcInstrumentorClient does to every channel: OTel's own intercept_channel, outermost.
+        otel = client_interceptor(tracer_provider=self._provider)  # type: ignore[no-untyped-call]  # untyped
+        inner = grpc.intercept_channel(grpc.insecure_channel(target), prom)
+        channel: grpc.Channel = intercept_channel(inner, otel)  # type: ignore[no-untyped-call]  # untyped
+        return channel
+
+    def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        from benchmarks.overhead.prom_aio import PromAioServerInterceptor
+
+        otel = aio_server_interceptor(tracer_provider=self._provider)  # type: ignore[no-untyped-call]  # untyped
+        return [otel, PromAioServerInterceptor(self._registry)]
+
+    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+        from benchmarks.overhead.prom_aio import PromAioClientInterceptor
+
+        otel: list[Any] = aio_client_interceptors(tracer_provider=self._provider)  # type: ignore[no-untyped-call]
+        return [*otel, PromAioClientInterceptor(self._registry)]
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        return OpenTelemetryMiddleware(app, tracer_provider=self._provider)
+
+    def httpx_client(self) -> httpx.Client:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        client = httpx.Client()
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self._provider)
+        return client
+
+    def flush(self) -> None:
+        self._provider.force_flush(timeout_millis=30_000)
+
+    def shutdown(self) -> None:
+        self._provider.shutdown()
+
+
+def build_stack(variant: str, service_name: str) -> Stack:
+    """The stack for ``variant`` (``bare``, ``hoptel`` or ``official``), built in this process.
+
+    Raises:
+        ValueError: an unknown variant.
+    """
+    if variant == "bare":
+        return Stack()
+    if variant == "hoptel":
+        return HoptelStack(service_name)
+    if variant == "official":
+        return OfficialStack(service_name)
+    raise ValueError(f"unknown variant {variant!r}")
