@@ -184,7 +184,7 @@ class HttpServerHop(_Hop):
         if span.is_recording():
             span.set_attribute("http.response.status_code", status_code)
             if route:
-                span.update_name(f"{self._method} {route}")
+                span.update_name(f"{_span_method(self._method)} {route}")
                 span.set_attribute("http.route", route)
             error_type = type(error).__qualname__ if error is not None else ""
             if not error_type and status_code >= 500:
@@ -329,7 +329,7 @@ class HopRecorder:
         if parent.get(_SUPPRESS_KEY) or not self.enabled:
             return None
         method, attributes = self._method_attributes(request.method)
-        span = self.tracer.start_span(method, parent, _CLIENT, attributes)
+        span = self.tracer.start_span(_span_method(method), parent, _CLIENT, attributes)
         url = request.url
         host = url.host
         if span.is_recording():
@@ -348,10 +348,15 @@ class HopRecorder:
         """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers."""
         parent = self.propagator.extract_asgi(scope)
         method, attributes = self._method_attributes(scope.get("method", "GET"))
-        span = self.tracer.start_span(method, parent, _SERVER, attributes)
+        span = self.tracer.start_span(_span_method(method), parent, _SERVER, attributes)
         if span.is_recording():
             span.set_attributes(_asgi_attributes(scope))
         return HttpServerHop(span, _set_span_in_context(span, parent), self._http_server, method)
+
+
+def _span_method(method: str) -> str:
+    """The method part of an HTTP span name: semconv names spans of non-standard (``_OTHER``) methods ``HTTP``."""
+    return "HTTP" if method == "_OTHER" else method
 
 
 def _asgi_attributes(scope: Mapping[str, Any]) -> dict[str, AttributeValue]:

@@ -83,6 +83,20 @@ def test_status_comes_from_response_start(
     assert wait_for_count(telemetry, SERVER_DURATION, server_labels("/status/{code:int}", str(code))) == 1
 
 
+def test_nonstandard_method_names_span_http(serve: Serve, telemetry: hoptel.Telemetry, receiver: OTLPReceiver) -> None:
+    """A non-standard method: span named HTTP plus the template, method _OTHER with the original kept."""
+    base = serve(instrumented(telemetry))
+    with httpx.Client(timeout=TIMEOUT) as client:
+        assert client.request("PURGE", f"{base}/items/1").status_code == 405
+    (span,) = receiver.wait_for_spans(1)
+    assert span.name == "HTTP /items/{item_id}"
+    assert (span.attributes["http.request.method"], span.attributes["http.request.method_original"]) == (
+        "_OTHER",
+        "PURGE",
+    )
+    assert wait_for_count(telemetry, SERVER_DURATION, server_labels("/items/{item_id}", "405", "_OTHER")) == 1
+
+
 def test_unknown_route_is_never_a_raw_path_label(
     serve: Serve, telemetry: hoptel.Telemetry, receiver: OTLPReceiver
 ) -> None:

@@ -80,13 +80,13 @@ async def test_async_client_span_and_metric(
 
 
 async def test_nonstandard_method_is_other(serve: Serve, telemetry: hoptel.Telemetry, receiver: OTLPReceiver) -> None:
-    """A method outside the standard set is reported as _OTHER, in the span name and the metric label."""
+    """A non-standard method is _OTHER in the attribute and the metric label, and the span is named HTTP."""
     base = serve(build_app())
     async with httpx.AsyncClient(transport=hoptel.AsyncHTTPTransport(telemetry=telemetry), timeout=TIMEOUT) as client:
         response = await client.request("PURGE", f"{base}/items/8")
     assert response.status_code == 405  # the route only allows GET
     (span,) = receiver.wait_for_spans(1)
-    assert span.name == "_OTHER"
+    assert span.name == "HTTP"
     assert span.attributes["http.request.method"] == "_OTHER"
     assert span.attributes["http.request.method_original"] == "PURGE"
     assert histogram_count(telemetry, CLIENT_DURATION, client_labels("405", "405", "_OTHER")) == 1
@@ -157,6 +157,23 @@ async def test_read_timeout_is_recorded_and_reraised(
     (span,) = receiver.wait_for_spans(1)
     assert (span.status_code, span.attributes["error.type"]) == ("ERROR", "ReadTimeout")
     assert histogram_count(telemetry, CLIENT_DURATION, client_labels("", "ReadTimeout")) == 1
+
+
+def test_timeout_while_reading_body_is_recorded(
+    serve: Serve, observed: Observed, telemetry: hoptel.Telemetry, receiver: OTLPReceiver
+) -> None:
+    """A read timeout in the middle of the body ends the span with the status and error.type=ReadTimeout."""
+    base = serve(build_app(observed))
+    client = httpx.Client(transport=hoptel.HTTPTransport(telemetry=telemetry))
+    with client, client.stream("GET", f"{base}/stream", timeout=httpx.Timeout(10.0, read=0.1)) as response:
+        chunks = response.iter_bytes()
+        assert next(chunks) == b"first,"
+        with pytest.raises(httpx.ReadTimeout):
+            next(chunks)  # the server holds the second chunk until the gate opens
+    (span,) = receiver.wait_for_spans(1)
+    assert (span.status_code, span.attributes["error.type"]) == ("ERROR", "ReadTimeout")
+    assert span.attributes["http.response.status_code"] == 200
+    assert histogram_count(telemetry, CLIENT_DURATION, client_labels("200", "ReadTimeout")) == 1
 
 
 def test_streamed_response_ends_span_after_last_chunk(
