@@ -1,0 +1,220 @@
+"""The grpc.aio server interceptor: one SERVER span and one latency observation per RPC, all four shapes.
+
+>>> server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor()])      # doctest: +SKIP
+
+The aio twin of :mod:`hoptel.interceptors.grpc_server`: each method's handler is wrapped once and cached, the
+SERVER span is current in the handler's task while it runs (for an async-generator handler: while it produces
+each response), and the status is the one grpc.aio sends: the code set or aborted with, UNKNOWN for an uncaught
+exception (one exception event), CANCELLED or DEADLINE_EXCEEDED when grpc cancels the handler's task.
+Streaming handlers get a servicer context that also counts what they ``read()`` and ``write()`` themselves.
+Sync handlers that an aio server runs on its migration thread pool are passed through untraced.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc import aio
+from opentelemetry.context import attach, detach
+
+from hoptel.interceptors.grpc_aio_context import CountingServicerContext
+from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
+from hoptel.interceptors.grpc_names import rpc_type
+from hoptel.interceptors.grpc_routes import GrpcRoute
+from hoptel.interceptors.grpc_shared import (
+    MethodFilter,
+    finish_aio_server_raised,
+    finish_aio_server_returned,
+    method_name,
+    traced,
+    unknown_route,
+)
+from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
+
+if TYPE_CHECKING:
+    from hoptel.telemetry import Telemetry
+
+    _AioServerInterceptorBase = aio.ServerInterceptor[Any, Any]
+else:
+    _AioServerInterceptorBase = aio.ServerInterceptor
+
+__all__ = ["aio_server_interceptor"]
+
+_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
+_Start = Callable[[GrpcRoute, Metadata], GrpcHop]
+
+_HANDLER_FACTORIES = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
+def _begin(start: _Start, route: GrpcRoute, context: Any) -> GrpcHop:
+    hop = start(route, context.invocation_metadata())
+    if hop.span.is_recording():
+        hop.set_peer(context.peer())
+    return hop
+
+
+def _unary_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
+    """The wrapped coroutine of a unary-response method (unary-unary, stream-unary)."""
+
+    async def behavior(request: Any, context: Any) -> Any:
+        hop = _begin(start, route, context)
+        hop.sent = 1
+        handler_context = context
+        if request_streaming:
+            request = count_received(request, hop)
+            handler_context = CountingServicerContext(context, hop)
+        else:
+            hop.received = 1
+        token = attach(hop.context)
+        try:
+            response = await inner(request, handler_context)
+        except BaseException as error:
+            finish_aio_server_raised(hop, context, error)
+            raise
+        finally:
+            detach(token)
+        finish_aio_server_returned(hop, context)
+        return response
+
+    return behavior
+
+
+def _writer_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
+    """The wrapped coroutine of a response-streaming method written with ``context.write()``."""
+
+    async def behavior(request: Any, context: Any) -> None:
+        hop = _begin(start, route, context)
+        if request_streaming:
+            request = count_received(request, hop)
+        else:
+            hop.received = 1
+        token = attach(hop.context)
+        try:
+            await inner(request, CountingServicerContext(context, hop))
+        except BaseException as error:
+            finish_aio_server_raised(hop, context, error)
+            raise
+        finally:
+            detach(token)
+        finish_aio_server_returned(hop, context)
+
+    return behavior
+
+
+def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
+    """The wrapped async generator of a response-streaming method written as an async generator.
+
+    The span is attached around each step of the handler's generator only, never across a ``yield``, so it is
+    always detached in the task that attached it. grpc writes each response outside the generator; if the client
+    cancels there, the done callback ends the hop (and the ``GeneratorExit`` when grpc drops the generator).
+    """
+
+    async def behavior(request: Any, context: Any) -> AsyncIterator[Any]:
+        hop = _begin(start, route, context)
+        if request_streaming:
+            request = count_received(request, hop)
+        else:
+            hop.received = 1
+        context.add_done_callback(functools.partial(server_done_callback, hop))
+        responses = None
+        try:
+            responses = inner(request, CountingServicerContext(context, hop))
+            while True:
+                token = attach(hop.context)
+                try:
+                    response = await responses.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    detach(token)
+                hop.sent += 1
+                yield response
+        except BaseException as error:
+            finish_aio_server_raised(hop, context, error)
+            if isinstance(error, GeneratorExit) and responses is not None:
+                await responses.aclose()  # grpc dropped us mid-stream: let the handler's finally blocks run
+            raise
+        finish_aio_server_returned(hop, context)
+
+    return behavior
+
+
+def wrap_aio_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
+    """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through."""
+    request_streaming = bool(handler.request_streaming)
+    response_streaming = bool(handler.response_streaming)
+    attribute, factory = _HANDLER_FACTORIES[(request_streaming, response_streaming)]
+    inner = getattr(handler, attribute)
+    if inspect.isasyncgenfunction(inner) and response_streaming:
+        build = _generator_response
+    elif inspect.iscoroutinefunction(inner):
+        build = _writer_response if response_streaming else _unary_response
+    else:  # a sync behaviour (the server's migration thread pool runs it) or none at all
+        return handler
+    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method)
+    return factory(
+        build(recorder.start_grpc_server, route, inner, request_streaming),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class _AioServerInterceptor(_AioServerInterceptorBase):
+    """Wraps each method's handler once; counts methods the server lacks under one ``unknown`` series."""
+
+    def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None) -> None:
+        self._recorder = recorder
+        self._filter = method_filter
+        self._handlers: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Return the method's handler, wrapped to record the RPC."""
+        handler = await continuation(handler_call_details)
+        entry = self._handlers.get(handler_call_details.method)
+        if entry is not None and entry[0] is handler:
+            wrapped: grpc.RpcMethodHandler[Any, Any] = entry[1]
+            return wrapped
+        wrapped = self._wrap(handler_call_details, handler)
+        return wrapped
+
+    def _wrap(self, details: grpc.HandlerCallDetails, handler: Any) -> Any:
+        method = details.method
+        if handler is None:  # grpc answers UNIMPLEMENTED; record it without caching the (possibly junk) name
+            if traced(self._filter, method_name(method)):
+                route = unknown_route(self._recorder, method)
+                hop = self._recorder.start_grpc_server(route, details.invocation_metadata)
+                hop.finish(_UNIMPLEMENTED, "Method not found!")
+            return None
+        wrapped = wrap_aio_handler(self._recorder, method, handler) if traced(self._filter, method) else handler
+        self._handlers[method] = (handler, wrapped)
+        return wrapped
+
+
+def aio_server_interceptor(
+    telemetry: Telemetry | None = None,
+    *,
+    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
+) -> aio.ServerInterceptor[Any, Any]:
+    """A ``grpc.aio.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
+
+    Args:
+        telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
+        filter: Called once per method with its full name; False skips tracing and metrics for that method.
+
+    Returns:
+        The interceptor, for ``grpc.aio.server(interceptors=[...])``.
+    """
+    return _AioServerInterceptor(HopRecorder.of(telemetry), filter)

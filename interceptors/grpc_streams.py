@@ -1,0 +1,258 @@
+"""Wrappers that keep a sync streaming RPC's hop open until the stream ends, counting its messages.
+
+* :class:`ClientResponses` stands in for grpcio's response iterator (the ``_MultiThreadedRendezvous``): it is
+  still a ``grpc.Call`` and ``grpc.Future`` with ``cancel()``, ``code()``, ``details()``, ``trailing_metadata()``
+  and the rest, and counts each response.
+* :func:`watch_call` ends a client hop when its call terminates, without keeping the call alive: grpcio cancels
+  a response iterator that is garbage-collected, and the hop then ends CANCELLED.
+* :class:`ServerResponses` wraps a sync handler's response iterator: the SERVER span is current while the
+  handler produces each response, and a client that goes away mid-stream ends the hop (grpcio simply stops
+  pulling, so the RPC-termination callback does it).
+* :class:`SentCounter` / :class:`ReceivedCounter` count request messages as grpcio pulls them.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from opentelemetry.context import attach, detach
+
+from hoptel.interceptors.grpc_shared import (
+    cancellation_code,
+    finish_from_call,
+    finish_server_raised,
+    finish_server_returned,
+)
+from hoptel.interceptors.recorder import GrpcHop
+
+if TYPE_CHECKING:
+    _Future = grpc.Future[Any]
+else:
+    _Future = grpc.Future
+
+__all__ = ["ClientResponses", "ReceivedCounter", "SentCounter", "ServerResponses", "watch_call"]
+
+_CANCELLED = grpc.StatusCode.CANCELLED
+
+
+class _CallWatch:
+    """The nullary RPC-termination callback of one client call; holds the call only weakly."""
+
+    __slots__ = ("_call", "_hop")
+
+    def __init__(self, hop: GrpcHop, call: Any) -> None:
+        self._hop = hop
+        self._call = weakref.ref(call)
+
+    def __call__(self) -> None:
+        if self._hop.ended:
+            return
+        call = self._call()
+        if call is None:  # the caller dropped the call; grpcio cancelled it on collection
+            self._hop.finish(_CANCELLED, "abandoned by the caller")
+        else:
+            finish_from_call(self._hop, call)
+
+
+def watch_call(call: Any, hop: GrpcHop) -> None:
+    """End ``hop`` when ``call`` terminates: now if it already has, else from grpcio's termination callback.
+
+    ``add_callback`` (``grpc.RpcContext``) is used rather than ``add_done_callback``, whose callback holds the
+    call itself and so would keep an abandoned call (and its RPC) alive.
+    """
+    if call.done():
+        finish_from_call(hop, call)
+        return
+    try:
+        registered = call.add_callback(_CallWatch(hop, call))
+    except (AttributeError, TypeError):  # not a grpcio call (another interceptor's object): hold it until done
+        call.add_done_callback(lambda done: finish_from_call(hop, done))
+        return
+    if not registered:  # it terminated between done() and add_callback()
+        finish_from_call(hop, call)
+
+
+class ClientResponses(grpc.Call, _Future):
+    """A response-streaming call that counts responses and ends its hop when the stream ends.
+
+    Iterating, ``cancel()`` and everything grpcio's response iterator offers are passed through to ``call``.
+    """
+
+    def __init__(self, call: Any, hop: GrpcHop) -> None:
+        self._call = call
+        self._hop = hop
+        watch_call(call, hop)
+
+    def __iter__(self) -> ClientResponses:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            response = next(self._call)
+        except StopIteration:
+            finish_from_call(self._hop, self._call)
+            raise
+        except Exception:  # the RpcError that ended the stream (or what an inner interceptor raised)
+            finish_from_call(self._hop, self._call)
+            raise
+        self._hop.received += 1
+        return response
+
+    def next(self) -> Any:
+        """Python 2 style alias grpcio keeps."""
+        return self.__next__()
+
+    # grpc.RpcContext / grpc.Call
+    def is_active(self) -> bool:
+        """See ``grpc.RpcContext.is_active``."""
+        return bool(self._call.is_active())
+
+    def time_remaining(self) -> Any:
+        """See ``grpc.RpcContext.time_remaining`` (None when the call has no deadline)."""
+        return self._call.time_remaining()
+
+    def cancel(self) -> bool:
+        """Cancel the RPC; the hop ends CANCELLED."""
+        cancelled = bool(self._call.cancel())
+        if cancelled:
+            finish_from_call(self._hop, self._call)
+        return cancelled
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """See ``grpc.RpcContext.add_callback``."""
+        return bool(self._call.add_callback(callback))
+
+    def initial_metadata(self) -> Any:
+        """See ``grpc.Call.initial_metadata``."""
+        return self._call.initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        """See ``grpc.Call.trailing_metadata``."""
+        return self._call.trailing_metadata()
+
+    def code(self) -> Any:
+        """See ``grpc.Call.code``."""
+        return self._call.code()
+
+    def details(self) -> Any:
+        """See ``grpc.Call.details``."""
+        return self._call.details()
+
+    # grpc.Future
+    def cancelled(self) -> bool:
+        """See ``grpc.Future.cancelled``."""
+        return bool(self._call.cancelled())
+
+    def running(self) -> bool:
+        """See ``grpc.Future.running``."""
+        return bool(self._call.running())
+
+    def done(self) -> bool:
+        """See ``grpc.Future.done``."""
+        return bool(self._call.done())
+
+    def result(self, timeout: float | None = None) -> Any:
+        """See ``grpc.Future.result``."""
+        return self._call.result(timeout)
+
+    def exception(self, timeout: float | None = None) -> Any:
+        """See ``grpc.Future.exception``."""
+        return self._call.exception(timeout)
+
+    def traceback(self, timeout: float | None = None) -> Any:
+        """See ``grpc.Future.traceback``."""
+        return self._call.traceback(timeout)
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        """See ``grpc.Future.add_done_callback``; ``fn`` receives this wrapper."""
+        self._call.add_done_callback(lambda _: fn(self))
+
+    def __getattr__(self, name: str) -> Any:  # anything else grpcio's object has (debug_error_string, ...)
+        if name == "_call":  # not set yet (a failed __init__): no recursion
+            raise AttributeError(name)
+        return getattr(self._call, name)
+
+    def __repr__(self) -> str:
+        return f"<hoptel ClientResponses of {self._call!r}>"
+
+
+class SentCounter:
+    """Iterates ``requests`` for grpcio, counting each as sent on the client hop."""
+
+    __slots__ = ("_hop", "_requests")
+
+    def __init__(self, requests: Iterable[Any], hop: GrpcHop) -> None:
+        self._requests = iter(requests)
+        self._hop = hop
+
+    def __iter__(self) -> SentCounter:
+        return self
+
+    def __next__(self) -> Any:
+        request = next(self._requests)
+        self._hop.sent += 1
+        return request
+
+
+class ReceivedCounter:
+    """Iterates grpcio's request iterator for the handler, counting each as received on the server hop."""
+
+    __slots__ = ("_hop", "_requests")
+
+    def __init__(self, requests: Iterator[Any], hop: GrpcHop) -> None:
+        self._requests = requests
+        self._hop = hop
+
+    def __iter__(self) -> ReceivedCounter:
+        return self
+
+    def __next__(self) -> Any:
+        request = next(self._requests)
+        self._hop.received += 1
+        return request
+
+    def next(self) -> Any:
+        """Python 2 style alias grpcio's request iterator keeps."""
+        return self.__next__()
+
+
+class ServerResponses:
+    """A sync handler's responses, pulled with the SERVER span current; ends the hop with the stream.
+
+    An instance is also the RPC-termination callback (``context.add_callback``): when grpcio stops pulling
+    because the client cancelled or the deadline passed, that callback ends the hop.
+    """
+
+    __slots__ = ("_context", "_hop", "_responses")
+
+    def __init__(self, responses: Iterable[Any], hop: GrpcHop, context: Any) -> None:
+        self._responses = iter(responses)
+        self._hop = hop
+        self._context = context
+
+    def __iter__(self) -> ServerResponses:
+        return self
+
+    def __next__(self) -> Any:
+        hop = self._hop
+        token = attach(hop.context)
+        try:
+            response = next(self._responses)
+        except StopIteration:
+            finish_server_returned(hop, self._context)
+            raise
+        except Exception as error:
+            finish_server_raised(hop, self._context, error)
+            raise
+        finally:
+            detach(token)
+        hop.sent += 1
+        return response
+
+    def __call__(self) -> None:
+        """RPC-termination callback: end a hop the stream did not end (the client cancelled, the deadline)."""
+        if not self._hop.ended:
+            self._hop.finish(cancellation_code(self._context.time_remaining()))
