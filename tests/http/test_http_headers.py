@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from hoptel.interceptors import asgi, http_headers, httpx_transport
 from hoptel.interceptors.asgi import route_template
 from hoptel.interceptors.http_headers import HeaderAllowList
 from hoptel.interceptors.http_names import NEVER_RECORDED_HEADERS
@@ -73,3 +76,10 @@ async def _endpoint(scope: Any, receive: Any, send: Any) -> None:
 def test_route_template_from_scope(scope: dict[str, Any], expected: str | None) -> None:
     """The template comes from scope["route"].path, scope["route"] or scope["path_format"]; never the raw path."""
     assert route_template(scope) == expected
+
+
+@pytest.mark.parametrize("module", [http_headers, asgi, httpx_transport], ids=lambda module: module.__name__)
+def test_module_doctests_pass(module: ModuleType) -> None:
+    """The examples in the HTTP modules' docstrings run as written."""
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
