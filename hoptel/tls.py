@@ -35,9 +35,7 @@ class TLSFiles:
     client_ca: str | None = None
 
     @classmethod
-    def from_settings(
-        cls, cert: str | None, key: str | None, client_ca: str | None = None
-    ) -> TLSFiles | None:
+    def from_settings(cls, cert: str | None, key: str | None, client_ca: str | None = None) -> TLSFiles | None:
         """Combine the three optional settings; ``None`` when none of them is set (plain HTTP).
 
         >>> TLSFiles.from_settings(None, None) is None
