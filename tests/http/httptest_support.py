@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 import anyio.to_thread
+import httpx
 import uvicorn
 from opentelemetry import trace
 from prometheus_client.openmetrics.exposition import generate_latest
@@ -27,6 +28,7 @@ ASGIApp = Callable[..., Any]
 Serve = Callable[[ASGIApp], str]
 TelemetryFactory = Callable[..., hoptel.Telemetry]
 
+TIMEOUT = httpx.Timeout(10.0)
 GATE_TIMEOUT_S = 10.0
 STARTUP_TIMEOUT_S = 10.0
 SERVER_DURATION = "http_server_request_duration_seconds"
@@ -177,3 +179,20 @@ def openmetrics_text(tel: hoptel.Telemetry) -> str:
     """The registry of ``tel`` in OpenMetrics format, the one that carries exemplars."""
     exposition: bytes = generate_latest(tel.registry)  # type: ignore[no-untyped-call]  # unannotated upstream
     return exposition.decode()
+
+
+def client_labels(status: str, error_type: str = "", method: str = "GET") -> dict[str, str]:
+    """The ``http_client_request_duration_seconds`` labels of a request to 127.0.0.1."""
+    return {
+        "http_request_method": method,
+        "server_address": "127.0.0.1",
+        "http_response_status_code": status,
+        "error_type": error_type,
+    }
+
+
+def parse_traceparent(value: str) -> tuple[str, str, bool]:
+    """Trace id, parent span id and the sampled flag of a ``traceparent`` header."""
+    version, trace_id, span_id, flags = value.split("-")
+    assert version == "00"
+    return trace_id, span_id, bool(int(flags, 16) & 1)

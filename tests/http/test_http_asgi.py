@@ -10,6 +10,7 @@ import httpx
 import pytest
 from httptest_support import (
     SERVER_DURATION,
+    TIMEOUT,
     Observed,
     Serve,
     TelemetryFactory,
@@ -24,7 +25,6 @@ from starlette.applications import Starlette
 import hoptel
 from hoptel.receiver import OTLPReceiver
 
-TIMEOUT = httpx.Timeout(10.0)
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"

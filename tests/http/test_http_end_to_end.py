@@ -8,6 +8,7 @@ import httpx
 from httptest_support import (
     CLIENT_DURATION,
     SERVER_DURATION,
+    TIMEOUT,
     Serve,
     TelemetryFactory,
     build_app,
@@ -24,7 +25,6 @@ import hoptel
 from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
-TIMEOUT = httpx.Timeout(10.0)
 REQUESTS = 3
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from httptest_support import Serve, TelemetryFactory, build_app, by_service
+from httptest_support import TIMEOUT, Serve, TelemetryFactory, build_app, by_service
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
-
-TIMEOUT = httpx.Timeout(10.0)
 
 
 def test_official_httpx_client_to_hoptel_server(
