@@ -268,13 +268,7 @@ def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpo
         return None
     from hoptel.endpoint import MetricsEndpoint, TLSFiles
 
-    tls = None
-    if config.metrics_tls_cert or config.metrics_tls_key or config.metrics_tls_client_ca:
-        tls = TLSFiles(
-            cert=config.metrics_tls_cert or "",
-            key=config.metrics_tls_key or "",
-            client_ca=config.metrics_tls_client_ca,
-        )
+    tls = TLSFiles.from_settings(config.metrics_tls_cert, config.metrics_tls_key, config.metrics_tls_client_ca)
     return MetricsEndpoint.start(registry, host=config.metrics_addr.host, port=config.metrics_addr.port, tls=tls)
 
 
