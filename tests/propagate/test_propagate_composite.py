@@ -134,7 +134,8 @@ def test_generic_extract_with_a_getter_returning_odd_values(prop: Propagator) ->
         def keys(self, carrier: dict[str, object]) -> list[str]:
             return list(carrier)
 
-    ctx = prop.extract({"traceparent": TRACEPARENT, "tracestate": [1, "a=1"]}, getter=OddGetter())
+    carrier: dict[str, object] = {"traceparent": TRACEPARENT, "tracestate": [1, "a=1"]}
+    ctx = prop.extract(carrier, getter=OddGetter())
     assert remote(ctx).span_id == SPAN_ID
     assert dict(remote(ctx).trace_state) == {"a": "1"}
 

@@ -51,7 +51,7 @@ def _expected(names: list[str]) -> dict[str, Any]:
     }
 
 
-def _handlers(prop: Propagator) -> grpc.GenericRpcHandler:
+def _handlers(prop: Propagator) -> grpc.GenericRpcHandler[bytes, bytes]:
     def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
         return json.dumps(_describe(prop.extract_metadata(context.invocation_metadata()))).encode()
 
@@ -85,8 +85,8 @@ def test_grpc_sync_round_trip(grpc_target: Callable[[Propagator], str], names: l
     target = grpc_target(prop)
     metadata = prop.inject_metadata([("x-request-id", "42"), ("trace-bin", b"\x00\xff")], SOURCE)
     with grpc.insecure_channel(target) as channel:
-        call = channel.unary_unary(METHOD)
-        reply = call(b"", metadata=metadata, timeout=TIMEOUT_S)
+        call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+        reply = call(b"", metadata=tuple(metadata), timeout=TIMEOUT_S)
     assert json.loads(reply) == _expected(names)
 
 
@@ -110,7 +110,7 @@ async def test_grpc_aio_round_trip() -> None:
     try:
         metadata = grpc.aio.Metadata(*prop.inject_metadata(grpc.aio.Metadata(("x-request-id", "42")), SOURCE))
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary(METHOD)
+            call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
             reply = await call(b"", metadata=metadata, timeout=TIMEOUT_S)
     finally:
         await server.stop(None)
