@@ -257,12 +257,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     ports = metrics_ports(args.metrics_port_base)
     busy = taken_ports(HOST, {f"{name} metrics": port for name, port in ports.items()})
     if busy:
-        raise DemoError(
-            "these ports are in use, so nothing was started:\n    "
+        print(
+            "demo: these ports are in use, so nothing was started:\n    "
             + "\n    ".join(busy)
             + "\n  stop whatever holds them (`ss -ltnp` shows it), or choose other metrics ports with "
-            "--metrics-port-base (0 = any free ports)"
+            "--metrics-port-base (0 = any free ports)",
+            file=sys.stderr,
         )
+        return 1
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="hoptel-demo-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     summary: list[str] = []

@@ -74,7 +74,10 @@ def build_app(orders_address: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(orders_address, interceptors=[hoptel.aio_client_interceptor()])
+        # Unpacked: hoptel's aio client interceptor is one interceptor per RPC shape, because grpc.aio would
+        # see only the unary-unary side of a single object. target= adds server.address/port to the spans.
+        interceptors = [*hoptel.aio_client_interceptor(target=orders_address)]
+        channel = grpc.aio.insecure_channel(orders_address, interceptors=interceptors)
         app.state.orders = OrdersStub(channel)
         try:
             yield

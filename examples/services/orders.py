@@ -125,7 +125,10 @@ async def serve(args: runtime.ServiceArgs, telemetry: hoptel.Telemetry) -> None:
         loop.call_soon_threadsafe(stop.set)
 
     runtime.on_stop_request(request_stop, args.watch_stdin)
-    channel = grpc.aio.insecure_channel(args.inventory, interceptors=[hoptel.aio_client_interceptor()])
+    # Unpacked: hoptel's aio client interceptor is one interceptor per RPC shape, because grpc.aio would see only
+    # the unary-unary side of a single object (and the Warehouses stream would go untraced).
+    interceptors = [*hoptel.aio_client_interceptor(target=args.inventory)]
+    channel = grpc.aio.insecure_channel(args.inventory, interceptors=interceptors)
     pricing = httpx.AsyncClient(base_url=args.pricing, transport=hoptel.AsyncHTTPTransport(), timeout=PRICING_TIMEOUT_S)
     orders = Orders(InventoryStub(channel), pricing)
     server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor()])

@@ -290,6 +290,8 @@ def test_keep_running_serves_prints_new_traces_and_stops_on_sigterm(tmp_path: Pa
             process.kill()
             process.wait()
         reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
     pids = started_pids("".join(output))
     assert set(pids) == set(SERVICES)
     assert_all_gone(pids)
