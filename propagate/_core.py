@@ -8,6 +8,11 @@ Extraction collects its results in an *updates* dict (context key -> value) and 
 new :class:`~opentelemetry.context.Context` from it, instead of one copy per propagator as OTel's composite
 does. The keys are taken from OpenTelemetry's own ``set_span_in_context`` and ``set_baggage``, so the result
 is exactly what those functions would have produced.
+
+``SpanContext`` has been a 6-tuple ``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)`` since
+opentelemetry-api 1.0. Building it with ``tuple.__new__`` (ids already validated by the parsers) and reading it
+by unpacking halves the cost of its constructor and properties; an import-time probe checks the layout, and
+if a release ever changes it the public constructor and properties are used instead.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ __all__ = [
     "HeaderPairs",
     "SpanFields",
     "WireFormat",
-    "context_with",
     "remote_span",
     "span_fields",
 ]
@@ -127,13 +131,6 @@ remote_span = _remote_span_tuple if _TUPLE_LAYOUT else _remote_span_public
 ``NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags, trace_state=state))``,
 as OpenTelemetry's propagators build it; the ids must be non-zero and in range (the parsers check).
 """
-
-
-def context_with(context: Context, updates: dict[str, object]) -> Context:
-    """Return a new context holding ``context``'s entries overridden by ``updates`` (one copy)."""
-    if context:
-        return Context(context, **updates)
-    return Context(updates)
 
 
 def span_fields(context: Context) -> SpanFields | None:

@@ -26,7 +26,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
-from ._core import BAGGAGE_KEY, WireFormat, context_with, span_fields
+from ._core import BAGGAGE_KEY, WireFormat, span_fields
 from .b3 import B3Format
 from .baggage import BaggageFormat
 from .carriers import (
@@ -99,6 +99,8 @@ class Propagator(TextMapPropagator):
             chosen = []
         self.names: tuple[str, ...] = tuple(chosen)
         self._formats: tuple[WireFormat, ...] = tuple(_make_format(name) for name in chosen)
+        self._extractors = tuple(fmt.extract for fmt in self._formats)
+        self._injectors = tuple((1 << bit, fmt.inject) for bit, fmt in enumerate(self._formats))
         reads: dict[str, bool] = {}
         for fmt in self._formats:
             for name, combine in fmt.reads.items():
@@ -226,11 +228,13 @@ class Propagator(TextMapPropagator):
         if not values:
             return context
         updates: dict[str, object] = {}
-        for fmt in self._formats:
-            fmt.extract(values, context, updates)
+        for extract in self._extractors:
+            extract(values, context, updates)
         if not updates:
             return context
-        return context_with(context, updates)
+        if context:
+            return Context(context, **updates)
+        return Context(updates)
 
     def _render(self, context: Context | None) -> tuple[list[tuple[str, str]], int]:
         if context is None:
@@ -243,11 +247,9 @@ class Propagator(TextMapPropagator):
             baggage = None
         out: list[tuple[str, str]] = []
         mask = 0
-        bit = 1
-        for fmt in self._formats:
-            if fmt.inject(span, baggage, out):
+        for bit, inject in self._injectors:
+            if inject(span, baggage, out):
                 mask |= bit
-            bit <<= 1
         return out, mask
 
 

@@ -131,14 +131,25 @@ class TraceContextFormat:
         traceparent = values.get("traceparent")
         if traceparent is None:
             return
-        parsed = parse_traceparent(traceparent)
-        if parsed is None:
-            return
-        tracestate = values.get("tracestate")
-        if tracestate:
-            updates[SPAN_KEY] = remote_span(*parsed, parse_tracestate(tracestate) or DEFAULT_TRACE_STATE)
+        # parse_traceparent's fast path, inlined: this runs on every incoming request
+        match = _VERSION_00_MATCH(traceparent)
+        if match is not None:
+            trace_hex, span_hex, flags_hex = match.groups()
+            trace_id = int(trace_hex, 16)
+            span_id = int(span_hex, 16)
+            if not trace_id or not span_id:
+                return
+            flags = TRACE_FLAGS[flags_hex]
         else:
-            updates[SPAN_KEY] = remote_span(*parsed)
+            parsed = parse_traceparent(traceparent)
+            if parsed is None:
+                return
+            trace_id, span_id, flags = parsed
+        tracestate = values.get("tracestate")
+        state = DEFAULT_TRACE_STATE
+        if tracestate:
+            state = parse_tracestate(tracestate) or DEFAULT_TRACE_STATE
+        updates[SPAN_KEY] = remote_span(trace_id, span_id, flags, state)
 
     def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
         """Append ``traceparent`` (and a non-empty ``tracestate``) for ``span``."""
@@ -146,7 +157,7 @@ class TraceContextFormat:
             return False
         trace_id, span_id, flags, state = span
         out.append((TRACEPARENT, _TRACEPARENT_FORMAT % (trace_id, span_id, flags)))
-        if state:
+        if state is not DEFAULT_TRACE_STATE and state:  # identity first: TraceState.__len__ is Python
             out.append((TRACESTATE, state.to_header()))
         return True
 
