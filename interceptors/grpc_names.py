@@ -66,8 +66,11 @@ def parse_method_name(full_method: str) -> tuple[str, str]:
 
 def _go_name(code: grpc.StatusCode) -> str:
     # go-grpc-middleware spells codes as Go's codes.Code String(): OK, InvalidArgument, DeadlineExceeded, ...
+    # and Go spells CANCELLED the American way: "Canceled".
     if code is grpc.StatusCode.OK:
         return "OK"
+    if code is grpc.StatusCode.CANCELLED:
+        return "Canceled"
     return "".join(part.capitalize() for part in code.name.split("_"))
 
 

@@ -4,13 +4,14 @@ A request is a command (see :func:`parse`) that makes the handler answer, abort,
 until the client goes away, so each status path can be driven from the client side.
 
 * ``Unary`` (unary-unary): ``b"ok"`` echoes; commands as below.
-* ``ServerStream`` (unary-stream): ``b"3"`` streams ``b"0"``, ``b"1"``, ``b"2"``; ``b"3 abort"`` then aborts,
-  ``b"3 raise"`` then raises, ``b"3 wait"`` then waits until the client is gone.
+* ``ServerStream`` (unary-stream): ``b"3"`` streams ``b"0"``, ``b"1"``, ``b"2"``; ``b"3 CMD"`` then runs the
+  command and streams its reply, if any (``b"3 abort"``, ``b"3 wait"``, ``b"3 span"``...).
 * ``ClientStream`` (stream-unary): joins the requests with ``b"|"``; a command request acts on arrival.
 * ``Bidi`` (stream-stream): echoes each request; a command request acts on arrival.
 
 Commands: ``abort`` (NOT_FOUND), ``set_code`` (INVALID_ARGUMENT, returns normally), ``raise`` (RuntimeError),
-``wait`` (until cancelled or the deadline passes).
+``wait`` (until cancelled or the deadline passes), ``span`` (replies with the current span's id, 16 hex digits),
+``metadata`` (replies with the invocation metadata as ``key=value`` lines). Anything else is echoed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
 __all__ = [
     "BIDI",
@@ -47,8 +49,21 @@ class HandlerError(RuntimeError):
     """What the ``raise`` command raises."""
 
 
+def _current_span_id() -> bytes:
+    return format(trace.get_current_span().get_span_context().span_id, "016x").encode()
+
+
+def _metadata_lines(context: Any) -> bytes:
+    pairs = context.invocation_metadata() or ()
+    return "\n".join(f"{key}={value}" for key, value in pairs).encode()
+
+
 def _sync_act(command: bytes, context: grpc.ServicerContext) -> bytes | None:
-    """Run a command in a sync handler; returns the reply for non-commands."""
+    """Run a command in a sync handler; returns its reply (the request itself for non-commands)."""
+    if command == b"span":
+        return _current_span_id()
+    if command == b"metadata":
+        return _metadata_lines(context)
     if command == b"abort":
         context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
     if command == b"set_code":
@@ -66,7 +81,11 @@ def _sync_act(command: bytes, context: grpc.ServicerContext) -> bytes | None:
 
 
 async def _aio_act(command: bytes, context: Any) -> bytes | None:
-    """Run a command in an aio handler; returns the reply for non-commands."""
+    """Run a command in an aio handler; returns its reply (the request itself for non-commands)."""
+    if command == b"span":
+        return _current_span_id()
+    if command == b"metadata":
+        return _metadata_lines(context)
     if command == b"abort":
         await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
     if command == b"set_code":
@@ -98,7 +117,9 @@ def _server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[by
     for i in range(count):
         yield str(i).encode()
     if then:
-        _sync_act(then, context)
+        reply = _sync_act(then, context)
+        if reply is not None:
+            yield reply
 
 
 def _client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
@@ -141,7 +162,9 @@ async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[byte
     for i in range(count):
         yield str(i).encode()
     if then:
-        await _aio_act(then, context)
+        reply = await _aio_act(then, context)
+        if reply is not None:
+            yield reply
 
 
 async def _aio_server_stream_writer(request: bytes, context: Any) -> None:
@@ -149,7 +172,9 @@ async def _aio_server_stream_writer(request: bytes, context: Any) -> None:
     for i in range(count):
         await context.write(str(i).encode())
     if then:
-        await _aio_act(then, context)
+        reply = await _aio_act(then, context)
+        if reply is not None:
+            await context.write(reply)
 
 
 async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
