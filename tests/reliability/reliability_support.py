@@ -1,0 +1,253 @@
+"""Small real services and measuring helpers for the reliability tests.
+
+* A raw-bytes gRPC service, ``hoptel.rel.Echo/Unary``, sync and aio: it answers ``b"echo:" + request`` and tags
+  the current span with ``rel.request`` so a test can find the span of a given request at the receiver.
+* An ASGI app (Starlette) with one templated route, and uvicorn serving an app in a background thread.
+* Reading hoptel's metrics back from a Telemetry's registry.
+* A steady request loop that records each request's latency.
+
+Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import statistics
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import uvicorn
+from opentelemetry import trace
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import hoptel
+from hoptel.receiver import OTLPReceiver
+
+__all__ = [
+    "ECHO_METHOD",
+    "ECHO_SERVICE",
+    "GRPC_OPTIONS",
+    "STARTUP_TIMEOUT_S",
+    "EchoCall",
+    "LatencyLoop",
+    "aio_echo_handler",
+    "aio_grpc_server",
+    "echo_reply",
+    "exporter_settings",
+    "exposition",
+    "median",
+    "metric_value",
+    "run_uvicorn",
+    "series_count",
+    "starlette_app",
+    "sync_echo_handler",
+    "sync_grpc_server",
+]
+
+ECHO_SERVICE = "hoptel.rel.Echo"
+ECHO_METHOD = f"/{ECHO_SERVICE}/Unary"
+STARTUP_TIMEOUT_S = 10.0
+# Metadata bigger than gRPC's 8 KiB default must reach the handler, so oversized values are really sent.
+GRPC_OPTIONS: list[tuple[str, Any]] = [("grpc.max_metadata_size", 1 << 20)]
+
+
+EchoCall = Callable[..., bytes]
+"""A unary call of the echo method: ``call(request, timeout=...) -> reply``."""
+
+
+def exporter_settings(receiver: OTLPReceiver, protocol: str) -> dict[str, Any]:
+    """``setup()`` overrides that export to ``receiver`` over ``protocol`` (``grpc`` or ``http/protobuf``)."""
+    endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+    return {"exporter_otlp_protocol": protocol, "exporter_otlp_endpoint": endpoint}
+
+
+def echo_reply(request: bytes) -> bytes:
+    """What the echo handlers answer to ``request``: what a test expects whatever hoptel did."""
+    return b"echo:" + request
+
+
+def _tag_span(request: bytes) -> None:
+    trace.get_current_span().set_attribute("rel.request", request.decode("utf-8", "replace"))
+
+
+def sync_echo_handler() -> grpc.GenericRpcHandler:
+    """The sync echo service: ``Unary`` answers ``echo_reply(request)``."""
+
+    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+        _tag_span(request)
+        return echo_reply(request)
+
+    return grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Unary": grpc.unary_unary_rpc_method_handler(unary)})
+
+
+def aio_echo_handler() -> grpc.GenericRpcHandler:
+    """The aio echo service: ``Unary`` answers ``echo_reply(request)``."""
+
+    async def unary(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        _tag_span(request)
+        return echo_reply(request)
+
+    return grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Unary": grpc.unary_unary_rpc_method_handler(unary)})
+
+
+@contextlib.contextmanager
+def sync_grpc_server(*interceptors: Any, workers: int = 8) -> Iterator[str]:
+    """Serve the sync echo service with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    server = grpc.server(pool, interceptors=list(interceptors), options=GRPC_OPTIONS)
+    server.add_generic_rpc_handlers([sync_echo_handler()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None).wait(STARTUP_TIMEOUT_S)
+        pool.shutdown(wait=True)
+
+
+@contextlib.asynccontextmanager
+async def aio_grpc_server(*interceptors: Any) -> AsyncIterator[str]:
+    """Serve the aio echo service with ``interceptors`` on the running loop; yield the target."""
+    server = grpc.aio.server(interceptors=list(interceptors), options=GRPC_OPTIONS)
+    server.add_generic_rpc_handlers([aio_echo_handler()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+def starlette_app() -> Starlette:
+    """A Starlette app with one templated route, ``GET /items/{item_id}``, answering ``item:<id>``."""
+
+    async def item(request: Request) -> Response:
+        return PlainTextResponse(f"item:{request.path_params['item_id']}")
+
+    return Starlette(routes=[Route("/items/{item_id}", item)])
+
+
+@contextlib.contextmanager
+def run_uvicorn(app: Any, **config: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread on an ephemeral loopback port; yield the base URL.
+
+    Extra keyword arguments go to ``uvicorn.Config`` (e.g. ``h11_max_incomplete_event_size``).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False, **config)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:  # bounded by the deadline or the thread dying
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT_S)
+        sock.close()
+
+
+def metric_value(tel: hoptel.Telemetry, name: str, labels: dict[str, str] | None = None) -> float:
+    """The value of one sample in ``tel``'s registry (0.0 when the series does not exist)."""
+    value = tel.registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value
+
+
+def series_count(tel: hoptel.Telemetry, family: str) -> int:
+    """How many label combinations the metric family ``family`` has (histograms: by their ``_count``)."""
+    for metric in tel.registry.collect():
+        if metric.name == family:
+            suffixes = ("_count",) if metric.type == "histogram" else ("", "_total")
+            return sum(1 for sample in metric.samples if sample.name in {family + s for s in suffixes})
+    return 0
+
+
+def exposition(tel: hoptel.Telemetry) -> str:
+    """``tel``'s registry in the Prometheus text format."""
+    return generate_latest(tel.registry).decode("utf-8")
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values`` (which must not be empty)."""
+    return statistics.median(values)
+
+
+class LatencyLoop:
+    """Calls ``request(i)`` for ``i = 0, 1, ...`` on a background thread, timing each call, until stopped.
+
+    Exceptions are collected, not raised, so a test can assert that every request succeeded. ``limit`` bounds
+    the loop even if nobody stops it.
+    """
+
+    def __init__(self, request: Callable[[int], object], limit: int = 200_000) -> None:
+        self._request = request
+        self._limit = limit
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="latency-loop", daemon=True)
+
+    def _run(self) -> None:
+        for index in range(self._limit):
+            if self._stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                self._request(index)
+            except Exception as error:
+                with self._lock:
+                    self.errors.append(error)
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.latencies.append(elapsed)
+
+    @property
+    def done(self) -> int:
+        """Requests completed so far (successful or not)."""
+        with self._lock:
+            return len(self.latencies)
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> None:
+        """Block until ``n`` requests completed in total.
+
+        Raises:
+            TimeoutError: fewer completed within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while self.done < n:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise TimeoutError(f"only {self.done} of {n} requests completed")
+            time.sleep(0.005)
+
+    def __enter__(self) -> LatencyLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(STARTUP_TIMEOUT_S)
+
+
+def run_loop_forever(loop: asyncio.AbstractEventLoop) -> None:
+    """Target for a thread that runs ``loop`` until it is stopped."""
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
