@@ -52,7 +52,7 @@ def test_collector_down_then_back(
     echo_call: Callable[[hoptel.Telemetry], EchoCall],
     protocol: str,
 ) -> None:
-    """Collector down: every request succeeds, the queue stays bounded, drops and failures are counted; back: spans flow again."""
+    """Collector down: requests succeed, the queue stays bounded, losses are counted; back: spans flow again."""
     tel = make_telemetry(
         "collector-down",
         **exporter_settings(receiver, protocol),
@@ -95,7 +95,7 @@ def test_collector_refusing_then_accepting(
     protocol: str,
     status: str,
 ) -> None:
-    """A collector that refuses every export (503/429, UNAVAILABLE/RESOURCE_EXHAUSTED) costs no request; spans flow once it accepts."""
+    """A collector refusing every export (503/429, UNAVAILABLE/...) fails no request; spans flow once it accepts."""
     tel = make_telemetry(
         "collector-refusing",
         **exporter_settings(receiver, protocol),
