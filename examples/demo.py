@@ -47,6 +47,7 @@ PROPAGATORS: dict[str, str] = {
 
 _BSP_SCHEDULE_DELAY_MS = "100"  # export spans within 0.1 s, so traces are complete right after the requests
 _TRACE_WAIT_S = 15.0
+_EXPORT_WAIT_S = 10.0
 _IDLE_S = 1.0  # --keep-running prints a trace once no span of it arrived for this long
 _TICK_S = 0.25
 
@@ -214,6 +215,28 @@ def _show_metrics(ready: Mapping[str, Ready], summary: list[str]) -> list[str]:
     return problems
 
 
+def _check_exported(ready: Mapping[str, Ready], endpoint: str) -> list[str]:
+    """With an external endpoint: wait (bounded) until every service's exporter has had spans accepted.
+
+    The demo cannot see the backend, but each service counts the spans its exporter got through
+    (``hoptel_spans_exported_total``); zero after a while means a wrong endpoint or protocol.
+    """
+    pending = {name: r.metrics_url for name, r in ready.items() if r.metrics_url}
+    deadline = time.monotonic() + _EXPORT_WAIT_S
+    while pending and time.monotonic() < deadline:
+        for name, url in list(pending.items()):
+            with contextlib.suppress(httpx.HTTPError):
+                if report.sample_value(report.scrape(url), report.SPANS_EXPORTED) > 0:
+                    del pending[name]
+        time.sleep(_TICK_S)
+    if not pending:
+        return []
+    return [
+        f"{endpoint} accepted no span from {', '.join(pending)}: is it up, and is the protocol right? "
+        "OTEL_EXPORTER_OTLP_PROTOCOL is http/protobuf by default (port 4318), grpc uses 4317; the logs say more"
+    ]
+
+
 def _where_next(args: argparse.Namespace, log_dir: Path, gateway: str) -> None:
     _heading("Where to look next")
     lines = [
@@ -221,8 +244,8 @@ def _where_next(args: argparse.Namespace, log_dir: Path, gateway: str) -> None:
         "their code: examples/services/ (gateway.py, orders.py, inventory.py, pricing.py), runner: examples/demo.py",
         "explore it live: python -m examples.demo --keep-running   (then curl the gateway; new traces print)",
         "watch traces from your own programs: python -m hoptel.receiver   (OTLP on 4317/4318, trees on stdout)",
-        "send the traces to your backend: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 scripts/demo"
-        "   (Collector config: examples/otel-collector.yaml)",
+        "send the traces to a collector: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 scripts/demo"
+        "   (OTLP/HTTP; its config: examples/otel-collector.yaml)",
     ]
     if args.metrics_port_base == DEFAULT_METRICS_PORT:
         lines.append(
@@ -284,7 +307,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             otlp = _embedded_otlp(receiver, environ)
             print(f"spans go to the embedded OTLP receiver at {otlp['OTEL_EXPORTER_OTLP_ENDPOINT']}", flush=True)
         else:
-            print(f"spans go to {external} (OTEL_EXPORTER_OTLP_ENDPOINT is set, no embedded receiver)", flush=True)
+            protocol = environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            print(f"spans go to {external} over {protocol} (no embedded receiver: OTEL_EXPORTER_OTLP_ENDPOINT is set)")
         supervisor = stack.enter_context(Supervisor(log_dir))
         envs = {name: service_env(name, environ, otlp, ports[name]) for name in ALL_SERVICES}
         ready = _start_services(supervisor, envs, args)
@@ -302,9 +326,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         log_files = [service.log_path for service in supervisor.services]
         if receiver is not None:
             problems += _show_traces(receiver, outcomes, log_files, summary)
-        else:
+        elif external is not None:
             for number, outcome in enumerate(outcomes, 1):
                 print(f"{report.describe_outcome(number, outcome)}\n   trace {outcome.trace_id}: see {external}\n")
+            problems += _check_exported(ready, external)
         _heading("Metrics (a few lines from each service's endpoint)")
         problems += _show_metrics(ready, summary)
         _where_next(args, log_dir, gateway)

@@ -20,21 +20,31 @@ from hoptel.receiver import ReceivedSpan, format_trace
 
 __all__ = [
     "METRIC_FAMILIES",
+    "SPANS_EXPORTED",
     "correlated_logs",
     "describe_outcome",
     "format_log_line",
     "format_trace_section",
     "metric_lines",
+    "sample_value",
     "scrape",
     "summary_trace",
     "trace_problems",
 ]
 
+SPANS_EXPORTED = "hoptel_spans_exported_total"
+"""hoptel's own counter of spans the exporter accepted."""
+
 METRIC_FAMILIES: dict[str, tuple[str, ...]] = {
-    "gateway": ("http_server_request_duration_seconds_count", "grpc_client_handled_total"),
-    "orders": ("grpc_server_handled_total", "grpc_client_handled_total", "http_client_request_duration_seconds_count"),
-    "inventory": ("grpc_server_handled_total", "grpc_server_msg_sent_total"),
-    "pricing": ("http_server_request_duration_seconds_count",),
+    "gateway": ("http_server_request_duration_seconds_count", "grpc_client_handled_total", SPANS_EXPORTED),
+    "orders": (
+        "grpc_server_handled_total",
+        "grpc_client_handled_total",
+        "http_client_request_duration_seconds_count",
+        SPANS_EXPORTED,
+    ),
+    "inventory": ("grpc_server_handled_total", "grpc_server_msg_sent_total", SPANS_EXPORTED),
+    "pricing": ("http_server_request_duration_seconds_count", SPANS_EXPORTED),
 }
 """The samples the demo shows from each service's metrics endpoint."""
 
@@ -107,10 +117,19 @@ def scrape(url: str) -> str:
     return response.text
 
 
-def metric_lines(exposition: str, families: Sequence[str], limit: int = 8) -> list[str]:
+def metric_lines(exposition: str, families: Sequence[str], limit: int = 10) -> list[str]:
     """The first ``limit`` sample lines of ``families`` (exact sample names) in a text exposition."""
     wanted = tuple(f"{name}{{" for name in families) + tuple(f"{name} " for name in families)
     return [line for line in exposition.splitlines() if line.startswith(wanted)][:limit]
+
+
+def sample_value(exposition: str, name: str) -> float:
+    """The value of the label-less sample ``name`` in a text exposition (0.0 when absent)."""
+    prefix = f"{name} "
+    for line in exposition.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :].split()[0])
+    return 0.0
 
 
 def summary_trace(outcome: Outcome, spans: Sequence[ReceivedSpan], logs: Sequence[dict[str, Any]]) -> str:

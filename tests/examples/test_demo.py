@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hoptel.receiver import OTLPReceiver
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,11 +48,11 @@ def demo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "examples.demo", *args]
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         demo_command(*args),
         cwd=REPO,
-        env=demo_env(),
+        env=env or demo_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -208,6 +210,22 @@ def test_no_service_is_left_running(demo: DemoRun) -> None:
     (processes,) = demo.of_type("processes")
     assert processes["pids"] == pids
     assert_all_gone(pids)
+
+
+def test_with_an_otlp_endpoint_set_the_services_export_there(receiver: OTLPReceiver) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT set: no embedded receiver, and every request's trace arrives at that endpoint."""
+    env = {**demo_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint}
+    env.pop("OTEL_EXPORTER_OTLP_PROTOCOL", None)  # the default, http/protobuf
+    result = run_demo("--metrics-port-base", "0", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"spans go to {receiver.http_endpoint} over http/protobuf (no embedded receiver" in result.stdout
+    trace_ids = re.findall(r"^   trace ([0-9a-f]{32}): see ", result.stdout, re.MULTILINE)
+    assert len(trace_ids) == 4
+    for trace_id in trace_ids:
+        spans = receiver.wait_for_trace(trace_id, 5)
+        assert {span.service_name for span in spans} >= {"gateway", "orders", "inventory"}
+    assert {span.protocol for span in receiver.spans()} == {"http"}
+    assert_all_gone(started_pids(result.stdout))
 
 
 @pytest.fixture
