@@ -55,7 +55,10 @@ _SAFE_KEY = r"[\x21\x23\x24\x26\x27\x2a\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x
 _SAFE_VALUE = r"[\x21\x23\x24\x26-\x2a\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"
 _SAFE_KEY_MATCH = re.compile(_SAFE_KEY).fullmatch
 _SAFE_VALUE_MATCH = re.compile(_SAFE_VALUE).fullmatch
-_SAFE_MEMBER_MATCH = re.compile(_SAFE_KEY + "=" + _SAFE_VALUE).fullmatch
+# A whole header of plain members. Values may not hold "=" here, so every member has exactly one "=" and the
+# split back into keys and values is unambiguous; a "," inside a value shows up in the comma count.
+_SAFE_PLAIN_VALUE = r"[\x21\x23\x24\x26-\x2a\x2d-\x3a\x3c\x3e-\x5b\x5d-\x7e]*"
+_SAFE_HEADER_MATCH = re.compile(f"{_SAFE_KEY}={_SAFE_PLAIN_VALUE}(?:,{_SAFE_KEY}={_SAFE_PLAIN_VALUE})*").fullmatch
 
 
 def parse_baggage(value: str) -> dict[str, str]:
@@ -93,6 +96,18 @@ def format_baggage(entries: Mapping[str, object]) -> str:
         The header value (empty when nothing fits); at most 180 members and 8192 bytes. Members that do not
         fit are left out; later ones that do are kept.
     """
+    if 0 < len(entries) <= MAX_BAGGAGE_MEMBERS:
+        try:  # the common case: a few plain str entries, validated as one header
+            header = ",".join([key + "=" + item for key, item in entries.items()])  # type: ignore[operator]
+        except TypeError:  # a non-str key or value: render member by member below
+            pass
+        else:
+            if (
+                len(header) <= MAX_BAGGAGE_BYTES
+                and header.count(",") == len(entries) - 1
+                and _SAFE_HEADER_MATCH(header) is not None
+            ):
+                return header
     members: list[str] = []
     size = -1
     for key, item in entries.items():
@@ -101,15 +116,13 @@ def format_baggage(entries: Mapping[str, object]) -> str:
             text = item if isinstance(item, str) else str(item)
         except Exception:  # an object whose str() fails is left out, like one that does not fit
             continue
-        member = name + "=" + text
-        if _SAFE_MEMBER_MATCH(member) is None:
+        if _SAFE_KEY_MATCH(name) is None:
             if not name:
                 continue
-            if _SAFE_KEY_MATCH(name) is None:
-                name = quote(name, safe=_KEY_SAFE, errors="replace")
-            if _SAFE_VALUE_MATCH(text) is None:
-                text = quote(text, safe=_VALUE_SAFE, errors="replace")
-            member = name + "=" + text
+            name = quote(name, safe=_KEY_SAFE, errors="replace")
+        if _SAFE_VALUE_MATCH(text) is None:
+            text = quote(text, safe=_VALUE_SAFE, errors="replace")
+        member = name + "=" + text
         if size + 1 + len(member) > MAX_BAGGAGE_BYTES:
             continue
         size += 1 + len(member)

@@ -90,6 +90,13 @@ def test_inject_respects_limits() -> None:
     assert parse_baggage(header) == {"a": "x" * 5000, "c": "z"}
 
 
+def test_keys_and_values_with_delimiters_round_trip() -> None:
+    """Keys holding '=' or ',' and values holding '=' or ',' are encoded so they read back unchanged."""
+    entries = {"a=b": "c", "k": "a,b=c", "x,y": "=", "eq": "base64=="}
+    assert parse_baggage(format_baggage(entries)) == entries
+    assert format_baggage({"eq": "base64=="}) == "eq=base64=="  # '=' needs no encoding in a value
+
+
 def test_inject_renders_non_string_values() -> None:
     """Non-string baggage values are rendered with str(); an empty key is left out."""
     assert format_baggage({"n": 3, "": "x", "f": 1.5}) == "n=3,f=1.5"
