@@ -68,7 +68,7 @@ class Propagator(TextMapPropagator):
     Args:
         names: Format names, in ``OTEL_PROPAGATORS`` order: ``tracecontext``, ``baggage``, ``b3`` (single
             header), ``b3multi``; ``none`` anywhere turns propagation off (as in OpenTelemetry). Names are
-            case-insensitive; repeats are ignored.
+            case-insensitive; repeats are ignored. A string is split at commas.
 
     Raises:
         ValueError: An unknown or empty name.
@@ -88,6 +88,8 @@ class Propagator(TextMapPropagator):
     """
 
     def __init__(self, names: Iterable[str] = DEFAULT_PROPAGATORS) -> None:
+        if isinstance(names, str):
+            names = names.split(",")
         chosen: list[str] = []
         for raw in names:
             name = raw.strip().lower()

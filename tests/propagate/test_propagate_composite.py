@@ -32,6 +32,14 @@ def test_bad_value_names_the_variable_and_value(value: str) -> None:
     assert repr(value) in str(info.value)
 
 
+def test_constructor_takes_names_or_a_string() -> None:
+    """Propagator takes a list of names or one comma-separated string; unknown names raise ValueError."""
+    assert Propagator("b3, baggage").names == ("b3", "baggage")
+    assert Propagator(["tracecontext"]).names == ("tracecontext",)
+    with pytest.raises(ValueError, match="unknown propagator 'xray'"):
+        Propagator(["xray"])
+
+
 def test_custom_variable_name_in_error() -> None:
     """The error names the variable the caller passed."""
     with pytest.raises(ValueError, match="HOPTEL_X='nope'"):
