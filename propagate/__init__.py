@@ -12,17 +12,9 @@ real OpenTelemetry contexts, so SDK tracers and the official instrumentations in
 
 from .b3 import B3Format, parse_b3_multi, parse_b3_single
 from .baggage import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, BaggageFormat, format_baggage, parse_baggage
-from .carriers import (
-    ASGIGetter,
-    HeadersCarrier,
-    HeadersGetter,
-    HeadersSetter,
-    Metadata,
-    MetadataGetter,
-    MetadataList,
-    MetadataSetter,
-)
+from .carriers import HeadersCarrier, Metadata, MetadataList
 from .composite import DEFAULT_PROPAGATORS, PROPAGATOR_NAMES, Propagator, propagator_from_env
+from .textmap import ASGIGetter, HeadersGetter, HeadersSetter, MetadataGetter, MetadataSetter
 from .tracecontext import TraceContextFormat, format_traceparent, parse_traceparent, parse_tracestate
 
 __all__ = [

@@ -12,9 +12,8 @@ backed by a careful fallback, so a malformed carrier yields "no headers", never 
   ``(str | bytes, str | bytes)`` pairs. ``bytes`` are decoded as Latin-1 (non-ASCII never validates).
 * ASGI: ``scope["headers"]``, a list of ``(bytes, bytes)`` pairs with lower-case names.
 
-The ``*Getter``/``*Setter`` classes adapt the same carriers to OpenTelemetry's
-:class:`~opentelemetry.propagators.textmap.Getter`/``Setter`` API, so OTel's own propagators can use them
-too, and :meth:`hoptel.propagate.Propagator.extract` recognises them and takes the fast path.
+The OpenTelemetry ``Getter``/``Setter`` adapters for the same carriers live in
+:mod:`hoptel.propagate.textmap`.
 """
 
 from __future__ import annotations
@@ -24,23 +23,19 @@ from itertools import islice
 from typing import Any, TypeAlias, cast
 
 import httpx
-from opentelemetry.propagators.textmap import Getter, Setter
 
 __all__ = [
-    "ASGIGetter",
+    "MAX_ITEMS",
     "HeadersCarrier",
-    "HeadersGetter",
-    "HeadersSetter",
     "Metadata",
-    "MetadataGetter",
     "MetadataList",
-    "MetadataSetter",
     "copy_metadata",
     "gather_asgi",
     "gather_headers",
     "gather_metadata",
     "merge_metadata",
     "set_headers",
+    "text_of",
 ]
 
 Metadata: TypeAlias = "Iterable[tuple[str, str | bytes]] | Mapping[str, str | bytes] | None"
@@ -53,7 +48,8 @@ HeadersCarrier: TypeAlias = (
 """HTTP headers: ``httpx.Headers``, a mapping, or ``(name, value)`` pairs of ``str`` or ``bytes``."""
 
 _MAX_COMBINED = 8192  # no parser keeps more; stop concatenating repeated headers beyond it
-_MAX_ITEMS = 4096  # the careful fallback never looks at more items than this
+MAX_ITEMS = 4096
+"""The careful (fallback) paths never look at more carrier items than this."""
 
 
 def _add(found: dict[str, str], name: str, value: str, combine: bool) -> None:
@@ -64,7 +60,8 @@ def _add(found: dict[str, str], name: str, value: str, combine: bool) -> None:
         found[name] = previous + "," + value
 
 
-def _text(value: object) -> str | None:
+def text_of(value: object) -> str | None:
+    """``value`` as text: a ``str`` as is, bytes-like decoded as Latin-1, anything else ``None``."""
     if isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -76,12 +73,12 @@ def _gather_items(items: Iterable[Any], wanted: Mapping[str, bool], decode: bool
     """The careful path: any item shape, ``str``/``bytes`` keys, list values; bounded; never raises."""
     found: dict[str, str] = {}
     try:
-        for item in islice(items, _MAX_ITEMS):
+        for item in islice(items, MAX_ITEMS):
             try:
                 key, value = item
             except (TypeError, ValueError):
                 continue
-            name = _text(key)
+            name = text_of(key)
             if name is None:
                 continue
             name = name.lower()
@@ -90,7 +87,7 @@ def _gather_items(items: Iterable[Any], wanted: Mapping[str, bool], decode: bool
                 continue
             values = value if isinstance(value, (list, tuple)) else (value,)
             for one in values:
-                text = _text(one) if decode else (one if isinstance(one, str) else None)
+                text = text_of(one) if decode else (one if isinstance(one, str) else None)
                 if text is not None:
                     _add(found, name, text, combine)
     except Exception:  # a broken iterator: keep what was read
@@ -219,7 +216,7 @@ def merge_metadata(metadata: object, ours: list[tuple[str, str]], owned: frozens
     except Exception:
         kept = []
         try:
-            for item in islice(cast("Iterable[Any]", metadata), _MAX_ITEMS):
+            for item in islice(cast("Iterable[Any]", metadata), MAX_ITEMS):
                 try:
                     key = item[0]
                     if isinstance(key, str) and key.lower() in owned:
@@ -306,124 +303,7 @@ def _stale_httpx(
 
 def _owned_pair(item: object, owned: frozenset[str]) -> bool:
     try:
-        key = _text(item[0])  # type: ignore[index]  # anything else is kept
+        key = text_of(item[0])  # type: ignore[index]  # anything else is kept
     except Exception:
         return False
     return key is not None and key.lower() in owned
-
-
-class MetadataGetter(Getter[Metadata]):
-    """OpenTelemetry ``Getter`` for gRPC metadata (case-insensitive keys, ``bytes`` values skipped)."""
-
-    def get(self, carrier: Metadata, key: str) -> list[str] | None:
-        """Return every ``str`` value of ``key``, or ``None`` when there is none."""
-        found = _all_values(carrier, key.lower(), decode=False)
-        return found or None
-
-    def keys(self, carrier: Metadata) -> list[str]:
-        """Return the lower-case keys, in order."""
-        return _all_keys(carrier)
-
-
-class HeadersGetter(Getter[HeadersCarrier]):
-    """OpenTelemetry ``Getter`` for HTTP headers: ``httpx.Headers``, mappings, or ``(name, value)`` pairs."""
-
-    def get(self, carrier: HeadersCarrier, key: str) -> list[str] | None:
-        """Return every value of ``key`` (case-insensitive), or ``None`` when there is none."""
-        if isinstance(carrier, httpx.Headers):
-            return carrier.get_list(key) or None
-        found = _all_values(carrier, key.lower(), decode=True)
-        return found or None
-
-    def keys(self, carrier: HeadersCarrier) -> list[str]:
-        """Return the lower-case header names, in order."""
-        if isinstance(carrier, httpx.Headers):
-            return list(carrier.keys())
-        return _all_keys(carrier)
-
-
-class ASGIGetter(Getter[Mapping[str, Any]]):
-    """OpenTelemetry ``Getter`` for an ASGI scope (``scope["headers"]``)."""
-
-    def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
-        """Return every value of header ``key``, or ``None`` when there is none."""
-        try:
-            headers = carrier.get("headers")
-        except Exception:
-            return None
-        found = _all_values(headers, key.lower(), decode=True)
-        return found or None
-
-    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
-        """Return the header names, in order."""
-        try:
-            headers = carrier.get("headers")
-        except Exception:
-            return []
-        return _all_keys(headers)
-
-
-class MetadataSetter(Setter[MetadataList]):
-    """OpenTelemetry ``Setter`` for a metadata list: replaces ``key`` (case-insensitively), appends lower-case."""
-
-    def set(self, carrier: MetadataList, key: str, value: str) -> None:
-        """Replace any ``key`` entries in ``carrier`` with ``(key.lower(), value)``."""
-        name = key.lower()
-        carrier[:] = [item for item in carrier if not _owned_pair(item, frozenset((name,)))]
-        carrier.append((name, value))
-
-
-class HeadersSetter(Setter[Any]):
-    """OpenTelemetry ``Setter`` for ``httpx.Headers``, ``MutableMapping[str, str]`` or a list of pairs."""
-
-    def set(self, carrier: Any, key: str, value: str) -> None:
-        """Set header ``key`` (lower-cased) to ``value``, replacing it case-insensitively."""
-        name = key.lower()
-        set_headers(carrier, [(name, value)], frozenset((name,)))
-
-
-def _pairs(carrier: object) -> Iterable[Any]:
-    if not carrier:
-        return ()
-    if isinstance(carrier, httpx.Headers):
-        return carrier.multi_items()
-    if isinstance(carrier, Mapping):
-        return carrier.items()
-    if isinstance(carrier, (str, bytes)):
-        return ()
-    return cast("Iterable[Any]", carrier)
-
-
-def _all_values(carrier: object, name: str, decode: bool) -> list[str]:
-    found: list[str] = []
-    try:
-        for item in islice(_pairs(carrier), _MAX_ITEMS):
-            try:
-                key, value = item
-            except (TypeError, ValueError):
-                continue
-            text_key = _text(key)
-            if text_key is None or text_key.lower() != name:
-                continue
-            for one in value if isinstance(value, (list, tuple)) else (value,):
-                text = _text(one) if decode else (one if isinstance(one, str) else None)
-                if text is not None:
-                    found.append(text)
-    except Exception:  # a broken carrier: keep what was read
-        return found
-    return found
-
-
-def _all_keys(carrier: object) -> list[str]:
-    keys: list[str] = []
-    try:
-        for item in islice(_pairs(carrier), _MAX_ITEMS):
-            try:
-                key = _text(item[0])
-            except Exception:
-                continue
-            if key is not None:
-                keys.append(key.lower())
-    except Exception:
-        return keys
-    return keys

@@ -30,12 +30,8 @@ from ._core import BAGGAGE_KEY, WireFormat, span_fields
 from .b3 import B3Format
 from .baggage import BaggageFormat
 from .carriers import (
-    ASGIGetter,
     HeadersCarrier,
-    HeadersGetter,
-    HeadersSetter,
     Metadata,
-    MetadataGetter,
     MetadataList,
     copy_metadata,
     gather_asgi,
@@ -44,6 +40,7 @@ from .carriers import (
     merge_metadata,
     set_headers,
 )
+from .textmap import ASGIGetter, HeadersGetter, HeadersSetter, MetadataGetter
 from .tracecontext import TraceContextFormat
 
 __all__ = ["DEFAULT_PROPAGATORS", "PROPAGATOR_NAMES", "Propagator", "propagator_from_env"]

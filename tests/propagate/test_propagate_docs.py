@@ -15,6 +15,7 @@ MODULES = [
     "hoptel.propagate.baggage",
     "hoptel.propagate.carriers",
     "hoptel.propagate.composite",
+    "hoptel.propagate.textmap",
     "hoptel.propagate.tracecontext",
     "hoptel.propagate._core",
 ]
