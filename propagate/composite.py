@@ -51,6 +51,9 @@ PROPAGATOR_NAMES = ("tracecontext", "baggage", "b3", "b3multi", "none")
 """Every name ``OTEL_PROPAGATORS`` accepts."""
 
 
+_EMPTY = Context()  # read-only stand-in for "no incoming context"; never returned
+
+
 def _make_format(name: str) -> WireFormat:
     if name == "tracecontext":
         return TraceContextFormat()
@@ -222,15 +225,13 @@ class Propagator(TextMapPropagator):
     # -- internals -------------------------------------------------------------------------------------------
 
     def _extract_values(self, values: dict[str, str], context: Context | None) -> Context:
-        if context is None:
-            context = Context()
         if not values:
-            return context
+            return Context() if context is None else context
         updates: dict[str, object] = {}
         for extract in self._extractors:
-            extract(values, context, updates)
+            extract(values, _EMPTY if context is None else context, updates)
         if not updates:
-            return context
+            return Context() if context is None else context
         if context:
             return Context(context, **updates)
         return Context(updates)
