@@ -15,6 +15,7 @@ import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
 
+from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
 if TYPE_CHECKING:
@@ -38,13 +39,13 @@ class CountingServicerContext(_ContextBase):
         """Read one request; counted unless it is ``grpc.aio.EOF``."""
         message = await self._context.read()
         if message is not EOF:
-            self._hop.received += 1
+            count(self._hop, "received")
         return message
 
     async def write(self, message: Any) -> None:
         """Write one response and count it."""
         await self._context.write(message)
-        self._hop.sent += 1
+        count(self._hop, "sent")
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         """See ``grpc.aio.ServicerContext.send_initial_metadata``."""

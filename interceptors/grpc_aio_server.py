@@ -33,6 +33,7 @@ from hoptel.interceptors.grpc_shared import (
     traced,
     unknown_route,
 )
+from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
                     break
                 finally:
                     detach(token)
-                hop.sent += 1
+                count(hop, "sent")
                 yield response
         except BaseException as error:
             finish_aio_server_raised(hop, context, error)

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from hoptel.interceptors.grpc_shared import cancellation_code, text
+from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
 __all__ = [
@@ -80,7 +81,7 @@ def watch_aio_call(call: Any, hop: GrpcHop) -> None:
 async def count_responses(call: AsyncIterable[Any], hop: GrpcHop) -> AsyncIterator[Any]:
     """Yield a client call's responses, counting each; grpc wraps this so the call's methods stay available."""
     async for response in call:
-        hop.received += 1
+        count(hop, "received")
         yield response
 
 
@@ -88,18 +89,18 @@ async def count_sent(requests: AsyncIterable[Any] | Iterable[Any], hop: GrpcHop)
     """Yield a client's requests (an async or a plain iterable, as grpc.aio accepts), counting each."""
     if isinstance(requests, AsyncIterable):
         async for request in requests:
-            hop.sent += 1
+            count(hop, "sent")
             yield request
     else:
         for request in requests:
-            hop.sent += 1
+            count(hop, "sent")
             yield request
 
 
 async def count_received(requests: AsyncIterable[Any], hop: GrpcHop) -> AsyncIterator[Any]:
     """Yield a server's incoming requests to the handler, counting each."""
     async for request in requests:
-        hop.received += 1
+        count(hop, "received")
         yield request
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 else:
     _Future = grpc.Future
 
-__all__ = ["ClientResponses", "ReceivedCounter", "SentCounter", "ServerResponses", "watch_call"]
+__all__ = ["ClientResponses", "ReceivedCounter", "SentCounter", "ServerResponses", "count", "watch_call"]
 
 _CANCELLED = grpc.StatusCode.CANCELLED
 
@@ -41,13 +42,21 @@ _CANCELLED = grpc.StatusCode.CANCELLED
 class _CallWatch:
     """The nullary RPC-termination callback of one client call; holds the call only weakly."""
 
-    __slots__ = ("_call", "_hop")
+    __slots__ = ("_call", "_hop", "_lock")
 
-    def __init__(self, hop: GrpcHop, call: Any) -> None:
+    def __init__(self, hop: GrpcHop, call: Any, lock: threading.Lock | None) -> None:
         self._hop = hop
         self._call = weakref.ref(call)
+        self._lock = lock
 
     def __call__(self) -> None:
+        if self._lock is None:
+            self._finish()
+        else:
+            with self._lock:
+                self._finish()
+
+    def _finish(self) -> None:
         if self._hop.ended:
             return
         call = self._call()
@@ -57,7 +66,22 @@ class _CallWatch:
             finish_from_call(self._hop, call)
 
 
-def watch_call(call: Any, hop: GrpcHop) -> None:
+def count(hop: GrpcHop, counter: str) -> None:
+    """Count one message on ``hop`` (``"sent"`` or ``"received"``), or on the route if the hop already ended.
+
+    A stream's final status can arrive while the caller has not yet read the last messages; those are still
+    counted, straight into the metric, so message totals stay exact.
+    """
+    if hop.ended:
+        route = hop.route
+        (route.msg_sent if counter == "sent" else route.msg_received).inc()
+    elif counter == "sent":
+        hop.sent += 1
+    else:
+        hop.received += 1
+
+
+def watch_call(call: Any, hop: GrpcHop, lock: threading.Lock | None = None) -> None:
     """End ``hop`` when ``call`` terminates: now if it already has, else from grpcio's termination callback.
 
     ``add_callback`` (``grpc.RpcContext``) is used rather than ``add_done_callback``, whose callback holds the
@@ -67,7 +91,7 @@ def watch_call(call: Any, hop: GrpcHop) -> None:
         finish_from_call(hop, call)
         return
     try:
-        registered = call.add_callback(_CallWatch(hop, call))
+        registered = call.add_callback(_CallWatch(hop, call, lock))
     except (AttributeError, TypeError):  # not a grpcio call (another interceptor's object): hold it until done
         call.add_done_callback(lambda done: finish_from_call(hop, done))
         return
@@ -84,7 +108,10 @@ class ClientResponses(grpc.Call, _Future):
     def __init__(self, call: Any, hop: GrpcHop) -> None:
         self._call = call
         self._hop = hop
-        watch_call(call, hop)
+        # grpcio's termination callback (its channel thread) may end the hop while this thread still counts
+        # the last responses; the lock keeps the count exact.
+        self._lock = threading.Lock()
+        watch_call(call, hop, self._lock)
 
     def __iter__(self) -> ClientResponses:
         return self
@@ -93,13 +120,18 @@ class ClientResponses(grpc.Call, _Future):
         try:
             response = next(self._call)
         except StopIteration:
-            finish_from_call(self._hop, self._call)
+            self._finish()
             raise
         except Exception:  # the RpcError that ended the stream (or what an inner interceptor raised)
-            finish_from_call(self._hop, self._call)
+            self._finish()
             raise
-        self._hop.received += 1
+        with self._lock:
+            count(self._hop, "received")
         return response
+
+    def _finish(self) -> None:
+        with self._lock:
+            finish_from_call(self._hop, self._call)
 
     def next(self) -> Any:
         """Python 2 style alias grpcio keeps."""
@@ -118,7 +150,7 @@ class ClientResponses(grpc.Call, _Future):
         """Cancel the RPC; the hop ends CANCELLED."""
         cancelled = bool(self._call.cancel())
         if cancelled:
-            finish_from_call(self._hop, self._call)
+            self._finish()
         return cancelled
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
@@ -193,7 +225,7 @@ class SentCounter:
 
     def __next__(self) -> Any:
         request = next(self._requests)
-        self._hop.sent += 1
+        count(self._hop, "sent")
         return request
 
 
@@ -211,7 +243,7 @@ class ReceivedCounter:
 
     def __next__(self) -> Any:
         request = next(self._requests)
-        self._hop.received += 1
+        count(self._hop, "received")
         return request
 
     def next(self) -> Any:
@@ -249,7 +281,7 @@ class ServerResponses:
             raise
         finally:
             detach(token)
-        hop.sent += 1
+        count(hop, "sent")
         return response
 
     def __call__(self) -> None:

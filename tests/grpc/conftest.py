@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import grpc_echo as echo
 import pytest
-from grpc_support import AioEcho, SyncEcho, aio_client, sync_client
+from grpc_support import AioEcho, AioServe, SyncEcho, SyncServe, aio_client, sync_client
 
 import hoptel
-
-SyncServe = Callable[..., str]
-AioServe = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
 def serve_sync() -> Iterator[SyncServe]:
-    """Start sync servers (echo service unless ``handler=``) with the given interceptors; returns the target."""
+    """Start sync servers (echo service unless ``handler=``, plus ``extra=`` handlers); returns the target."""
     running: list[tuple[grpc.Server, ThreadPoolExecutor]] = []
 
-    def start(*interceptors: Any, handler: grpc.GenericRpcHandler | None = None) -> str:
+    def start(
+        *interceptors: Any, handler: grpc.GenericRpcHandler | None = None, extra: Sequence[grpc.GenericRpcHandler] = ()
+    ) -> str:
         pool = ThreadPoolExecutor(max_workers=8)
         server = grpc.server(pool, interceptors=list(interceptors))
-        server.add_generic_rpc_handlers([handler or echo.sync_handler()])
+        server.add_generic_rpc_handlers([handler or echo.sync_handler(), *extra])
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         running.append((server, pool))
@@ -39,12 +38,14 @@ def serve_sync() -> Iterator[SyncServe]:
 
 @pytest.fixture
 async def serve_aio() -> AsyncIterator[AioServe]:
-    """Start grpc.aio servers (echo service unless ``handler=``) with the given interceptors; returns the target."""
+    """Start grpc.aio servers (echo service unless ``handler=``, plus ``extra=`` handlers); returns the target."""
     running: list[grpc.aio.Server] = []
 
-    async def start(*interceptors: Any, handler: grpc.GenericRpcHandler | None = None) -> str:
+    async def start(
+        *interceptors: Any, handler: grpc.GenericRpcHandler | None = None, extra: Sequence[grpc.GenericRpcHandler] = ()
+    ) -> str:
         server = grpc.aio.server(interceptors=list(interceptors))
-        server.add_generic_rpc_handlers([handler or echo.aio_handler()])
+        server.add_generic_rpc_handlers([handler or echo.aio_handler(), *extra])
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         running.append(server)

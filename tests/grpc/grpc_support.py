@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -14,7 +15,9 @@ from hoptel.receiver.model import ReceivedSpan
 
 __all__ = [
     "AioEcho",
+    "AioServe",
     "SyncEcho",
+    "SyncServe",
     "aio_client",
     "arpc_pair",
     "arpc_spans",
@@ -24,6 +27,11 @@ __all__ = [
     "sample",
     "sync_client",
 ]
+
+SyncServe = Callable[..., str]
+"""``serve_sync(*interceptors, handler=None) -> target``."""
+AioServe = Callable[..., Awaitable[str]]
+"""``await serve_aio(*interceptors, handler=None) -> target``."""
 
 
 class SyncEcho:
@@ -63,9 +71,9 @@ def aio_client(telemetry: hoptel.Telemetry, target: str, **options: Any) -> AioE
 
 
 def rpc_spans(receiver: OTLPReceiver, method: str, count: int = 1) -> tuple[list[ReceivedSpan], list[ReceivedSpan]]:
-    """Wait for ``count`` CLIENT and ``count`` SERVER spans of ``method`` (``/pkg.Service/Method``)."""
+    """Wait for ``count`` CLIENT and SERVER spans of ``method`` (named with or without the leading ``/``)."""
     name = method.lstrip("/")
-    spans = receiver.wait_for_spans(2 * count, predicate=lambda span: span.name == name)
+    spans = receiver.wait_for_spans(2 * count, predicate=lambda span: span.name.lstrip("/") == name)
     clients = [span for span in spans if span.kind == "CLIENT"]
     servers = [span for span in spans if span.kind == "SERVER"]
     assert (len(clients), len(servers)) == (count, count), spans
