@@ -99,7 +99,7 @@ def run_sync_client(writer: ProtocolWriter, stack: Stack, work: Workload, target
 
     writer.send({"event": "ready"})
     try:
-        serve_commands(writer, {"run": run})
+        serve_commands(writer, {"run": run, "snap": lambda _: snapshot(stack.flush)})
     finally:
         channel.close()
         stack.shutdown()
@@ -171,7 +171,7 @@ def run_aio_client(writer: ProtocolWriter, stack: Stack, work: Workload, target:
 
     writer.send({"event": "ready"})
     try:
-        serve_commands(writer, {"run": run})
+        serve_commands(writer, {"run": run, "snap": lambda _: snapshot(stack.flush)})
     finally:
         loop.run_until_complete(channel.close(grace=None))
         loop.close()

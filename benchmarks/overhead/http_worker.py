@@ -36,7 +36,9 @@ def build_app(stack: Stack) -> Any:
 
 def run_http_server(writer: ProtocolWriter, stack: Stack) -> None:
     """Serve the app under uvicorn on a loopback ephemeral port until the launcher says ``quit``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for sockets whose proto says
+    # TCP (as those uvicorn binds itself do). Without it, Nagle + delayed ACK stall every response ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
@@ -87,7 +89,7 @@ def run_http_client(writer: ProtocolWriter, stack: Stack, target: str) -> None:
 
     writer.send({"event": "ready"})
     try:
-        serve_commands(writer, {"run": run})
+        serve_commands(writer, {"run": run, "snap": lambda _: snapshot(stack.flush)})
     finally:
         client.close()
         stack.shutdown()

@@ -77,7 +77,7 @@ WORKLOADS = (
         "sync server-streaming, 100 msgs/RPC",
         "grpc",
         stream_messages=100,
-        full=Sizes(ops=40000, warmup=4000),
+        full=Sizes(ops=20000, warmup=2000),
         quick=Sizes(ops=2000, warmup=500),
     ),
     Workload("W4", "httpx → Starlette under uvicorn", "http", full=Sizes(ops=2000, warmup=300)),

@@ -42,8 +42,8 @@ class Stack:
         """Interceptors for ``grpc.aio.server(...)``."""
         return []
 
-    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
-        """Interceptors for ``grpc.aio.insecure_channel(...)``."""
+    def aio_client_interceptors(self) -> list[Any]:
+        """Interceptors for ``grpc.aio.insecure_channel(...)`` (grpc-stubs leaves their type unspecified)."""
         return []
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
@@ -76,12 +76,13 @@ class HoptelStack(Stack):
         return [self._hoptel.server_interceptor()]
 
     def grpc_channel(self, target: str) -> grpc.Channel:
-        return grpc.intercept_channel(grpc.insecure_channel(target), self._hoptel.client_interceptor())
+        interceptor = self._hoptel.client_interceptor(target=target)
+        return grpc.intercept_channel(grpc.insecure_channel(target), interceptor)
 
     def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
         return [self._hoptel.aio_server_interceptor()]
 
-    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+    def aio_client_interceptors(self) -> list[Any]:
         return [self._hoptel.aio_client_interceptor()]
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
@@ -148,7 +149,7 @@ class OfficialStack(Stack):
         otel = aio_server_interceptor(tracer_provider=self._provider)  # type: ignore[no-untyped-call]  # untyped
         return [otel, PromAioServerInterceptor(self._registry)]
 
-    def aio_client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+    def aio_client_interceptors(self) -> list[Any]:
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
         from benchmarks.overhead.prom_aio import PromAioClientInterceptor
