@@ -151,6 +151,19 @@ def test_deadline_exceeded(sync_echo: SyncEcho, receiver: OTLPReceiver) -> None:
         assert span.status_code == "ERROR"
 
 
+def test_streaming_deadline_exceeded(sync_echo: SyncEcho, receiver: OTLPReceiver) -> None:
+    """A deadline that expires while the server streams ends both spans DEADLINE_EXCEEDED."""
+    responses = sync_echo.server_stream(b"1 wait", timeout=0.3)
+    assert next(responses) == b"0"
+    with pytest.raises(grpc.RpcError) as raised:
+        next(responses)
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    client, server = rpc_pair(receiver, echo.SERVER_STREAM)
+    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert server.status_code == "ERROR"
+
+
 def test_cancel_mid_stream(sync_echo: SyncEcho, receiver: OTLPReceiver, telemetry: hoptel.Telemetry) -> None:
     """Cancelling a response stream mid-way cancels the RPC and ends both spans CANCELLED."""
     responses = sync_echo.server_stream(b"3 wait")
