@@ -77,16 +77,20 @@ class BatchSpanProcessor(SpanProcessor):
 
         def _after_fork() -> None:
             processor = self_ref()
-            if processor is not None:
+            if processor is not None and not processor._shutdown:
                 processor._start_worker()
 
         os.register_at_fork(after_in_child=_after_fork)
 
     def _start_worker(self) -> None:
-        """(Re)create the queue state and the worker thread; also runs in a forked child."""
+        """(Re)create the queue state and the worker thread; also runs in a forked child.
+
+        A forked child starts with an empty queue: the spans queued at the fork are the parent's to export.
+        """
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._wakeup = threading.Event()
         self._export_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._flush_requests: list[threading.Event] = []
         self._stopping = False
         self._worker = threading.Thread(target=self._run, name="hoptel-span-export", daemon=True)
@@ -101,41 +105,51 @@ class BatchSpanProcessor(SpanProcessor):
         """Nothing to do when a span starts."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue a finished sampled span, or count it as dropped when the queue is full."""
+        """Queue a finished sampled span, or count it as dropped when the queue is full or shut down.
+
+        The length check and the append are not one atomic step, so threads ending spans at the same moment may
+        each add one past ``max_queue_size``: the queue is bounded by ``max_queue_size`` plus the number of threads.
+        """
         if self._shutdown:
+            self._counters.dropped(1.0)  # ended after shutdown(): it will never be exported
             return
         queue = self._queue
         if len(queue) >= self._max_queue_size:
             self._counters.dropped(1.0)
             return
         queue.append(span)
-        if len(queue) == self._batch_size:
+        # ">=", not "==": two threads appending at once may step over the exact batch size.
+        if len(queue) >= self._batch_size and not self._wakeup.is_set():
             self._wakeup.set()
 
     def _run(self) -> None:
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
         try:
-            while not self._stopping:
-                self._wakeup.wait(self._delay_s)
+            while True:
+                if len(self._queue) < self._batch_size:  # a full batch goes out without waiting
+                    self._wakeup.wait(self._delay_s)
                 self._wakeup.clear()
-                self._export_all()
-                self._answer_flushes()
-            self._export_all()
-            self._answer_flushes()
+                stopping = self._stopping
+                with self._flush_lock:
+                    flushes, self._flush_requests = self._flush_requests, []
+                # Only what is queued now: under steady load the queue never empties, and a flush or a shutdown
+                # must not chase spans that arrive while it drains.
+                self._export_queued(len(self._queue))
+                for done in flushes:
+                    done.set()
+                if stopping:
+                    return
         finally:
             otel_context.detach(token)
 
-    def _answer_flushes(self) -> None:
-        requests, self._flush_requests = self._flush_requests, []
-        for done in requests:
-            done.set()
-
-    def _export_all(self) -> None:
+    def _export_queued(self, count: int) -> None:
+        """Export the ``count`` oldest queued spans in batches."""
         queue = self._queue
-        while queue:
+        while count > 0 and queue:
             batch: list[ReadableSpan] = []
-            while queue and len(batch) < self._batch_size:
+            while queue and len(batch) < self._batch_size and len(batch) < count:
                 batch.append(queue.popleft())
+            count -= len(batch)
             self._export(batch)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
@@ -152,16 +166,20 @@ class BatchSpanProcessor(SpanProcessor):
             self._counters.dropped(float(len(batch)))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export everything queued so far; False if that did not finish in time."""
+        """Export every span queued before this call; False if that did not finish in time."""
         if self._shutdown or not self._worker.is_alive():
             return not self._queue
         done = threading.Event()
-        self._flush_requests.append(done)
+        with self._flush_lock:
+            self._flush_requests.append(done)
         self._wakeup.set()
         return done.wait(timeout_millis / 1000.0)
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:  # type: ignore[override]  # SDK's takes no timeout
-        """Drain the queue within ``timeout_s``, then shut the exporter down; idempotent.
+        """Export every span queued so far within ``timeout_s``, then shut the exporter down; idempotent.
+
+        From the moment it is called, newly ended spans are counted as dropped instead of queued, so the drain
+        is finite even under load. Spans still queued when the time is up are counted as dropped.
 
         Returns:
             True if every queued span was handed to the exporter in time.
@@ -169,12 +187,25 @@ class BatchSpanProcessor(SpanProcessor):
         if self._shutdown:
             return True
         deadline = time.monotonic() + timeout_s
+        self._shutdown = True
         self._stopping = True
         self._wakeup.set()
         self._worker.join(max(0.0, deadline - time.monotonic()))
         drained = not self._worker.is_alive()
-        self._shutdown = True
-        # Interrupts an exporter still retrying, so shutdown() returns within its timeout.
+        # Interrupts an exporter still retrying, so shutdown() returns within its timeout. A worker that is still
+        # running then fails its remaining batches at once, counting them as dropped.
         self._exporter.shutdown()
         self._worker.join(max(0.0, min(1.0, deadline - time.monotonic())))
+        if not self._worker.is_alive():
+            self._drop_leftovers()
         return drained
+
+    def _drop_leftovers(self) -> None:
+        """Count as dropped what a thread queued between its shutdown check and the worker's last drain."""
+        queue = self._queue
+        leftover = 0
+        while queue:
+            queue.popleft()
+            leftover += 1
+        if leftover:
+            self._counters.dropped(float(leftover))
