@@ -25,14 +25,8 @@ from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import (
-    MethodFilter,
-    finish_aio_server_raised,
-    finish_aio_server_returned,
-    method_name,
-    traced,
-    unknown_route,
-)
+from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 

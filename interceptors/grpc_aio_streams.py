@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from hoptel.interceptors.grpc_shared import cancellation_code, text
+from hoptel.interceptors.grpc_status import cancellation_code, text
 from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.recorder import GrpcHop
 

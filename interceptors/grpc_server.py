@@ -19,14 +19,8 @@ from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import (
-    MethodFilter,
-    finish_server_raised,
-    finish_server_returned,
-    method_name,
-    traced,
-    unknown_route,
-)
+from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc_streams import ReceivedCounter, ServerResponses
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
