@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 _UNKNOWN = grpc.StatusCode.UNKNOWN
+_log = logging.getLogger("hoptel.interceptors")
 _OK = grpc.StatusCode.OK
 # grpc's C-core status numbers are the StatusCode values; this is grpcio's own (private) mapping, rebuilt.
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -66,8 +68,11 @@ def aio_call_status(call: Any) -> tuple[grpc.StatusCode, str | None]:
 
 def finish_from_aio_call(hop: GrpcHop, call: Any) -> None:
     """Finish a client hop from a done grpc.aio call (the ``add_done_callback`` signature, hop bound first)."""
-    code, details = aio_call_status(call)
-    hop.finish(code, details if code is not _OK else None)
+    try:
+        code, details = aio_call_status(call)
+        hop.finish(code, details if code is not _OK else None)
+    except Exception:  # never into grpc's status handling
+        _log.exception("hoptel: ending a gRPC client span failed")
 
 
 def watch_aio_call(call: Any, hop: GrpcHop) -> None:
@@ -109,5 +114,8 @@ def server_done_callback(hop: GrpcHop, context: Any) -> None:
 
     That is an RPC the client cancelled (or whose deadline passed) while grpc, not the handler, was waiting.
     """
-    if not hop.ended:
-        hop.finish(cancellation_code(context.time_remaining()))
+    try:
+        if not hop.ended:
+            hop.finish(cancellation_code(context.time_remaining()))
+    except Exception:  # never into grpc's RPC teardown
+        _log.exception("hoptel: ending a gRPC server span failed")

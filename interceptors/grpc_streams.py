@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,7 @@ else:
 __all__ = ["ClientResponses", "ReceivedCounter", "SentCounter", "ServerResponses", "count", "watch_call"]
 
 _CANCELLED = grpc.StatusCode.CANCELLED
+_log = logging.getLogger("hoptel.interceptors")
 
 
 class _CallWatch:
@@ -50,11 +52,14 @@ class _CallWatch:
         self._lock = lock
 
     def __call__(self) -> None:
-        if self._lock is None:
-            self._finish()
-        else:
-            with self._lock:
+        try:
+            if self._lock is None:
                 self._finish()
+            else:
+                with self._lock:
+                    self._finish()
+        except Exception:  # never into grpcio's channel thread, whose error path expects a partial
+            _log.exception("hoptel: ending a gRPC client span failed")
 
     def _finish(self) -> None:
         if self._hop.ended:
@@ -286,5 +291,8 @@ class ServerResponses:
 
     def __call__(self) -> None:
         """RPC-termination callback: end a hop the stream did not end (the client cancelled, the deadline)."""
-        if not self._hop.ended:
-            self._hop.finish(cancellation_code(self._context.time_remaining()))
+        try:
+            if not self._hop.ended:
+                self._hop.finish(cancellation_code(self._context.time_remaining()))
+        except Exception:
+            _log.exception("hoptel: ending a gRPC server span failed")
