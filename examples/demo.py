@@ -48,7 +48,7 @@ PROPAGATORS: dict[str, str] = {
 _BSP_SCHEDULE_DELAY_MS = "100"  # export spans within 0.1 s, so traces are complete right after the requests
 _TRACE_WAIT_S = 15.0
 _EXPORT_WAIT_S = 10.0
-_IDLE_S = 1.0  # --keep-running prints a trace once no span of it arrived for this long
+_IDLE_S = 2.0  # --keep-running prints a trace once no span of it arrived for this long
 _TICK_S = 0.25
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 from examples.services.runtime import READY_PREFIX
 
@@ -117,15 +117,21 @@ class ServiceProcess:
         return self._ready
 
     def _read(self, stdout: IO[str]) -> None:
+        """Copy the service's output to its log and watch for the readiness line (on the reader thread).
+
+        This loop must outlive anything the service prints: if it stopped reading, the pipe would fill and the
+        service would block on its next log line.
+        """
         for line in stdout:
-            self._log.write(line)
-            self._log.flush()
+            if not self._log.closed:  # closed only by stop(), after the process has exited
+                self._log.write(line)
+                self._log.flush()
             self._tail.append(line.rstrip("\n"))
             at = line.find(READY_PREFIX)
             if at >= 0 and self._ready is None:
-                details: dict[str, Any] = json.loads(line[at + len(READY_PREFIX) :])
-                self._ready = Ready(address=details["address"], metrics_url=details.get("metrics_url"))
-                self._ready_event.set()
+                self._ready = _parse_ready(line[at + len(READY_PREFIX) :])
+                if self._ready is not None:
+                    self._ready_event.set()
 
     def exited(self) -> int | None:
         """The exit status once the process ended on its own (not through ``stop()``), else ``None``."""
@@ -174,6 +180,15 @@ class ServiceProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+
+
+def _parse_ready(text: str) -> Ready | None:
+    """The readiness details: the JSON object at the start of ``text`` (anything after it is ignored)."""
+    try:
+        details, _ = json.JSONDecoder().raw_decode(text)
+        return Ready(address=str(details["address"]), metrics_url=details.get("metrics_url"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

@@ -95,7 +95,10 @@ def start_telemetry(default_name: str) -> hoptel.Telemetry:
 def announce_ready(service: str, address: str, telemetry: hoptel.Telemetry) -> None:
     """Print the readiness line: the service accepts connections at ``address`` (``host:port``)."""
     details = {"service": service, "address": address, "metrics_url": telemetry.metrics_url, "pid": os.getpid()}
-    print(READY_PREFIX + json.dumps(details), flush=True)
+    # One write call: print() writes the text and the newline separately, and hoptel's log thread writes to
+    # stdout too, so a log line could land between them.
+    sys.stdout.write(f"{READY_PREFIX}{json.dumps(details)}\n")
+    sys.stdout.flush()
 
 
 def die(service: str, message: str) -> NoReturn:

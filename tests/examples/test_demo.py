@@ -240,7 +240,7 @@ def busy_port() -> Iterator[int]:
 def test_taken_metrics_port_stops_the_demo_before_anything_starts(busy_port: int) -> None:
     """A metrics port in use ends the demo with a message naming it, before any service is started."""
     result = run_demo("--metrics-port-base", str(busy_port))
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stdout + result.stderr
     assert f"127.0.0.1:{busy_port} (gateway metrics)" in result.stderr
     assert "nothing was started" in result.stderr
     assert not started_pids(result.stdout)
@@ -249,24 +249,26 @@ def test_taken_metrics_port_stops_the_demo_before_anything_starts(busy_port: int
 def test_service_that_dies_is_reported_and_the_others_are_stopped(busy_port: int) -> None:
     """A gateway that cannot bind its port exits; the demo says so with its output and stops the rest."""
     result = run_demo("--metrics-port-base", "0", "--gateway-port", str(busy_port))
-    assert result.returncode == 1
-    assert "gateway exited with status 1 before the demo finished starting" in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gateway exited with status 1 before the demo finished starting" in result.stderr, result.stderr
     assert f"gateway: cannot listen on 127.0.0.1:{busy_port}" in result.stderr
     pids = started_pids(result.stdout)
     assert set(pids) == set(SERVICES)
     assert_all_gone(pids)
 
 
-def read_until(lines: queue.Queue[str], pattern: str, deadline: float) -> re.Match[str]:
-    """Take output lines until one matches ``pattern``; fail at ``deadline``."""
+def read_until(lines: queue.Queue[str | None], pattern: str, deadline: float, output: list[str]) -> re.Match[str]:
+    """Take output lines until one matches ``pattern``; fail at ``deadline`` or when the output ends."""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            pytest.fail(f"the demo printed no line matching {pattern!r} in time")
+            pytest.fail(f"the demo printed no line matching {pattern!r} in time; it printed:\n{''.join(output)}")
         try:
             line = lines.get(timeout=remaining)
         except queue.Empty:
             continue
+        if line is None:
+            pytest.fail(f"the demo ended before printing {pattern!r}; it printed:\n{''.join(output)}")
         match = re.search(pattern, line)
         if match:
             return match
@@ -283,7 +285,7 @@ def test_keep_running_serves_prints_new_traces_and_stops_on_sigterm(tmp_path: Pa
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     output: list[str] = []
 
     def pump() -> None:
@@ -291,16 +293,17 @@ def test_keep_running_serves_prints_new_traces_and_stops_on_sigterm(tmp_path: Pa
         for line in process.stdout:
             output.append(line)
             lines.put(line)
+        lines.put(None)  # end of output
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + DEMO_TIMEOUT_S
-        gateway = read_until(lines, r"the gateway listens on (http://\S+)", deadline).group(1)
-        read_until(lines, r"The services keep running", deadline)
+        gateway = read_until(lines, r"the gateway listens on (http://\S+)", deadline, output).group(1)
+        read_until(lines, r"The services keep running", deadline, output)
         response = httpx.post(f"{gateway}/orders", json={"sku": "gadget", "quantity": 3}, timeout=10.0)
         assert response.status_code == 200
-        read_until(lines, rf"^trace {response.headers['x-trace-id']}  9 spans", deadline)
+        read_until(lines, rf"^trace {response.headers['x-trace-id']}  9 spans", deadline, output)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
