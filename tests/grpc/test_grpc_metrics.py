@@ -72,7 +72,7 @@ def test_histogram_count_equals_handled_count(sync_echo: SyncEcho, telemetry: ho
         assert sample(telemetry, f"grpc_{side}_handling_seconds_count", **labels) == 5
 
 
-def test_codes_use_go_spelling(sync_echo: SyncEcho, telemetry: hoptel.Telemetry) -> None:
+def test_codes_use_go_spelling(sync_echo: SyncEcho, telemetry: hoptel.Telemetry, receiver: OTLPReceiver) -> None:
     """grpc_code labels are spelled as Go's codes.Code String() (go-grpc-middleware dashboards)."""
     for command in (b"ok", b"abort", b"set_code", b"raise"):
         with contextlib.suppress(grpc.RpcError):
@@ -84,6 +84,8 @@ def test_codes_use_go_spelling(sync_echo: SyncEcho, telemetry: hoptel.Telemetry)
     responses.cancel()
     with pytest.raises(grpc.RpcError):
         sync_echo.channel.unary_unary("/no.Such/Method")(b"")
+    # A server hop ends when its handler notices the client is gone; its span is exported after its metrics.
+    receiver.wait_for_spans(7, predicate=lambda span: span.kind == "SERVER")
     client_codes = {series["grpc_code"] for series in _series(telemetry, "grpc_client_handled_total")}
     server_codes = {series["grpc_code"] for series in _series(telemetry, "grpc_server_handled_total")}
     expected = {"OK", "NotFound", "InvalidArgument", "Unknown", "DeadlineExceeded", "Canceled", "Unimplemented"}
