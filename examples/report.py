@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 
 from examples.scenarios import Outcome
@@ -63,7 +64,7 @@ def describe_outcome(number: int, outcome: Outcome) -> str:
 
 
 def trace_problems(outcome: Outcome, spans: Sequence[ReceivedSpan]) -> list[str]:
-    """What is wrong with a request's trace: missing services, or spans not connected to its one root."""
+    """What is wrong with a request's trace: missing services, spans not under its one root, a wrong gRPC code."""
     problems: list[str] = []
     missing = [name for name in outcome.scenario.services if name not in {s.service_name for s in spans}]
     if missing:
@@ -73,6 +74,12 @@ def trace_problems(outcome: Outcome, spans: Sequence[ReceivedSpan]) -> list[str]
     orphans = [span for span in spans if span.parent_span_id is not None and span.parent_span_id not in ids]
     if len(roots) != 1:
         problems.append(f"{len(roots)} root spans instead of 1")
+    expected_code = grpc.StatusCode[outcome.scenario.grpc_code].value[0]
+    for span in spans:
+        if span.service_name == "gateway" and span.kind == "CLIENT":
+            code = span.attributes.get("rpc.grpc.status_code")
+            if code != expected_code:
+                problems.append(f"the gateway's call to orders ended with code {code}, not {expected_code}")
     problems.extend(f"{s.service_name} {s.name!r} has a parent that is not in the trace" for s in orphans)
     return problems
 

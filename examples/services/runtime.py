@@ -23,8 +23,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-import uvicorn
-
 import hoptel
 
 __all__ = [
@@ -148,6 +146,8 @@ def serve_asgi(service: str, app: Any, args: ServiceArgs, telemetry: hoptel.Tele
     The socket is bound here rather than by uvicorn so that port 0 works and the readiness line can name the
     port actually chosen. uvicorn's own logging config is turned off: its loggers go through hoptel's.
     """
+    import uvicorn  # here, so that the gRPC-only services do not load it
+
     sock = bind_listener(service, args.host, args.port)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2)
