@@ -271,3 +271,19 @@ async def test_unimplemented_method(aio_echo: AioEcho, receiver: OTLPReceiver, t
     await arpc_pair(receiver, "/no.Such/Thing")
     unknown = {"grpc_type": "unary", "grpc_service": "unknown", "grpc_method": "unknown"}
     assert sample(telemetry, "grpc_server_handled_total", grpc_code="Unimplemented", **unknown) == 1
+
+
+def test_aio_client_interceptor_shapes(telemetry: hoptel.Telemetry) -> None:
+    """The aio client interceptor is all four interceptor kinds, and iterates as one single-kind view per kind."""
+    interceptor = hoptel.aio_client_interceptor(telemetry)
+    kinds = (
+        grpc.aio.UnaryUnaryClientInterceptor,
+        grpc.aio.UnaryStreamClientInterceptor,
+        grpc.aio.StreamUnaryClientInterceptor,
+        grpc.aio.StreamStreamClientInterceptor,
+    )
+    assert all(isinstance(interceptor, kind) for kind in kinds)
+    views = list(interceptor)
+    assert len(views) == len(kinds)
+    for view, kind in zip(views, kinds, strict=True):
+        assert [isinstance(view, other) for other in kinds] == [other is kind for other in kinds]
