@@ -5,12 +5,12 @@
 
 One object implements the four ``grpc.aio.*ClientInterceptor`` interfaces and iterates as four single-kind
 interceptors, which is how a grpc.aio channel must be given it (it files an object under one RPC kind only).
-The CLIENT span is a child of the
-span current where the call was made (grpc runs interceptors in a task that copies that context), injected into
-a copy of the call's metadata. The caller still gets grpc's call object, awaitable or async-iterable, with
-``cancel()``, ``add_done_callback()``, ``code()`` and the rest; response streams are counted on the way through.
-The hop ends in the call's done callback, so nothing waits on an RPC that never dispatched, and cancelling a
-call (or dropping it: grpc cancels it) ends the span CANCELLED.
+The CLIENT span is a child of the span current where the call was made (grpc runs interceptors in a task that
+copies that context), injected into a copy of the call's metadata. The caller still gets grpc's call object,
+awaitable or async-iterable, with ``cancel()``, ``add_done_callback()``, ``code()`` and the rest; response
+streams are counted on the way through. The hop ends in the call's done callback, so nothing waits on an RPC
+that never dispatched; cancelling a call (or closing its channel) ends the span CANCELLED. grpc.aio keeps an
+in-flight call alive until its RPC ends, so a call that is merely dropped ends when its RPC does.
 """
 
 from __future__ import annotations
@@ -172,14 +172,16 @@ class AioClientInterceptor(_AioClientCore, _UnaryUnary, _UnaryStream, _StreamUna
     """
 
     def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None, target: str | None) -> None:
-        tables = tuple(
-            RouteTable(recorder, "client", kind, method_filter)
-            for kind in (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)
+        tables: _Tables = (
+            RouteTable(recorder, "client", UNARY, method_filter),
+            RouteTable(recorder, "client", SERVER_STREAM, method_filter),
+            RouteTable(recorder, "client", CLIENT_STREAM, method_filter),
+            RouteTable(recorder, "client", BIDI_STREAM, method_filter),
         )
         start, peer = recorder.start_grpc_client, target_attributes(target) or None
-        super().__init__(start, peer, tables)  # type: ignore[arg-type]  # four tables, built above
+        super().__init__(start, peer, tables)
         self._kinds: tuple[_AioClientCore, ...] = tuple(
-            kind(start, peer, tables)  # type: ignore[arg-type]  # as above
+            kind(start, peer, tables)
             for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
         )
 
