@@ -1,8 +1,14 @@
 """The one OTLP batch pipeline: a bounded span queue drained by one worker thread.
 
 Compared with the SDK's BatchSpanProcessor this one counts what it loses (``hoptel_spans_dropped_total`` when the
-queue is full, ``hoptel_export_failures_total`` when an export fails), exposes its queue length, and restarts its
-worker in a forked child. The request thread does a flag check, a length check and a deque append — nothing else.
+queue is full, when their export fails and when they end after ``shutdown()``; ``hoptel_export_failures_total`` per
+failed export), exposes its queue length, and restarts its worker in a forked child. A flush or a shutdown exports
+what was queued when it was asked for, so it ends in bounded time under steady load. The request thread does a flag
+check, a length check and a deque append — nothing else.
+
+Around ``fork()`` the processor keeps its exporter idle (an export in flight is allowed to finish first, for at most
+``FORK_WAIT_S``), because gRPC cannot be used in a child forked in the middle of a call; the child starts with an
+empty queue and a new worker.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-__all__ = ["BatchSpanProcessor", "PipelineCounters"]
+__all__ = ["FORK_WAIT_S", "BatchSpanProcessor", "PipelineCounters"]
 
 _log = logging.getLogger("hoptel.export")
 
 # The SDK sets this key while exporting so that instrumented clients (the OTLP gRPC channel, HTTP libraries)
 # do not trace the export itself; hoptel's interceptors honour it too. It is private to opentelemetry-api.
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+
+FORK_WAIT_S = 5.0
+"""The longest ``fork()`` waits for an export in flight to finish (see ``_hold_exports_for_fork``)."""
 
 
 class PipelineCounters:
@@ -75,12 +84,24 @@ class BatchSpanProcessor(SpanProcessor):
         self._start_worker()
         self_ref = weakref.ref(self)
 
-        def _after_fork() -> None:
+        def _before_fork() -> None:
+            processor = self_ref()
+            if processor is not None:
+                processor._hold_exports_for_fork()
+
+        def _after_fork_in_parent() -> None:
+            processor = self_ref()
+            if processor is not None:
+                processor._resume_exports_after_fork()
+
+        def _after_fork_in_child() -> None:
             processor = self_ref()
             if processor is not None and not processor._shutdown:
                 processor._start_worker()
 
-        os.register_at_fork(after_in_child=_after_fork)
+        os.register_at_fork(
+            before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+        )
 
     def _start_worker(self) -> None:
         """(Re)create the queue state and the worker thread; also runs in a forked child.
@@ -90,6 +111,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._wakeup = threading.Event()
         self._export_lock = threading.Lock()
+        self._fork_holder: int | None = None  # the thread that holds _export_lock across its fork()
         self._flush_lock = threading.Lock()
         self._flush_requests: list[threading.Event] = []
         self._stopping = False
@@ -157,13 +179,32 @@ class BatchSpanProcessor(SpanProcessor):
             try:
                 result = self._exporter.export(batch)
             except Exception:
-                _log.warning("span export raised; %d spans lost", len(batch), exc_info=True)
+                if self._shutdown:  # shutdown() ran out of time and shut the exporter down under this export
+                    _log.debug("span export interrupted by shutdown; %d spans lost", len(batch))
+                else:
+                    _log.warning("span export raised; %d spans lost", len(batch), exc_info=True)
                 result = SpanExportResult.FAILURE
         if result is SpanExportResult.SUCCESS:
             self._counters.exported(float(len(batch)))
         else:
             self._counters.export_failed(1.0)
             self._counters.dropped(float(len(batch)))
+
+    def _hold_exports_for_fork(self) -> None:
+        """Before ``fork()``: let an export in flight finish (at most ``FORK_WAIT_S``) and start none until it is done.
+
+        A child forked while another thread is inside a gRPC call cannot use gRPC: its export hangs or the child
+        aborts in gRPC's poller (grpc/grpc#43055). Holding the export lock across the fork keeps hoptel's own
+        exporter out of gRPC at that moment. The request path never takes this lock.
+        """
+        if not self._shutdown and self._export_lock.acquire(timeout=FORK_WAIT_S):
+            self._fork_holder = threading.get_ident()
+
+    def _resume_exports_after_fork(self) -> None:
+        """After ``fork()``, in the parent: let the worker export again."""
+        if self._fork_holder == threading.get_ident():
+            self._fork_holder = None
+            self._export_lock.release()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every span queued before this call; False if that did not finish in time."""
