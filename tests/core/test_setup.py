@@ -24,9 +24,8 @@ def test_manual_span_reaches_receiver_with_resource(receiver: OTLPReceiver, prot
             "HOPTEL_METRICS_ADDR": "off",
         },
     )
-    with tel:
-        with trace.get_tracer("test").start_as_current_span("manual") as span:
-            span.set_attribute("answer", 42)
+    with tel, trace.get_tracer("test").start_as_current_span("manual") as span:
+        span.set_attribute("answer", 42)
     (received,) = receiver.wait_for_spans(1, timeout=10)
     assert received.name == "manual"
     assert received.service_name == "orders"
