@@ -19,12 +19,12 @@ from benchmarks.overhead.launcher import Trial, calibrate_burn, run_workload
 from benchmarks.overhead.machine import describe_machine
 from benchmarks.overhead.processes import REPO_ROOT
 from benchmarks.overhead.report import render_markdown, summarize, to_json
-from benchmarks.overhead.spec import VARIANTS, Sizes, Workload, workload
+from benchmarks.overhead.spec import ALL_VARIANTS, VARIANTS, Sizes, Workload, workload
 from hoptel.receiver import OTLPReceiver
 
 __all__ = ["main", "parse_args"]
 
-_FULL_REPS = 5
+_FULL_REPS = 7
 _DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.md"
 _HOPTEL_MODULES = {
     "grpc": ("hoptel.interceptors.grpc_server", "hoptel.interceptors.grpc_client"),
@@ -53,9 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.workloads = [workload(key) for key in _names(args.workloads)]
     args.variants = _names(args.variants)
-    unknown = sorted(set(args.variants) - set(VARIANTS))
+    unknown = sorted(set(args.variants) - set(ALL_VARIANTS))
     if unknown:
-        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(ALL_VARIANTS)}")
     if "bare" not in args.variants:
         parser.error("bare is the baseline every overhead is measured against: keep it in --variants")
     if args.reps is None:
@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
     mode = f"{'quick' if args.quick else 'full'} run, {args.reps} repetition(s)"
+    if burn_iterations:
+        mode += f", W5 handler loop {burn_iterations} iterations (~1 ms here)"
     command = shlex.join(["python", "-m", "benchmarks.overhead", *(sys.argv[1:] if argv is None else argv)])
     rows = summarize(trials)
     markdown = render_markdown(rows, machine, mode=mode, command=command)

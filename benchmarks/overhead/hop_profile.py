@@ -1,20 +1,22 @@
-"""Where an instrumented hop's CPU goes: py-spy on a benchmark client and server, stacks attributed per package.
+"""Where an instrumented hop's CPU goes: py-spy on a benchmark client and server, stacks attributed per area.
 
-    python -m benchmarks.overhead.hop_profile W1 --variant hoptel --ops 20000
+    python -m benchmarks.overhead.hop_profile W1 --variant hoptel --ops 10000
 
-Starts one server and one client of the workload (exactly as the benchmark does, exporting to an in-process
-receiver), attaches ``py-spy record`` (sampling, non-blocking) to both, runs ``--ops`` operations and turns the
-samples into µs per operation:
+Starts one server and one client of the workload exactly as the benchmark does (exporting to an in-process
+receiver), measures ``--ops`` operations *without* a profiler (getrusage CPU per operation, the reference), then
+again with ``py-spy record --gil`` attached to both processes. Each GIL-holding sample is attributed:
 
-- a sample is *instrumentation* when the frame nearest its leaf that is not the standard library belongs to
-  hoptel, opentelemetry, prometheus_client, py_grpc_prometheus or wrapt, or when the thread runs nothing but
-  instrumentation (the batch exporter's thread, for instance); everything else (grpc, httpx, the benchmark's
-  own loop) is the hop's *work*;
-- instrumentation samples are then grouped by that leaf-side frame (*self*) and by the hoptel function nearest
-  the leaf (*via*), which is where an optimisation would start.
+- it is *instrumentation* when the frame nearest its leaf that is not the standard library belongs to hoptel,
+  opentelemetry, prometheus_client, py_grpc_prometheus or wrapt, or when its thread runs nothing but
+  instrumentation (the batch exporter's thread); everything else (grpc, httpx, the benchmark loop) is *work*;
+- instrumentation samples are grouped by *area* (span creation, export encoding, metrics, propagation, ...),
+  by *self* frame (the leaf-most instrumentation frame) and by *via* (the hoptel frame nearest the leaf).
 
-py-spy sees Python threads only: CPU that gRPC's C core spends on its own threads is not in these numbers (it is
-in the benchmark's getrusage totals). Needs ``pip install py-spy``.
+Samples become µs per operation as samples / rate / operations. That is an estimate: py-spy pauses the process
+to sample it, sees only the thread holding the GIL (gRPC's C-core threads and the kernel are in getrusage, not in
+the samples), and attributes C calls made with the GIL held to the Python frame that made them. On a quiet
+machine the instrumentation share lands close to the benchmark's "added" CPU; use it to rank costs and the
+benchmark for totals. Needs ``pip install py-spy``.
 """
 
 from __future__ import annotations
@@ -32,32 +34,40 @@ from pathlib import Path
 
 from benchmarks.overhead.launcher import calibrate_burn, child_environment
 from benchmarks.overhead.processes import Worker, worker_command
-from benchmarks.overhead.spec import VARIANTS, WORKLOADS, workload
+from benchmarks.overhead.spec import ALL_VARIANTS, WORKLOADS, workload
 from hoptel.receiver import OTLPReceiver
 
-__all__ = ["Profile", "classify", "main", "parse_raw"]
+__all__ = ["Profile", "area", "classify", "main", "parse_raw"]
 
-_INSTRUMENTATION = (
-    "hoptel/",
-    "/interceptors/",
-    "/propagate/",
-    "opentelemetry/",
-    "prometheus_client/",
-    "py_grpc_prometheus/",
-    "wrapt/",
-)
+_HOPTEL = ("/hoptel/", "/interceptors/", "/propagate/")
+_INSTRUMENTATION = (*_HOPTEL, "/opentelemetry/", "/prometheus_client/", "/py_grpc_prometheus/", "/wrapt/")
 _STDLIB_MARKERS = ("<frozen ", "/lib/python3")
 _SITE = ("site-packages/", "dist-packages/")
+
+# Ordered: the first fragment found in the self frame's path names the area.
+_AREAS = (
+    ("/opentelemetry/exporter/", "OTLP encoding and export (exporter, batch thread)"),
+    ("/hoptel/batch.py", "hoptel batch processor (queue, export thread)"),
+    ("/opentelemetry/sdk/resources/", "OTLP encoding and export (exporter, batch thread)"),
+    ("/opentelemetry/attributes/", "span creation and end (OTel SDK, attributes)"),
+    ("/opentelemetry/sdk/", "span creation and end (OTel SDK, attributes)"),
+    ("/opentelemetry/trace/", "span creation and end (OTel SDK, attributes)"),
+    ("/opentelemetry/context/", "context attach/detach (OTel API)"),
+    ("/hoptel/metrics.py", "metrics (hoptel counters and histograms)"),
+    ("/prometheus_client/", "metrics (prometheus_client)"),
+    ("/propagate/", "propagation (inject/extract)"),
+    ("/interceptors/", "hoptel interceptors and recorder (own code)"),
+)
 
 
 def _location(frame: str) -> str:
     """``func (path:line)`` -> ``path``."""
     start = frame.rfind(" (")
-    return frame[start + 2 : -1] if start >= 0 else ""
+    return frame[start + 2 : frame.rfind(":")] if start >= 0 else ""
 
 
 def classify(frame: str) -> str:
-    """``instr``, ``stdlib`` or ``work`` for one py-spy frame (``function (path:line)``)."""
+    """``instr``, ``stdlib`` or ``work`` for one py-spy frame (``function (/full/path.py:line)``)."""
     path = _location(frame)
     if any(marker in path for marker in _INSTRUMENTATION):
         return "instr"
@@ -66,11 +76,17 @@ def classify(frame: str) -> str:
     return "work"
 
 
+def area(frame: str) -> str:
+    """The area of an instrumentation frame (see ``_AREAS``), else its path."""
+    path = _location(frame)
+    return next((name for fragment, name in _AREAS if fragment in path), path)
+
+
 def _short(frame: str) -> str:
-    """``func (…/site-packages/pkg/mod.py:12)`` -> ``pkg/mod.py:func``."""
-    name, _, rest = frame.partition(" (")
-    path = rest.rstrip(")").rsplit(":", 1)[0]
-    for cut in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+    """``func (/…/site-packages/pkg/mod.py:12)`` -> ``pkg/mod.py:func``."""
+    name, _, _ = frame.partition(" (")
+    path = _location(frame)
+    for cut in ("-packages/", "/work/main/", "/lib/python3.11/"):
         if cut in path:
             path = path.split(cut, 1)[1]
     return f"{path}:{name}"
@@ -78,17 +94,18 @@ def _short(frame: str) -> str:
 
 def _is_hoptel(frame: str) -> bool:
     path = _location(frame)
-    return any(marker in path for marker in ("hoptel/", "/interceptors/", "/propagate/"))
+    return any(marker in path for marker in _HOPTEL)
 
 
 @dataclass
 class Profile:
-    """Samples of one process, attributed."""
+    """GIL-holding samples of one process, attributed."""
 
     total: int = 0
     instrumentation: int = 0
+    by_area: collections.Counter[str] = field(default_factory=collections.Counter)
     by_self: collections.Counter[str] = field(default_factory=collections.Counter)
-    by_hoptel: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_via: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, frames: Sequence[str], count: int) -> None:
         """Attribute one stack (root first) seen ``count`` times."""
@@ -100,10 +117,11 @@ class Profile:
         if owner is None or (kinds[owner] != "instr" and not background):
             return
         self.instrumentation += count
-        leaf_instr = max(i for i, kind in enumerate(kinds) if kind == "instr")
-        self.by_self[_short(frames[leaf_instr])] += count
-        hoptel = next((frames[i] for i in range(len(frames) - 1, -1, -1) if _is_hoptel(frames[i])), None)
-        self.by_hoptel[_short(hoptel) if hoptel else "(not under a hoptel frame)"] += count
+        leaf = max(i for i, kind in enumerate(kinds) if kind == "instr")
+        self.by_area[area(frames[leaf])] += count
+        self.by_self[_short(frames[leaf])] += count
+        via = next((frames[i] for i in range(leaf, -1, -1) if _is_hoptel(frames[i])), None)
+        self.by_via[_short(via) if via else "(no hoptel frame)"] += count
 
 
 def parse_raw(lines: Iterable[str]) -> Profile:
@@ -117,38 +135,59 @@ def parse_raw(lines: Iterable[str]) -> Profile:
 
 
 def _spy(pid: int, out: Path, rate: int) -> subprocess.Popen[bytes]:
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking"]
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--full-filenames"]
+    command += ["--gil"]  # only samples of the thread holding the GIL: Python work, not threads waiting in C
     return subprocess.Popen([*command, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _report(role: str, profile: Profile, rate: int, ops: int, top: int) -> list[str]:
+def report(role: str, profile: Profile, rate: int, ops: int, cpu_us: float, top: int) -> list[str]:
+    """The attribution of one process as text; ``cpu_us`` is its unprofiled getrusage CPU µs per operation."""
+
     def us(samples: int) -> float:
         return samples / rate / ops * 1e6
 
+    def line(samples: int, name: str) -> str:
+        return f"  {us(samples):7.1f} µs/op  {samples / max(profile.instrumentation, 1):6.1%}  {name}"
+
     lines = [
-        f"## {role}: {us(profile.total):.1f} µs/op sampled in Python threads, "
-        f"instrumentation {us(profile.instrumentation):.1f} µs/op",
+        f"## {role}: {cpu_us:.1f} µs/op CPU (getrusage, unprofiled), of which {us(profile.total):.1f} µs/op "
+        f"holding the GIL; instrumentation ≈ {us(profile.instrumentation):.1f} µs/op "
+        f"({profile.instrumentation / max(profile.total, 1):.1%} of the GIL samples)",
         "",
-        "self (leaf-most instrumentation frame):",
+        "by area (µs/op sampled, share of the instrumentation samples):",
+        *(line(n, name) for name, n in profile.by_area.most_common()),
+        "",
+        "by self frame (leaf-most instrumentation frame):",
+        *(line(n, name) for name, n in profile.by_self.most_common(top)),
+        "",
+        "via (hoptel frame nearest the leaf):",
+        *(line(n, name) for name, n in profile.by_via.most_common(top)),
+        "",
     ]
-    lines += [f"  {us(n):7.2f} µs/op  {name}" for name, n in profile.by_self.most_common(top)]
-    lines += ["", "via (hoptel frame nearest the leaf):"]
-    lines += [f"  {us(n):7.2f} µs/op  {name}" for name, n in profile.by_hoptel.most_common(top)]
-    return [*lines, ""]
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.overhead.hop_profile", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.overhead.hop_profile",
+        description="Where an instrumented hop's CPU goes (py-spy on a benchmark client and server).",
     )
     parser.add_argument("workload", choices=[w.key for w in WORKLOADS])
-    parser.add_argument("--variant", choices=VARIANTS, default="hoptel")
-    parser.add_argument("--ops", type=int, default=20000, help="operations measured (default: %(default)s)")
-    parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second (default: %(default)s)")
+    parser.add_argument("--variant", choices=ALL_VARIANTS, default="hoptel")
+    parser.add_argument("--ops", type=int, default=10000, help="operations per run (default: %(default)s)")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second (default: %(default)s)")
     parser.add_argument("--top", type=int, default=12, help="lines per list (default: %(default)s)")
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw output in this directory")
     return parser.parse_args(argv)
+
+
+def _measure(client: Worker, server: Worker, ops: int) -> tuple[int, float, float]:
+    """One run: operations done, client and server CPU seconds."""
+    s0 = float(server.request("snap")["cpu"])
+    reply = client.request("run", ops=ops)
+    s1 = float(server.request("snap")["cpu"])
+    return int(reply["ops"]), float(reply["cpu"]), s1 - s0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,32 +199,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     burn = calibrate_burn() if work.burn else 0
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="hop-profile-"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{work.key}/{args.variant}"
     with OTLPReceiver() as receiver:
         env = child_environment(os.environ, receiver, work)
-        name = f"{work.key}/{args.variant}"
         server_argv = worker_command("server", work.key, args.variant, "--burn", str(burn))
         with Worker(f"{name}/server", server_argv, env) as server:
             target = f"127.0.0.1:{server.receive()['port']}"
             client_argv = worker_command("client", work.key, args.variant, "--target", target)
             with Worker(f"{name}/client", client_argv, env) as client:
                 client.receive()
-                client.request("run", ops=max(100, args.ops // 10))
-                server.request("snap")
-                spies = {
-                    role: _spy(w.pid, out_dir / f"{role}.txt", args.rate)
+                _measure(client, server, max(100, args.ops // 10))  # warm-up
+                ops, client_cpu, server_cpu = _measure(client, server, args.ops)
+                spies = [
+                    _spy(w.pid, out_dir / f"{role}.txt", args.rate)
                     for role, w in (("client", client), ("server", server))
-                }
-                reply = client.request("run", ops=args.ops)
-                server.request("snap")
-                for spy in spies.values():
+                ]
+                _measure(client, server, args.ops)
+                for spy in spies:
                     spy.send_signal(signal.SIGINT)
-                for spy in spies.values():
+                for spy in spies:
                     spy.wait(timeout=60)
-    ops = int(reply["ops"])
-    print(f"# {name}: {ops} {work.unit}s, py-spy at {args.rate} Hz (raw stacks in {out_dir})\n")
-    for role in ("client", "server"):
+    print(f"# {name}: {ops} {work.unit}s per run, py-spy --gil at {args.rate} Hz (raw stacks in {out_dir})\n")
+    for role, cpu in (("client", client_cpu), ("server", server_cpu)):
         with (out_dir / f"{role}.txt").open(encoding="utf-8") as raw:
-            print("\n".join(_report(role, parse_raw(raw), args.rate, ops, args.top)))
+            print("\n".join(report(role, parse_raw(raw), args.rate, ops, cpu / ops * 1e6, args.top)))
     return 0
 
 

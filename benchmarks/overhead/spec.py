@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "ALL_VARIANTS",
     "ECHO_SERVICE",
     "PAYLOAD",
     "STREAM_METHOD",
@@ -26,7 +27,12 @@ PAYLOAD = b"x" * 64
 """The request and response body of every operation: small, so the hop's own cost dominates."""
 
 VARIANTS = ("bare", "hoptel", "official")
-"""bare: no instrumentation; hoptel: this project; official: OTel instrumentations + py-grpc-prometheus."""
+"""The default variants. bare: no instrumentation; hoptel: this project; official: the OTel instrumentations and
+py-grpc-prometheus."""
+
+ALL_VARIANTS = (*VARIANTS, "noop")
+"""Plus ``noop``: pass-through interceptors / transport / middleware that record nothing, the floor that any
+instrumentation built on the same hooks pays (run it with ``--variants bare,noop,hoptel``)."""
 
 
 @dataclass(frozen=True, slots=True)

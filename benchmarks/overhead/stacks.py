@@ -1,8 +1,10 @@
-"""The three variants as one object each: what a worker process installs before it serves or calls.
+"""The variants as one object each: what a worker process installs before it serves or calls.
 
 - ``bare``: nothing.
 - ``hoptel``: ``hoptel.setup()`` (OTLP/gRPC export to the benchmark's receiver, metrics endpoint on an
   ephemeral port) and hoptel's interceptors, transport and middleware.
+- ``noop``: pass-through hooks of the same kinds (``intercept_channel``, server interceptors, a wrapping httpx
+  transport, an ASGI middleware) that record nothing: the floor any instrumentation on those hooks pays.
 - ``official``: an SDK ``TracerProvider`` + ``BatchSpanProcessor`` + OTLP/gRPC exporter to the same receiver,
   opentelemetry-instrumentation-grpc (sync and aio), -httpx and -asgi, and py-grpc-prometheus for gRPC metrics
   (with the aio shim of ``prom_aio``).
@@ -13,13 +15,14 @@ variables, which the launcher sets identically for both. Each stack is built onc
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
 import httpx
 
-__all__ = ["HoptelStack", "OfficialStack", "Stack", "build_stack"]
+__all__ = ["HoptelStack", "NoopStack", "OfficialStack", "Stack", "build_stack"]
 
 ASGIApp = Any
 """An ASGI application (kept loose: Starlette, uvicorn and the middlewares each type it differently)."""
@@ -59,6 +62,83 @@ class Stack:
 
     def shutdown(self) -> None:
         """Flush and release everything the stack started."""
+
+
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+    _AioServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
+    _AioUnaryUnary = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+    _AioServerInterceptor = grpc.aio.ServerInterceptor
+    _UnaryUnary = grpc.UnaryUnaryClientInterceptor
+    _UnaryStream = grpc.UnaryStreamClientInterceptor
+    _AioUnaryUnary = grpc.aio.UnaryUnaryClientInterceptor
+
+
+class _PassServer(_ServerInterceptor):
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        return continuation(handler_call_details)
+
+
+class _PassClient(_UnaryUnary, _UnaryStream):
+    def intercept_unary_unary(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
+        return continuation(details, request)
+
+
+class _PassAioServer(_AioServerInterceptor):
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        return await continuation(handler_call_details)
+
+
+class _PassAioClient(_AioUnaryUnary):
+    async def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Awaitable[Any]], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(client_call_details, request)
+
+
+class _PassTransport(httpx.BaseTransport):
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class NoopStack(Stack):
+    """Pass-through hooks that record nothing: what merely being in the call path costs."""
+
+    name = "noop"
+
+    def grpc_server_interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
+        return [_PassServer()]
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        return grpc.intercept_channel(grpc.insecure_channel(target), _PassClient())
+
+    def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        return [_PassAioServer()]
+
+    def aio_client_interceptors(self) -> list[Any]:
+        return [_PassAioClient()]
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        async def passthrough(scope: Any, receive: Any, send: Any) -> None:
+            await app(scope, receive, send)
+
+        return passthrough
+
+    def httpx_client(self) -> httpx.Client:
+        return httpx.Client(transport=_PassTransport())
 
 
 class HoptelStack(Stack):
@@ -177,7 +257,7 @@ class OfficialStack(Stack):
 
 
 def build_stack(variant: str, service_name: str) -> Stack:
-    """The stack for ``variant`` (``bare``, ``hoptel`` or ``official``), built in this process.
+    """The stack for ``variant`` (``bare``, ``hoptel``, ``official`` or ``noop``), built in this process.
 
     Raises:
         ValueError: an unknown variant.
@@ -188,4 +268,6 @@ def build_stack(variant: str, service_name: str) -> Stack:
         return HoptelStack(service_name)
     if variant == "official":
         return OfficialStack(service_name)
+    if variant == "noop":
+        return NoopStack()
     raise ValueError(f"unknown variant {variant!r}")

@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Sequence
 
 from benchmarks.overhead.protocol import take_stdout
-from benchmarks.overhead.spec import VARIANTS, WORKLOADS, workload
+from benchmarks.overhead.spec import ALL_VARIANTS, WORKLOADS, workload
 from benchmarks.overhead.stacks import build_stack
 
 __all__ = ["main", "parse_args"]
@@ -26,7 +26,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead.worker")
     parser.add_argument("role", choices=("server", "client"))
     parser.add_argument("workload", choices=[w.key for w in WORKLOADS])
-    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("variant", choices=ALL_VARIANTS)
     parser.add_argument("--target", default="", help="host:port of the server (client only)")
     parser.add_argument("--burn", type=int, default=0, help="loop iterations the handler burns per call (W5)")
     return parser.parse_args(argv)
