@@ -17,10 +17,13 @@ routers leave it: Starlette's ``scope["route"].path`` (``/items/{item_id}``), or
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry.context import attach, detach
 
+from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.hooks import HttpCall, HttpHook
 from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.telemetry import Telemetry
@@ -71,6 +74,9 @@ class ASGIMiddleware:
         record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
         record_response_headers: Response headers recorded as ``http.response.header.<name>``.
             ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+        request_hook: ``hook(span, call)`` run before the app is called (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when the app returned, with the status, route and response headers.
+        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
 
     Example:
         >>> app.add_middleware(ASGIMiddleware, filter=lambda path: path != "/healthz")  # doctest: +SKIP
@@ -84,9 +90,14 @@ class ASGIMiddleware:
         filter: PathFilter | None = None,
         record_request_headers: Iterable[str] = (),
         record_response_headers: Iterable[str] = (),
+        request_hook: HttpHook | None = None,
+        response_hook: HttpHook | None = None,
+        extra_labels: ExtraLabels[HttpCall] | None = None,
     ) -> None:
         self.app = app
         self._recorder = HopRecorder.of(telemetry)
+        self._enrichment = HttpServerEnrichment.build(self._recorder, request_hook, response_hook, extra_labels)
+        self._start = self._recorder.start_http_server if self._enrichment is None else self._enrichment.start
         self._filter = filter
         self._request_headers = HeaderAllowList(REQUEST_HEADER_PREFIX, record_request_headers)
         self._response_headers = HeaderAllowList(RESPONSE_HEADER_PREFIX, record_response_headers)
@@ -100,12 +111,13 @@ class ASGIMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        hop = self._recorder.start_http_server(scope)
+        hop = self._start(scope)
         span = hop.span
         recording = span.is_recording()
         if recording and self._request_headers:
             span.set_attributes(self._request_headers.from_pairs(scope.get("headers") or ()))
         response_headers = self._response_headers if recording else None
+        capture = None if self._enrichment is None else cast(EnrichedHttpServerHop, hop).capture_response_headers
         status = _NO_RESPONSE_STATUS
 
         async def send_watching_status(message: Message) -> None:
@@ -114,6 +126,8 @@ class ASGIMiddleware:
                 status = message["status"]
                 if response_headers:
                     span.set_attributes(response_headers.from_pairs(message.get("headers") or ()))
+                if capture is not None:
+                    capture(message.get("headers") or ())
             await send(message)
 
         # Attached here, in the coroutine that runs the app, so the handler and every task the app starts (a

@@ -23,9 +23,12 @@ import grpc
 from grpc import aio
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes
+from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 if TYPE_CHECKING:
@@ -171,14 +174,21 @@ class AioClientInterceptor(_AioClientCore, _UnaryUnary, _UnaryStream, _StreamUna
     so in grpcio 1.85), so inside a list it would see unary-unary calls alone.
     """
 
-    def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None, target: str | None) -> None:
+    def __init__(
+        self,
+        recorder: HopRecorder,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        enrichment: GrpcEnrichment | None = None,
+    ) -> None:
         tables: _Tables = (
             RouteTable(recorder, "client", UNARY, method_filter),
             RouteTable(recorder, "client", SERVER_STREAM, method_filter),
             RouteTable(recorder, "client", CLIENT_STREAM, method_filter),
             RouteTable(recorder, "client", BIDI_STREAM, method_filter),
         )
-        start, peer = recorder.start_grpc_client, target_attributes(target) or None
+        start = recorder.start_grpc_client if enrichment is None else enrichment.start_client
+        peer = target_attributes(target) or None
         super().__init__(start, peer, tables)
         self._kinds: tuple[_AioClientCore, ...] = tuple(
             kind(start, peer, tables)
@@ -198,6 +208,9 @@ def aio_client_interceptor(
     *,
     filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
     target: str | None = None,
+    request_hook: GrpcHook | None = None,
+    response_hook: GrpcHook | None = None,
+    extra_labels: ExtraLabels[GrpcCall] | None = None,
 ) -> AioClientInterceptor:
     """One interceptor for all four RPC shapes of a grpc.aio channel.
 
@@ -205,10 +218,15 @@ def aio_client_interceptor(
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
         filter: Called once per method with its full name; False skips tracing and metrics for that method.
         target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
+        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
 
     Returns:
         The interceptor, to pass as the channel's interceptor sequence:
         ``grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptor(target=target))``
         (grpc.aio would see only unary-unary calls of an object inside a list; see :class:`AioClientInterceptor`).
     """
-    return AioClientInterceptor(HopRecorder.of(telemetry), filter, target)
+    recorder = HopRecorder.of(telemetry)
+    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    return AioClientInterceptor(recorder, filter, target, enrichment)

@@ -21,6 +21,8 @@ import grpc
 from grpc import aio
 from opentelemetry.context import attach, detach
 
+from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc_names import rpc_type
@@ -28,6 +30,7 @@ from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
 from hoptel.interceptors.grpc_status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc_streams import count
+from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
 if TYPE_CHECKING:
@@ -143,8 +146,13 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
     return behavior
 
 
-def wrap_aio_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
-    """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through."""
+def wrap_aio_handler(
+    recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any], start: _Start | None = None
+) -> Any:
+    """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through.
+
+    ``start`` starts each hop (default: the recorder's ``start_grpc_server``; with hooks, the enrichment's).
+    """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
     attribute, factory = _HANDLER_FACTORIES[(request_streaming, response_streaming)]
@@ -157,7 +165,7 @@ def wrap_aio_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethod
         return handler
     route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method)
     return factory(
-        build(recorder.start_grpc_server, route, inner, request_streaming),
+        build(start or recorder.start_grpc_server, route, inner, request_streaming),
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
@@ -166,9 +174,12 @@ def wrap_aio_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethod
 class _AioServerInterceptor(_AioServerInterceptorBase):
     """Wraps each method's handler once; counts methods the server lacks under one ``unknown`` series."""
 
-    def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None) -> None:
+    def __init__(
+        self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
+    ) -> None:
         self._recorder = recorder
         self._filter = method_filter
+        self._start: _Start = recorder.start_grpc_server if enrichment is None else enrichment.start_server
         self._handlers: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
@@ -190,10 +201,11 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
         if handler is None:  # grpc answers UNIMPLEMENTED; record it without caching the (possibly junk) name
             if traced(self._filter, method_name(method)):
                 route = unknown_route(self._recorder, method)
-                hop = self._recorder.start_grpc_server(route, details.invocation_metadata)
+                hop = self._start(route, details.invocation_metadata)
                 hop.finish(_UNIMPLEMENTED, "Method not found!")
             return None
-        wrapped = wrap_aio_handler(self._recorder, method, handler) if traced(self._filter, method) else handler
+        traced_method = traced(self._filter, method)
+        wrapped = wrap_aio_handler(self._recorder, method, handler, self._start) if traced_method else handler
         self._handlers[method] = (handler, wrapped)
         return wrapped
 
@@ -202,14 +214,22 @@ def aio_server_interceptor(
     telemetry: Telemetry | None = None,
     *,
     filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
+    request_hook: GrpcHook | None = None,
+    response_hook: GrpcHook | None = None,
+    extra_labels: ExtraLabels[GrpcCall] | None = None,
 ) -> aio.ServerInterceptor[Any, Any]:
     """A ``grpc.aio.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
         filter: Called once per method with its full name; False skips tracing and metrics for that method.
+        request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
 
     Returns:
         The interceptor, for ``grpc.aio.server(interceptors=[...])``.
     """
-    return _AioServerInterceptor(HopRecorder.of(telemetry), filter)
+    recorder = HopRecorder.of(telemetry)
+    enrichment = GrpcEnrichment.build(recorder, "server", request_hook, response_hook, extra_labels)
+    return _AioServerInterceptor(recorder, filter, enrichment)

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes, with_metadata
 from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
+from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 if TYPE_CHECKING:
@@ -54,8 +57,16 @@ def _invoke(continuation: _Continuation, details: Any, request: Any, hop: GrpcHo
 class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
     """Records every RPC of an intercepted channel; build it with :func:`client_interceptor`."""
 
-    def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None, target: str | None) -> None:
-        self._start = recorder.start_grpc_client
+    def __init__(
+        self,
+        recorder: HopRecorder,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        enrichment: GrpcEnrichment | None = None,
+    ) -> None:
+        self._start: Callable[..., tuple[GrpcHop, Any] | None] = (
+            recorder.start_grpc_client if enrichment is None else enrichment.start_client
+        )
         self._peer = target_attributes(target) or None
         self._unary_unary = RouteTable(recorder, "client", UNARY, method_filter)
         self._unary_stream = RouteTable(recorder, "client", SERVER_STREAM, method_filter)
@@ -113,12 +124,24 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         call = _invoke(continuation, with_metadata(client_call_details, metadata), requests, hop)
         return ClientResponses(call, hop)
 
+    def pass_through(self) -> None:
+        """Stop recording: from now on every call goes through untouched (another hoptel interceptor records it)."""
+        self._start = _no_hop
+
+
+def _no_hop(*args: Any) -> None:
+    """A start method that never starts a hop."""
+    return None
+
 
 def client_interceptor(
     telemetry: Telemetry | None = None,
     *,
     filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
     target: str | None = None,
+    request_hook: GrpcHook | None = None,
+    response_hook: GrpcHook | None = None,
+    extra_labels: ExtraLabels[GrpcCall] | None = None,
 ) -> ClientInterceptor:
     """One interceptor for all four RPC shapes of a sync channel, for ``grpc.intercept_channel``.
 
@@ -126,8 +149,13 @@ def client_interceptor(
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
         filter: Called once per method with its full name; False skips tracing and metrics for that method.
         target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
+        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
 
     Returns:
         The interceptor: ``grpc.intercept_channel(channel, hoptel.client_interceptor(target=target))``.
     """
-    return ClientInterceptor(HopRecorder.of(telemetry), filter, target)
+    recorder = HopRecorder.of(telemetry)
+    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    return ClientInterceptor(recorder, filter, target, enrichment)

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry.context import attach, detach
 
+from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
 from hoptel.interceptors.grpc_status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc_streams import ReceivedCounter, ServerResponses
+from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
 if TYPE_CHECKING:
@@ -97,11 +100,14 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
     return behavior
 
 
-def wrap_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Any:
+def wrap_handler(
+    recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any], start: _Start | None = None
+) -> Any:
     """``handler`` with its behaviour wrapped to record a hop; handlers hoptel cannot wrap are returned as is.
 
     Non-blocking handlers (grpcio's experimental ``experimental_non_blocking`` callback style) are passed
-    through untraced; an ``experimental_thread_pool`` choice is kept.
+    through untraced; an ``experimental_thread_pool`` choice is kept. ``start`` starts each hop (default: the
+    recorder's ``start_grpc_server``; an interceptor with hooks passes its enrichment's).
     """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
@@ -111,7 +117,7 @@ def wrap_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethodHand
         return handler
     route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method)
     build = _stream_response if response_streaming else _unary_response
-    behavior: Any = build(recorder.start_grpc_server, route, inner, request_streaming)
+    behavior: Any = build(start or recorder.start_grpc_server, route, inner, request_streaming)
     pool = getattr(inner, "experimental_thread_pool", None)
     if pool is not None:
         behavior.experimental_thread_pool = pool
@@ -125,9 +131,12 @@ def wrap_handler(recorder: HopRecorder, method: str, handler: grpc.RpcMethodHand
 class _ServerInterceptor(_ServerInterceptorBase):
     """Wraps each method's handler once; counts methods the server lacks under one ``unknown`` series."""
 
-    def __init__(self, recorder: HopRecorder, method_filter: MethodFilter | None) -> None:
+    def __init__(
+        self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
+    ) -> None:
         self._recorder = recorder
         self._filter = method_filter
+        self._start: _Start = recorder.start_grpc_server if enrichment is None else enrichment.start_server
         # method -> (the handler grpcio returned, what we return for it): the identity check notices a
         # generic handler that hands out a new handler object.
         self._handlers: dict[str, tuple[Any, Any]] = {}
@@ -150,12 +159,12 @@ class _ServerInterceptor(_ServerInterceptorBase):
         method = details.method
         if handler is None:  # grpcio answers UNIMPLEMENTED; record it without caching the (possibly junk) name
             if traced(self._filter, method_name(method)):
-                hop = self._recorder.start_grpc_server(
-                    unknown_route(self._recorder, method), details.invocation_metadata
-                )
+                hop = self._start(unknown_route(self._recorder, method), details.invocation_metadata)
                 hop.finish(_UNIMPLEMENTED, "Method not found!")
             return None
-        wrapped = wrap_handler(self._recorder, method, handler) if traced(self._filter, method) else handler
+        wrapped = (
+            wrap_handler(self._recorder, method, handler, self._start) if traced(self._filter, method) else handler
+        )
         self._handlers[method] = (handler, wrapped)
         return wrapped
 
@@ -164,6 +173,9 @@ def server_interceptor(
     telemetry: Telemetry | None = None,
     *,
     filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
+    request_hook: GrpcHook | None = None,
+    response_hook: GrpcHook | None = None,
+    extra_labels: ExtraLabels[GrpcCall] | None = None,
 ) -> grpc.ServerInterceptor[Any, Any]:
     """A ``grpc.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
 
@@ -172,8 +184,13 @@ def server_interceptor(
             tracer provider and a process-wide registry). Resolved once, here.
         filter: Called once per method with its full name (``/package.Service/Method``); False skips tracing
             and metrics for that method, e.g. ``lambda m: not m.startswith("/grpc.health.v1.")``.
+        request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
 
     Returns:
         The interceptor, for ``grpc.server(pool, interceptors=[...])``.
     """
-    return _ServerInterceptor(HopRecorder.of(telemetry), filter)
+    recorder = HopRecorder.of(telemetry)
+    enrichment = GrpcEnrichment.build(recorder, "server", request_hook, response_hook, extra_labels)
+    return _ServerInterceptor(recorder, filter, enrichment)

@@ -21,6 +21,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from hoptel.interceptors.enrich import HttpClientEnrichment
+from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.hooks import HttpCall, HttpHook
 from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder, HttpClientHop
 from hoptel.telemetry import Telemetry
@@ -36,9 +39,9 @@ _AsyncT = TypeVar("_AsyncT", bound="AsyncHTTPTransport")
 
 
 class _ClientHops:
-    """What both transports share: the recorder, the filter and the header allow-lists."""
+    """What both transports share: the recorder, the filter, the header allow-lists, hooks and extra labels."""
 
-    __slots__ = ("filter", "recorder", "request_headers", "response_headers")
+    __slots__ = ("_enrichment", "_start", "filter", "recorder", "request_headers", "response_headers")
 
     def __init__(
         self,
@@ -46,25 +49,32 @@ class _ClientHops:
         filter: RequestFilter | None,
         record_request_headers: Iterable[str],
         record_response_headers: Iterable[str],
+        request_hook: HttpHook | None = None,
+        response_hook: HttpHook | None = None,
+        extra_labels: ExtraLabels[HttpCall] | None = None,
     ) -> None:
         self.recorder = HopRecorder.of(telemetry)
         self.filter = filter
         self.request_headers = HeaderAllowList(REQUEST_HEADER_PREFIX, record_request_headers)
         self.response_headers = HeaderAllowList(RESPONSE_HEADER_PREFIX, record_response_headers)
+        self._enrichment = HttpClientEnrichment.build(self.recorder, request_hook, response_hook, extra_labels)
+        self._start = self.recorder.start_http_client if self._enrichment is None else self._enrichment.start
 
     def start(self, request: httpx.Request) -> HttpClientHop | None:
         """Start the hop (context injected into ``request``), or None when the request is not instrumented."""
         if self.filter is not None and not self.filter(request):
             return None
-        hop = self.recorder.start_http_client(request)
+        hop = self._start(request)
         if hop is not None and self.request_headers and hop.span.is_recording():
             hop.span.set_attributes(self.request_headers.from_headers(request.headers))
         return hop
 
     def responded(self, hop: HttpClientHop, response: httpx.Response) -> None:
-        """Record the allowed response headers once the headers have arrived."""
+        """Record the allowed response headers once the headers have arrived (and keep them for a hook)."""
         if self.response_headers and hop.span.is_recording():
             hop.span.set_attributes(self.response_headers.from_headers(response.headers))
+        if self._enrichment is not None:
+            self._enrichment.responded(hop, response)
 
 
 class _SyncHopStream(httpx.SyncByteStream):
@@ -126,6 +136,9 @@ class HTTPTransport(httpx.BaseTransport):
         record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
         record_response_headers: Response headers recorded as ``http.response.header.<name>``.
             ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
+        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
         **transport_kwargs: Passed to ``httpx.HTTPTransport`` when ``transport`` is not given (``verify``,
             ``retries``, ``limits``, ``http2``, ...).
 
@@ -144,6 +157,9 @@ class HTTPTransport(httpx.BaseTransport):
         filter: RequestFilter | None = None,
         record_request_headers: Iterable[str] = (),
         record_response_headers: Iterable[str] = (),
+        request_hook: HttpHook | None = None,
+        response_hook: HttpHook | None = None,
+        extra_labels: ExtraLabels[HttpCall] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         if transport is None:
@@ -151,7 +167,15 @@ class HTTPTransport(httpx.BaseTransport):
         elif transport_kwargs:
             raise TypeError(f"pass either a transport or httpx.HTTPTransport arguments, not both: {transport_kwargs}")
         self._transport = transport
-        self._hops = _ClientHops(telemetry, filter, record_request_headers, record_response_headers)
+        self._hops = _ClientHops(
+            telemetry,
+            filter,
+            record_request_headers,
+            record_response_headers,
+            request_hook,
+            response_hook,
+            extra_labels,
+        )
 
     @property
     def transport(self) -> httpx.BaseTransport:
@@ -206,6 +230,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
         record_response_headers: Response headers recorded as ``http.response.header.<name>``.
             ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
+        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
         **transport_kwargs: Passed to ``httpx.AsyncHTTPTransport`` when ``transport`` is not given.
 
     Raises:
@@ -220,6 +247,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         filter: RequestFilter | None = None,
         record_request_headers: Iterable[str] = (),
         record_response_headers: Iterable[str] = (),
+        request_hook: HttpHook | None = None,
+        response_hook: HttpHook | None = None,
+        extra_labels: ExtraLabels[HttpCall] | None = None,
         **transport_kwargs: Any,
     ) -> None:
         if transport is None:
@@ -229,7 +259,15 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
                 f"pass either a transport or httpx.AsyncHTTPTransport arguments, not both: {transport_kwargs}"
             )
         self._transport = transport
-        self._hops = _ClientHops(telemetry, filter, record_request_headers, record_response_headers)
+        self._hops = _ClientHops(
+            telemetry,
+            filter,
+            record_request_headers,
+            record_response_headers,
+            request_hook,
+            response_hook,
+            extra_labels,
+        )
 
     @property
     def transport(self) -> httpx.AsyncBaseTransport:
@@ -281,6 +319,9 @@ def instrument_httpx(
     filter: RequestFilter | None = None,
     record_request_headers: Iterable[str] = (),
     record_response_headers: Iterable[str] = (),
+    request_hook: HttpHook | None = None,
+    response_hook: HttpHook | None = None,
+    extra_labels: ExtraLabels[HttpCall] | None = None,
 ) -> _ClientT:
     """Wrap an existing client's transport and every mounted transport in place; calling it again changes nothing.
 
@@ -293,6 +334,9 @@ def instrument_httpx(
         filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation.
         record_request_headers: Request headers recorded on the span (see :class:`HTTPTransport`).
         record_response_headers: Response headers recorded on the span.
+        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
+        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
 
     Returns:
         The same client.
@@ -305,6 +349,9 @@ def instrument_httpx(
         "filter": filter,
         "record_request_headers": tuple(record_request_headers),
         "record_response_headers": tuple(record_response_headers),
+        "request_hook": request_hook,
+        "response_hook": response_hook,
+        "extra_labels": extra_labels,
     }
     # httpx offers no public way to reach a client's transports after construction: ``_transport`` (the default
     # one) and ``_mounts`` (URL pattern -> transport, or None for "no proxy here") are private attributes that have

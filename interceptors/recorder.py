@@ -24,17 +24,17 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from hoptel.interceptors.grpc_names import STATUS
+from hoptel.interceptors.grpc_names import STATUS, UNKNOWN_METHOD
 from hoptel.interceptors.grpc_routes import GrpcRoute, SemconvMode, grpc_status_attributes
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
 from hoptel.interceptors.http_names import normalize_method, redact_url
-from hoptel.metrics import HistogramChild
+from hoptel.metrics import Histogram, HistogramChild
 from hoptel.telemetry import Telemetry, current
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["GrpcHop", "HopRecorder", "HttpClientHop", "HttpServerHop", "parse_grpc_peer"]
+__all__ = ["GrpcHop", "HistogramSeries", "HopRecorder", "HttpClientHop", "HttpServerHop", "parse_grpc_peer"]
 
 # Set by the OTel SDK (and hoptel's batch worker) while exporting: calls made then are not instrumented.
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
@@ -134,7 +134,7 @@ class HttpClientHop(_Hop):
     __slots__ = ("_method", "_metrics", "_server_address")
 
     def __init__(
-        self, span: Span, context: Context, metrics: _HttpClientSeries, method: str, server_address: str
+        self, span: Span, context: Context, metrics: HistogramSeries, method: str, server_address: str
     ) -> None:
         super().__init__(span, context)
         self._metrics = metrics
@@ -167,7 +167,7 @@ class HttpServerHop(_Hop):
 
     __slots__ = ("_method", "_metrics")
 
-    def __init__(self, span: Span, context: Context, metrics: _HttpServerSeries, method: str) -> None:
+    def __init__(self, span: Span, context: Context, metrics: HistogramSeries, method: str) -> None:
         super().__init__(span, context)
         self._metrics = metrics
         self._method = method
@@ -195,33 +195,25 @@ class HttpServerHop(_Hop):
         child.observe(elapsed, trace_id)
 
 
-class _HttpClientSeries:
-    """Caches ``http_client_request_duration_seconds`` children by label values."""
+class HistogramSeries:
+    """Caches a histogram family's children by label values; ``extra`` values are appended to every key.
 
-    def __init__(self, metrics: HttpClientMetrics) -> None:
-        self._family = metrics.duration
-        self._children: dict[tuple[str, str, str, str], HistogramChild] = {}
+    The HTTP hops observe through one of these: the recorder's own for the built-in labels, or one per set of
+    extra label values (``interceptors.extra_labels``) bound to a family with those extra label names.
+    """
 
-    def child(self, method: str, server_address: str, status: str, error_type: str) -> HistogramChild:
-        key = (method, server_address, status, error_type)
+    __slots__ = ("_children", "_extra", "_family")
+
+    def __init__(self, family: Histogram, extra: tuple[str, ...] = ()) -> None:
+        self._family = family
+        self._extra = extra
+        self._children: dict[tuple[str, ...], HistogramChild] = {}
+
+    def child(self, *key: str) -> HistogramChild:
+        """The child for these label values (the extra values appended), created on first use."""
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._family.labels(*key)
-        return child
-
-
-class _HttpServerSeries:
-    """Caches ``http_server_request_duration_seconds`` children by label values."""
-
-    def __init__(self, metrics: HttpServerMetrics) -> None:
-        self._family = metrics.duration
-        self._children: dict[tuple[str, str, str], HistogramChild] = {}
-
-    def child(self, method: str, route: str, status: str) -> HistogramChild:
-        key = (method, route, status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._family.labels(*key)
+            child = self._children[key] = self._family.labels(*key, *self._extra)
         return child
 
 
@@ -244,8 +236,10 @@ class HopRecorder:
             for side in ("server", "client")
         }
         self._routes: dict[tuple[str, str], dict[Any, GrpcRoute]] = {}
-        self._http_client = _HttpClientSeries(HttpClientMetrics(registry))
-        self._http_server = _HttpServerSeries(HttpServerMetrics(registry))
+        self.http_client_duration = HttpClientMetrics(registry).duration
+        self.http_server_duration = HttpServerMetrics(registry).duration
+        self._http_client = HistogramSeries(self.http_client_duration)
+        self._http_server = HistogramSeries(self.http_server_duration)
         self._http_method_attributes: dict[str, Mapping[str, AttributeValue]] = {}
 
     @classmethod
@@ -258,6 +252,21 @@ class HopRecorder:
         return recorder
 
     # gRPC -------------------------------------------------------------------------------------------------
+
+    def grpc_metrics(self, side: str) -> GrpcMetrics:
+        """The five ``grpc_{side}_*`` families (``side`` is ``server`` or ``client``)."""
+        return self._grpc[side]
+
+    def grpc_route_counting_into(self, route: GrpcRoute, metrics: GrpcMetrics) -> GrpcRoute:
+        """``route`` (same span name and attributes) counting into other families: those with extra labels."""
+        return GrpcRoute(
+            route.full_name,
+            route.rpc_type,
+            metrics,
+            self._mode,
+            known=route.service != UNKNOWN_METHOD,
+            status_attributes=route.status_attributes,
+        )
 
     def grpc_routes(self, side: str, rpc_type: str) -> dict[Any, GrpcRoute]:
         """The route cache for one side and shape, keyed by the method name as the framework gives it."""
@@ -286,8 +295,11 @@ class HopRecorder:
         route: GrpcRoute,
         metadata: Metadata | None,
         peer_attributes: Mapping[str, AttributeValue] | None = None,
+        hop_type: type[GrpcHop] = GrpcHop,
     ) -> tuple[GrpcHop, list[tuple[str, str | bytes]]] | None:
         """Start a CLIENT span under the current context and inject it into a copy of ``metadata``.
+
+        ``hop_type`` is the class of the hop to build (a subclass that runs hooks; the default otherwise).
 
         Returns:
             The hop and the metadata to send, or None when instrumentation is suppressed (exporter calls).
@@ -301,14 +313,19 @@ class HopRecorder:
         context = _set_span_in_context(span, parent)
         outgoing = self.propagator.inject_metadata(metadata, context)
         route.started.inc()
-        return GrpcHop(route, span, context), outgoing
+        return hop_type(route, span, context), outgoing
 
-    def start_grpc_server(self, route: GrpcRoute, metadata: Metadata | None) -> GrpcHop:
-        """Start a SERVER span whose parent is extracted from the invocation metadata."""
+    def start_grpc_server(
+        self,
+        route: GrpcRoute,
+        metadata: Metadata | None,
+        hop_type: type[GrpcHop] = GrpcHop,
+    ) -> GrpcHop:
+        """Start a SERVER span whose parent is extracted from the invocation metadata (``hop_type``: see above)."""
         parent = self.propagator.extract_metadata(metadata)
         span = self.tracer.start_span(route.span_name, parent, _SERVER, route.attributes)
         route.started.inc()
-        return GrpcHop(route, span, _set_span_in_context(span, parent))
+        return hop_type(route, span, _set_span_in_context(span, parent))
 
     # HTTP -------------------------------------------------------------------------------------------------
 
@@ -323,8 +340,15 @@ class HopRecorder:
                 self._http_method_attributes[method] = attributes
         return str(attributes["http.request.method"]), attributes
 
-    def start_http_client(self, request: httpx.Request) -> HttpClientHop | None:
-        """Start a CLIENT span for ``request`` and inject the context into its headers (in place)."""
+    def start_http_client(
+        self,
+        request: httpx.Request,
+        hop_type: type[HttpClientHop] = HttpClientHop,
+    ) -> HttpClientHop | None:
+        """Start a CLIENT span for ``request`` and inject the context into its headers (in place).
+
+        ``hop_type`` is the class of the hop to build (a subclass that runs hooks; the default otherwise).
+        """
         parent = _get_current()
         if parent.get(_SUPPRESS_KEY) or not self.enabled:
             return None
@@ -342,16 +366,20 @@ class HopRecorder:
             )
         context = _set_span_in_context(span, parent)
         self.propagator.inject_headers(request.headers, context)
-        return HttpClientHop(span, context, self._http_client, method, host)
+        return hop_type(span, context, self._http_client, method, host)
 
-    def start_http_server(self, scope: Mapping[str, Any]) -> HttpServerHop:
-        """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers."""
+    def start_http_server(
+        self,
+        scope: Mapping[str, Any],
+        hop_type: type[HttpServerHop] = HttpServerHop,
+    ) -> HttpServerHop:
+        """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers (``hop_type``: above)."""
         parent = self.propagator.extract_asgi(scope)
         method, attributes = self._method_attributes(scope.get("method", "GET"))
         span = self.tracer.start_span(_span_method(method), parent, _SERVER, attributes)
         if span.is_recording():
             span.set_attributes(_asgi_attributes(scope))
-        return HttpServerHop(span, _set_span_in_context(span, parent), self._http_server, method)
+        return hop_type(span, _set_span_in_context(span, parent), self._http_server, method)
 
 
 def _span_method(method: str) -> str:
