@@ -23,9 +23,10 @@ def build_span_exporter(kind: str, settings: ExporterConfig | None, export_timeo
     timeout = min(settings.timeout_s, export_timeout_s)
     if settings.protocol == "grpc":
         import grpc
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter(
+        from hoptel.hop_exporters import GrpcHopSpanExporter
+
+        return GrpcHopSpanExporter(
             endpoint=settings.endpoint,
             insecure=settings.insecure,
             headers=settings.headers or None,
@@ -33,9 +34,10 @@ def build_span_exporter(kind: str, settings: ExporterConfig | None, export_timeo
             compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
-    return HttpSpanExporter(
+    from hoptel.hop_exporters import HttpHopSpanExporter
+
+    return HttpHopSpanExporter(
         endpoint=settings.endpoint,
         headers=dict(settings.headers) or None,
         timeout=timeout,

@@ -24,6 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 from hoptel.batch import BatchSpanProcessor, PipelineCounters
 from hoptel.config import Config, SamplerConfig
 from hoptel.exporters import build_log_exporter, build_span_exporter
+from hoptel.hop_span import HopTracer
 from hoptel.logs import GrpcVerbosity, LogPipeline, quiet_grpc_core
 from hoptel.logs.grpc_verbosity import undo_grpc_verbosity
 from hoptel.resource import build_resource
@@ -83,6 +84,9 @@ class Telemetry:
         self.registry = registry
         self.propagator = propagator
         self.tracer = tracer_provider.get_tracer("hoptel")
+        # What the per-hop recorder starts spans with: the SDK tracer, or hoptel's lean HopTracer (hop_span.py)
+        # when the exporter encodes hop spans and hoptel's processor is the provider's only one.
+        self.hop_tracer: Any = self.tracer
         self._processor = processor
         self.self_metrics = self_metrics or SelfMetrics(registry, self._queue_length)
         self.metrics_url: str | None = None
@@ -232,6 +236,9 @@ def _build(
         holder.append(processor)
         provider.add_span_processor(processor)
     telemetry = Telemetry(config, provider, registry, propagator, processor=processor, self_metrics=self_metrics)
+    if processor is not None and getattr(exporter, "accepts_hop_spans", False):
+        exporter.set_resource(resource)  # type: ignore[union-attr]  # a hoptel.hop_exporters exporter
+        telemetry.hop_tracer = HopTracer(config.sampler, processor, provider, telemetry.tracer)
     try:
         telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics, grpc_verbosity, keep_log_handlers)
         telemetry._endpoint = _start_endpoint(config, registry)

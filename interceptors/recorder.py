@@ -226,7 +226,7 @@ class HopRecorder:
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
         self.enabled = telemetry.enabled
-        self.tracer = telemetry.tracer
+        self.tracer = telemetry.hop_tracer
         self.propagator = telemetry.propagator
         self._mode = SemconvMode(telemetry.config.semconv_opt_in)
         registry = telemetry.registry

@@ -1,0 +1,66 @@
+"""The OTLP span exporters with hoptel's fast encoding: OTel's transport, retries and TLS, hoptel's bytes.
+
+Each subclass replaces only the step that turns a batch into a request; connection handling, headers,
+compression, the OTLP retry rules and shutdown stay OpenTelemetry's. Both rely on one private hook of their base
+class (named below); ``hoptel.telemetry`` only uses hop spans when ``accepts_hop_spans`` is true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as _GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _HttpSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from hoptel.otlp_wire import HopSpanEncoder
+
+__all__ = ["GrpcHopSpanExporter", "HopSpanExporter", "HttpHopSpanExporter"]
+
+
+class HopSpanExporter:
+    """What the fast path needs of an exporter: a resource to encode hop spans with."""
+
+    accepts_hop_spans = False
+    _encoder: HopSpanEncoder | None = None
+
+    def set_resource(self, resource: Resource) -> None:
+        """Encode hop spans with this resource (the tracer provider's)."""
+        self._encoder = HopSpanEncoder(resource)
+
+
+class GrpcHopSpanExporter(HopSpanExporter, _GrpcSpanExporter):
+    """OTLP/gRPC; overrides ``_translate_data`` (the base exporter's per-attempt request builder)."""
+
+    accepts_hop_spans = hasattr(_GrpcSpanExporter, "_translate_data")
+
+    def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
+        encoder = self._encoder
+        if encoder is None:
+            return super()._translate_data(data)
+        return ExportTraceServiceRequest.FromString(encoder.encode(data))
+
+
+class HttpHopSpanExporter(HopSpanExporter, _HttpSpanExporter):
+    """OTLP/HTTP; overrides ``export`` and sends through the base exporter's ``_client`` (its retrying transport)."""
+
+    accepts_hop_spans = True
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Encode the batch and send it; FAILURE after the transport's retries."""
+        client: Any = getattr(self, "_client", None)
+        encoder = self._encoder
+        if encoder is None or client is None or not hasattr(client, "export"):
+            return super().export(spans)
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            body = encoder.encode(spans)
+        except Exception:
+            return SpanExportResult.FAILURE
+        result = client.export(body)
+        return SpanExportResult.SUCCESS if getattr(result, "success", False) else SpanExportResult.FAILURE

@@ -1,0 +1,270 @@
+"""Lean spans for hops: sampled by the configured sampler, ended straight into hoptel's batch queue.
+
+The OTel SDK span is general: it validates and copies attributes through ``BoundedAttributes``, takes locks,
+builds a ``ReadableSpan`` snapshot at ``end()``, and walks the provider's processor chain. A hop span needs none of
+that: its attributes come precomputed from the route, and it has one destination. ``HopTracer`` starts a
+``HopSpan`` (an ordinary ``opentelemetry.trace.Span``, so handler code can use it as the current span and make SDK
+children of it) when the span is sampled, and a ``NonRecordingSpan`` carrying the new ids when it is not.
+
+The fast path is used only while it is exactly equivalent: the provider's only processor is hoptel's batch
+processor and its exporter encodes hop spans (``hoptel.exporters``). If the application adds a span processor to
+``tel.tracer_provider``, hops go back to the SDK tracer so that processor sees them.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Mapping, Sequence
+from random import getrandbits
+from time import time_ns
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
+from opentelemetry.util.types import Attributes, AttributeValue
+
+from hoptel.config import SamplerConfig
+
+if TYPE_CHECKING:
+    from hoptel.batch import BatchSpanProcessor
+
+__all__ = ["HopSpan", "HopTracer", "SpanEvent"]
+
+_MAX_ATTRIBUTES = 128
+_MAX_EVENTS = 128
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_TRACE_ID_LIMIT = (1 << 64) - 1
+_tuple_new = tuple.__new__
+# The context key OpenTelemetry keeps the current span under, derived through its public API.
+SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
+
+
+def _span_context_layout_holds() -> bool:
+    """Whether SpanContext is the 6-tuple (trace_id, span_id, is_remote, flags, state, is_valid) it has been."""
+    try:
+        fast = _tuple_new(SpanContext, (1, 2, False, _SAMPLED, DEFAULT_TRACE_STATE, True))
+        return tuple(fast) == tuple(SpanContext(1, 2, False, _SAMPLED, DEFAULT_TRACE_STATE))
+    except Exception:  # pragma: no cover - a future API release
+        return False
+
+
+_FAST_CONTEXT = _span_context_layout_holds()
+
+
+def _local_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:
+    if _FAST_CONTEXT:
+        return _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))  # type: ignore[no-any-return]  # tuple.__new__ is untyped
+    return SpanContext(trace_id, span_id, False, flags, state)  # pragma: no cover
+
+
+class SpanEvent:
+    """One event on a hop span (``record_exception`` adds the ``exception`` event)."""
+
+    __slots__ = ("attributes", "name", "time_ns")
+
+    def __init__(self, name: str, attributes: Mapping[str, AttributeValue], timestamp: int) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.time_ns = timestamp
+
+
+class HopSpan(Span):
+    """A sampled span started by ``HopTracer``; ``end()`` queues it for export."""
+
+    __slots__ = (
+        "_context",
+        "_lock",
+        "_sink",
+        "base_attributes",
+        "end_time",
+        "events",
+        "extra_attributes",
+        "kind",
+        "links",
+        "name",
+        "parent",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, AttributeValue] | None,
+        sink: BatchSpanProcessor,
+    ) -> None:
+        self.name = name
+        self._context = context
+        self.parent = parent
+        self.kind = kind
+        # Shared and never mutated: the route's precomputed attributes. Per-span ones go to extra_attributes.
+        self.base_attributes: Mapping[str, AttributeValue] = attributes or {}
+        self.extra_attributes: dict[str, AttributeValue] = {}
+        self.events: list[SpanEvent] = []
+        self.links: Sequence[Link] = ()
+        self.status = Status(StatusCode.UNSET)
+        self.start_time = time_ns()
+        self.end_time: int | None = None
+        self._sink = sink
+        self._lock = threading.Lock()
+
+    @property
+    def attributes(self) -> dict[str, AttributeValue]:
+        """All attributes: the route's, then this span's own."""
+        merged = dict(self.base_attributes)
+        merged.update(self.extra_attributes)
+        return merged
+
+    def get_span_context(self) -> SpanContext:
+        """This span's ids, flags and trace state."""
+        return self._context
+
+    def is_recording(self) -> bool:
+        """True until the span ends."""
+        return self.end_time is None
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        """Set one attribute (ignored after end, or beyond 128 attributes, as the SDK's limits do)."""
+        if self.end_time is None and (key in self.extra_attributes or len(self.extra_attributes) < _MAX_ATTRIBUTES):
+            self.extra_attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Set several attributes."""
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        """Add an event (at most 128)."""
+        if self.end_time is None and len(self.events) < _MAX_EVENTS:
+            self.events.append(SpanEvent(name, dict(attributes or {}), timestamp or time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        """Add a link to another span."""
+        if self.end_time is None and context.is_valid:
+            self.links = (*self.links, Link(context, attributes))
+
+    def update_name(self, name: str) -> None:
+        """Rename the span."""
+        if self.end_time is None:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """Set the status; as in the SDK, OK is final and UNSET never overrides."""
+        if self.end_time is not None or self.status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self.status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Add the ``exception`` event with type, message and stack trace."""
+        event: dict[str, AttributeValue] = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(
+                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            ),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span and queue it for export; later calls are ignored."""
+        with self._lock:
+            if self.end_time is not None:
+                return
+            self.end_time = end_time or time_ns()
+        self._sink.on_end(self)  # type: ignore[arg-type]  # the batch queue holds SDK and hop spans alike
+
+    def __repr__(self) -> str:
+        return f"HopSpan({self.name!r}, trace_id={self._context.trace_id:032x}, span_id={self._context.span_id:016x})"
+
+
+class HopTracer:
+    """Starts hop spans with the configured sampler's decision, without the SDK span machinery.
+
+    Args:
+        sampler: the validated ``OTEL_TRACES_SAMPLER`` setting (the SDK sampler built from it decides the same).
+        sink: hoptel's batch processor.
+        provider: the SDK provider; if its processors change, hops use ``fallback`` instead.
+        fallback: the SDK tracer of ``provider``.
+    """
+
+    def __init__(self, sampler: SamplerConfig, sink: BatchSpanProcessor, provider: TracerProvider, fallback: Any):
+        self._sink = sink
+        self._fallback = fallback
+        self._processors_holder = provider._active_span_processor  # private: see is_exact()
+        self._expected_processors = self._processors_holder._span_processors
+        root = sampler.name.removeprefix("parentbased_")
+        self._parent_based = sampler.name.startswith("parentbased_")
+        self._root_always = root == "always_on"
+        self._root_never = root == "always_off"
+        self._ratio_bound = round(sampler.ratio * _TRACE_ID_LIMIT) if root == "traceidratio" else None
+
+    def is_exact(self) -> bool:
+        """True while hoptel's processor is the provider's only one (nobody added a processor since)."""
+        return self._processors_holder._span_processors is self._expected_processors
+
+    def _root_sampled(self, trace_id: int) -> bool:
+        if self._root_always:
+            return True
+        if self._root_never:
+            return False
+        bound = self._ratio_bound
+        return bound is not None and (trace_id & _TRACE_ID_LIMIT) < bound
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> Span:
+        """Start a span under the span in ``context`` (same signature as the SDK tracer's, for hops)."""
+        if self._processors_holder._span_processors is not self._expected_processors:
+            return self._fallback.start_span(name, context, kind, attributes)  # type: ignore[no-any-return]
+        parent_span = context.get(SPAN_KEY, INVALID_SPAN) if context is not None else INVALID_SPAN
+        parent = parent_span.get_span_context()
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            state = parent.trace_state
+            sampled = parent.trace_flags.sampled if self._parent_based else self._root_sampled(trace_id)
+            parent_context: SpanContext | None = parent
+        else:
+            trace_id = getrandbits(128) or 1
+            state = DEFAULT_TRACE_STATE
+            sampled = self._root_sampled(trace_id)
+            parent_context = None
+        span_id = getrandbits(64) or 1
+        if not sampled:
+            return NonRecordingSpan(_local_context(trace_id, span_id, _NOT_SAMPLED, state))
+        return HopSpan(
+            name, _local_context(trace_id, span_id, _SAMPLED, state), parent_context, kind, attributes, self._sink
+        )
