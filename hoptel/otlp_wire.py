@@ -30,7 +30,12 @@ _KIND = {kind: kind.value + 1 for kind in SpanKind}  # OTLP's enum starts with U
 _STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
 
 
+_SMALL_VARINTS = [bytes((i,)) for i in range(128)]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 128:
+        return _SMALL_VARINTS[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -76,6 +81,28 @@ def _key_value(field: int, key: str, value: Any) -> bytes:
 
 def _attributes(field: int, attributes: Mapping[str, Any]) -> bytes:
     return b"".join(_key_value(field, key, value) for key, value in attributes.items())
+
+
+_SCALARS = (str, int, float, bool)
+_key_value_cache: dict[tuple[int, str, type, Any], bytes] = {}
+
+
+def _attributes_cached(field: int, attributes: Mapping[str, Any]) -> bytes:
+    """Like ``_attributes``; each scalar key/value pair is encoded once (status codes, peer addresses, ...)."""
+    parts = []
+    cache = _key_value_cache
+    for key, value in attributes.items():
+        if type(value) in _SCALARS:
+            cache_key = (field, key, type(value), value)  # the type keeps True and 1 apart
+            encoded = cache.get(cache_key)
+            if encoded is None:
+                encoded = _key_value(field, key, value)
+                if len(cache) < 16384:
+                    cache[cache_key] = encoded
+            parts.append(encoded)
+        else:
+            parts.append(_key_value(field, key, value))
+    return b"".join(parts)
 
 
 _TRACE_ID_TAG = _tag(1, 2) + _varint(16)
@@ -142,10 +169,10 @@ class HopSpanEncoder:
         extra = span.extra_attributes
         if extra:
             if any(key in base for key in extra):
-                parts.append(_attributes(9, {**base, **extra}))
+                parts.append(_attributes_cached(9, {**base, **extra}))
             else:
                 parts.append(self._base_attributes(base))
-                parts.append(_attributes(9, extra))
+                parts.append(_attributes_cached(9, extra))
         elif base:
             parts.append(self._base_attributes(base))
         for event in span.events:
