@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from hoptel.interceptors.grpc_client import client_interceptor
     from hoptel.interceptors.grpc_server import server_interceptor
     from hoptel.interceptors.httpx_transport import AsyncHTTPTransport, HTTPTransport, instrument_httpx
+    from hoptel.zerocode import instrument, uninstrument
 
 __all__ = [
     "ASGIMiddleware",
@@ -31,9 +32,11 @@ __all__ = [
     "aio_client_interceptor",
     "aio_server_interceptor",
     "client_interceptor",
+    "instrument",
     "instrument_httpx",
     "server_interceptor",
     "setup",
+    "uninstrument",
 ]
 
 _LAZY = {
@@ -45,6 +48,8 @@ _LAZY = {
     "aio_server_interceptor": "hoptel.interceptors.grpc_aio_server",
     "client_interceptor": "hoptel.interceptors.grpc_client",
     "server_interceptor": "hoptel.interceptors.grpc_server",
+    "instrument": "hoptel.zerocode",
+    "uninstrument": "hoptel.zerocode",
 }
 
 

@@ -161,7 +161,7 @@ def _label_function(extra: ExtraLabels[Any], recorder: HopRecorder) -> Guarded[t
         return extra.values(extra.function(call))
 
     errors = recorder.telemetry.self_metrics.hook_errors
-    return Guarded(values, errors, "extra_labels", ("",) * len(extra.names))
+    return Guarded(values, errors, "extra_labels", ("",) * len(extra.names), shown=extra.function)
 
 
 class _GrpcLabeller:

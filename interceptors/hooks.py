@@ -130,14 +130,18 @@ class Guarded(Generic[_R]):
         errors: The counter to increment on every failure (``hoptel_hook_errors_total``).
         what: How to name it in the log line (``"request_hook"``, ``"extra_labels"``).
         fallback: What a failed call returns.
+        shown: What the log line names (default: ``function``), when ``function`` wraps the user's own.
     """
 
-    __slots__ = ("_errors", "_fallback", "_function", "_last_logged", "_lock", "what")
+    __slots__ = ("_errors", "_fallback", "_function", "_last_logged", "_lock", "_shown", "what")
 
-    def __init__(self, function: Callable[..., _R], errors: CounterChild, what: str, fallback: _R) -> None:
+    def __init__(
+        self, function: Callable[..., _R], errors: CounterChild, what: str, fallback: _R, shown: object = None
+    ) -> None:
         self._function = function
         self._errors = errors
         self._fallback = fallback
+        self._shown = function if shown is None else shown
         self._last_logged = float("-inf")
         self._lock = threading.Lock()
         self.what = what
@@ -161,12 +165,12 @@ class Guarded(Generic[_R]):
             "hoptel: %s %r raised; the call went on without it (logged at most once a minute, "
             "every failure is counted in hoptel_hook_errors_total)",
             self.what,
-            self._function,
+            self._shown,
             exc_info=True,
         )
 
     def __repr__(self) -> str:
-        return f"Guarded({self.what}={self._function!r})"
+        return f"Guarded({self.what}={self._shown!r})"
 
 
 def guard(function: Callable[..., object] | None, errors: CounterChild, what: str) -> Guarded[object] | None:

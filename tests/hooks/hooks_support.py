@@ -1,0 +1,190 @@
+"""Helpers for the hook and extra-label tests: a small gRPC service (sync and aio), uvicorn, hook recorders.
+
+The service ``hooks.test.Echo`` has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
+NOT_FOUND), ``ServerStream`` streams ``b"0"``..``b"n-1"`` for a request ``b"n"``, ``ClientStream`` joins the
+requests with ``b"|"``, ``Bidi`` echoes each request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+import uvicorn
+from opentelemetry.trace import Span
+
+import hoptel
+from hoptel.interceptors.hooks import GrpcCall, HttpCall
+
+__all__ = [
+    "BIDI",
+    "CLIENT_STREAM",
+    "SERVER_STREAM",
+    "SERVICE",
+    "UNARY",
+    "Calls",
+    "LogRecords",
+    "aio_handler",
+    "hook_errors",
+    "raising_hook",
+    "run_uvicorn",
+    "sync_handler",
+]
+
+SERVICE = "hooks.test.Echo"
+UNARY = f"/{SERVICE}/Unary"
+SERVER_STREAM = f"/{SERVICE}/ServerStream"
+CLIENT_STREAM = f"/{SERVICE}/ClientStream"
+BIDI = f"/{SERVICE}/Bidi"
+STARTUP_TIMEOUT_S = 10.0
+
+
+def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+    if request == b"abort":
+        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+    return request
+
+
+def _server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    for i in range(int(request)):
+        yield str(i).encode()
+
+
+def _client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+    return b"|".join(requests)
+
+
+def _bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield from requests
+
+
+def sync_handler() -> grpc.GenericRpcHandler:
+    """The service for a sync ``grpc.server``."""
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(_unary),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(_client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(_bidi),
+        },
+    )
+
+
+async def _aio_unary(request: bytes, context: Any) -> bytes:
+    if request == b"abort":
+        await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+    return request
+
+
+async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    for i in range(int(request)):
+        yield str(i).encode()
+
+
+async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
+    return b"|".join([request async for request in requests])
+
+
+async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async for request in requests:
+        yield request
+
+
+def aio_handler() -> grpc.GenericRpcHandler:
+    """The service for a ``grpc.aio.server``."""
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
+            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_server_stream),
+            "ClientStream": grpc.stream_unary_rpc_method_handler(_aio_client_stream),
+            "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi),
+        },
+    )
+
+
+class Calls:
+    """Hooks that record what they were called with and tag the span with it.
+
+    The request hook sets ``hook.request.<side>`` to the method (gRPC) or URL (HTTP) and ``hook.tenant`` to the
+    ``x-tenant`` metadata/header; the response hook sets ``hook.response.<side>`` to the status.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[GrpcCall | HttpCall] = []
+        self.responses: list[GrpcCall | HttpCall] = []
+        self.responded = threading.Event()
+
+    def request(self, span: Span, call: GrpcCall | HttpCall) -> None:
+        self.requests.append(call)
+        span.set_attribute(f"hook.request.{call.side}", call.method if isinstance(call, GrpcCall) else call.url)
+        tenant = call.get("x-tenant")
+        if isinstance(tenant, str):
+            span.set_attribute("hook.tenant", tenant)
+
+    def response(self, span: Span, call: GrpcCall | HttpCall) -> None:
+        self.responses.append(call)
+        if isinstance(call, GrpcCall):
+            span.set_attribute(f"hook.response.{call.side}", call.code.name if call.code else "")
+        else:
+            span.set_attribute(f"hook.response.{call.side}", call.status_code or 0)
+        self.responded.set()
+
+
+def raising_hook(span: Span, call: object) -> None:
+    """A hook that always fails."""
+    raise RuntimeError("hook failed")
+
+
+def hook_errors(tel: hoptel.Telemetry) -> float:
+    """``hoptel_hook_errors_total`` of ``tel``."""
+    return tel.registry.get_sample_value("hoptel_hook_errors_total") or 0.0
+
+
+class LogRecords(logging.Handler):
+    """Collects the records of one logger while installed (``with LogRecords("hoptel.hooks") as records``)."""
+
+    def __init__(self, logger: str) -> None:
+        super().__init__(logging.DEBUG)
+        self._logger = logging.getLogger(logger)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> LogRecords:
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+
+
+@contextlib.contextmanager
+def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:  # bounded by the deadline
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT_S)
+        sock.close()
