@@ -194,9 +194,9 @@ class HTTPTransport(httpx.BaseTransport):
             raise
         self._hops.responded(hop, response)
         stream = response.stream
-        if isinstance(stream, httpx.SyncByteStream):
+        if isinstance(stream, httpx.SyncByteStream) and not response.is_closed:
             response.stream = _SyncHopStream(stream, hop, response.status_code)
-        else:  # not a body this client can read or close: the hop ends with the headers
+        else:  # a body this client cannot read or close, or one already read and closed: the hop ends now
             hop.finish(response.status_code)
         return response
 
@@ -286,9 +286,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             raise
         self._hops.responded(hop, response)
         stream = response.stream
-        if isinstance(stream, httpx.AsyncByteStream):
+        if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
             response.stream = _AsyncHopStream(stream, hop, response.status_code)
-        else:  # not a body this client can read or close: the hop ends with the headers
+        else:  # a body this client cannot read or close, or one already read and closed: the hop ends now
             hop.finish(response.status_code)
         return response
 

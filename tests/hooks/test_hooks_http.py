@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -140,3 +141,25 @@ def test_raising_hooks_leave_requests_unchanged(telemetry: hoptel.Telemetry, rec
     receiver.wait_for_spans(4)
     assert hook_errors(telemetry) == 8  # 2 requests x 2 sides x 2 hooks
     assert len(logs.records) == 4  # once per hook (4 hooks), not per failure
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_response_the_transport_already_closed_ends_the_hop(
+    asynchronous: bool, telemetry: hoptel.Telemetry
+) -> None:
+    """An inner transport returning an in-memory, already closed response (MockTransport): hop and hooks end."""
+    calls = Calls()
+    inner = httpx.MockTransport(lambda request: httpx.Response(201, content=b"made"))
+    options: dict[str, Any] = {"telemetry": telemetry, "response_hook": calls.response}
+    if asynchronous:
+        async with httpx.AsyncClient(transport=hoptel.AsyncHTTPTransport(inner, **options)) as async_client:
+            assert (await async_client.get("http://svc/")).content == b"made"
+    else:
+        with httpx.Client(transport=hoptel.HTTPTransport(inner, **options)) as client:
+            assert client.get("http://svc/").content == b"made"
+    assert [call.status_code for call in calls.responses] == [201]
+    count = telemetry.registry.get_sample_value(
+        "http_client_request_duration_seconds_count",
+        {"http_request_method": "GET", "server_address": "svc", "http_response_status_code": "201", "error_type": ""},
+    )
+    assert count == 1
