@@ -69,7 +69,7 @@ RESERVED_LABELS = frozenset(
 )
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
-_V = TypeVar("_V")
+_V = TypeVar("_V", contravariant=True)  # a function of any call view can label a narrower one
 Family = Counter | Histogram
 
 

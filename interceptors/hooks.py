@@ -46,6 +46,7 @@ _log = logging.getLogger("hoptel.hooks")
 
 LOG_INTERVAL_S = 60.0
 """A hook that keeps raising is logged at most once per this many seconds (every failure is still counted)."""
+_clock = time.monotonic  # the rate limit's clock; a module attribute so tests can move it
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -156,7 +157,7 @@ class Guarded(Generic[_R]):
 
     def _failed(self) -> None:
         self._errors.inc()
-        now = time.monotonic()
+        now = _clock()
         with self._lock:
             if now - self._last_logged < LOG_INTERVAL_S:
                 return

@@ -64,7 +64,7 @@ def _bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[
     yield from requests
 
 
-def sync_handler() -> grpc.GenericRpcHandler:
+def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
     return grpc.method_handlers_generic_handler(
         SERVICE,
@@ -97,7 +97,7 @@ async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterat
         yield request
 
 
-def aio_handler() -> grpc.GenericRpcHandler:
+def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
     return grpc.method_handlers_generic_handler(
         SERVICE,
@@ -118,8 +118,8 @@ class Calls:
     """
 
     def __init__(self) -> None:
-        self.requests: list[GrpcCall | HttpCall] = []
-        self.responses: list[GrpcCall | HttpCall] = []
+        self.requests: list[Any] = []  # GrpcCall or HttpCall, as the integration gives
+        self.responses: list[Any] = []
         self.responded = threading.Event()
 
     def request(self, span: Span, call: GrpcCall | HttpCall) -> None:
@@ -138,7 +138,7 @@ class Calls:
         self.responded.set()
 
 
-def raising_hook(span: Span, call: object) -> None:
+def raising_hook(span: object, call: object) -> Any:
     """A hook that always fails."""
     raise RuntimeError("hook failed")
 

@@ -70,8 +70,8 @@ def test_grpc_extra_labels_on_both_sides(telemetry: hoptel.Telemetry, serve_grpc
     interceptor = hoptel.client_interceptor(telemetry, extra_labels=ExtraLabels(["tenant"], _tenant, max_values=2))
     with grpc.intercept_channel(grpc.insecure_channel(target), interceptor) as channel:
         for name in ("a", "b", "c", "d", "a"):
-            assert channel.unary_unary(UNARY)(b"hi", metadata=(("x-tenant", name),)) == b"hi"
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"  # no tenant: ""
+            assert channel.unary_unary(UNARY, None, None)(b"hi", metadata=(("x-tenant", name),)) == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"  # no tenant: ""
     base = {"grpc_type": "unary", "grpc_service": "hooks.test.Echo", "grpc_method": "Unary"}
     for side in ("server", "client"):
         handled = {
@@ -93,12 +93,13 @@ def test_exposition_has_one_family_per_name(telemetry: hoptel.Telemetry, serve_g
     for names in (["tenant"], ["tenant", "plan"]):
         interceptor = hoptel.client_interceptor(telemetry, extra_labels=ExtraLabels(names, _tenant))
         with grpc.intercept_channel(grpc.insecure_channel(target), interceptor) as channel:
-            assert channel.unary_unary(UNARY)(b"hi", metadata=(("x-tenant", "acme"),)) == b"hi"
+            assert channel.unary_unary(UNARY, None, None)(b"hi", metadata=(("x-tenant", "acme"),)) == b"hi"
     text = generate_latest(telemetry.registry).decode()
     assert text.count("# TYPE grpc_client_handled_total counter") == 1
     assert text.count("# TYPE grpc_server_handled_total counter") == 1
-    openmetrics = generate_openmetrics(telemetry.registry).decode()
-    families = {family.name: family for family in text_string_to_metric_families(openmetrics)}
+    openmetrics = generate_openmetrics(telemetry.registry).decode()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+    parsed = text_string_to_metric_families(openmetrics)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+    families = {family.name: family for family in parsed}
     client = [s for s in families["grpc_client_handled"].samples if s.name.endswith("_total")]
     # the plain series (zero: the method's shared route), then one series per extra label set
     assert [(s.labels.get("tenant"), s.labels.get("plan"), s.value) for s in client] == [
@@ -120,7 +121,7 @@ def test_label_function_errors_count_and_fall_back(telemetry: hoptel.Telemetry, 
 
     target = serve_grpc(hoptel.server_interceptor(telemetry, extra_labels=ExtraLabels(["tenant"], broken)))
     with grpc.insecure_channel(target) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     assert hook_errors(telemetry) == 1
     started = [(labels.get("tenant"), value) for labels, value in _samples(telemetry, "grpc_server_started_total")]
     assert started == [(None, 0), ("", 1)]

@@ -37,7 +37,7 @@ def test_view_get_returns_the_first_value() -> None:
 def test_guarded_logs_at_most_once_a_minute(telemetry: hoptel.Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
     """Failures are all counted; the log line repeats only after LOG_INTERVAL_S (on the monotonic clock)."""
     now = [1000.0]
-    monkeypatch.setattr(hooks.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(hooks, "_clock", lambda: now[0])
     guarded = Guarded(raising_hook, telemetry.self_metrics.hook_errors, "request_hook", "fallback")
     with LogRecords("hoptel.hooks") as logs:
         assert [guarded(None, None) for _ in range(3)] == ["fallback"] * 3

@@ -32,12 +32,12 @@ AioServe = Callable[..., Awaitable[str]]
 def _call(channel: grpc.Channel, method: str) -> Any:
     """One RPC of ``method`` with the tenant metadata; returns what the caller got."""
     if method == UNARY:
-        return channel.unary_unary(method)(b"hi", metadata=TENANT)
+        return channel.unary_unary(method, None, None)(b"hi", metadata=TENANT)
     if method == SERVER_STREAM:
-        return list(channel.unary_stream(method)(b"3", metadata=TENANT))
+        return list(channel.unary_stream(method, None, None)(b"3", metadata=TENANT))
     if method == CLIENT_STREAM:
-        return channel.stream_unary(method)(iter([b"a", b"b"]), metadata=TENANT)
-    return list(channel.stream_stream(method)(iter([b"a", b"b"]), metadata=TENANT))
+        return channel.stream_unary(method, None, None)(iter([b"a", b"b"]), metadata=TENANT)
+    return list(channel.stream_stream(method, None, None)(iter([b"a", b"b"]), metadata=TENANT))
 
 
 EXPECTED = {UNARY: b"hi", SERVER_STREAM: [b"0", b"1", b"2"], CLIENT_STREAM: b"a|b", BIDI: [b"a", b"b"]}
@@ -91,7 +91,7 @@ def test_response_hooks_see_the_error_status(
     target = serve_grpc(hoptel.server_interceptor(telemetry, response_hook=server_calls.response))
     channel = _sync_channel(telemetry, target, response_hook=client_calls.response)
     with channel, pytest.raises(grpc.RpcError) as raised:
-        channel.unary_unary(UNARY)(b"abort")
+        channel.unary_unary(UNARY, None, None)(b"abort")
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
     client, server = _pair(receiver, UNARY)
     assert client.attributes["hook.response.client"] == "NOT_FOUND"
@@ -111,7 +111,7 @@ def test_stream_response_hook_runs_when_the_stream_ends(telemetry: hoptel.Teleme
             yield item
 
     with _sync_channel(telemetry, target, response_hook=client_calls.response) as channel:
-        responses = channel.stream_stream(BIDI)(requests())
+        responses: Any = channel.stream_stream(BIDI, None, None)(requests())
         outgoing.put(b"first")
         assert next(responses) == b"first"
         assert (client_calls.responses, server_calls.responses) == ([], [])
@@ -131,7 +131,7 @@ async def test_aio_hooks_tag_client_and_server_spans(
     target = await serve_aio_grpc(
         hoptel.aio_server_interceptor(telemetry, request_hook=server_calls.request, response_hook=server_calls.response)
     )
-    interceptors = hoptel.aio_client_interceptor(
+    interceptors: Any = hoptel.aio_client_interceptor(  # grpc-stubs want a list; grpc.aio takes any sequence
         telemetry, request_hook=client_calls.request, response_hook=client_calls.response
     )
     async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
@@ -152,7 +152,7 @@ def test_raising_hooks_leave_the_call_unchanged(
     method: str, telemetry: hoptel.Telemetry, serve_grpc: Serve, receiver: OTLPReceiver
 ) -> None:
     """Hooks that raise on both sides: same result, spans still exported, each failure counted."""
-    hooks = {"request_hook": raising_hook, "response_hook": raising_hook}
+    hooks: dict[str, Any] = {"request_hook": raising_hook, "response_hook": raising_hook}
     target = serve_grpc(hoptel.server_interceptor(telemetry, **hooks))
     with _sync_channel(telemetry, target, **hooks) as channel:
         assert _call(channel, method) == EXPECTED[method]
@@ -167,7 +167,7 @@ def test_a_raising_hook_is_logged_once_per_minute(telemetry: hoptel.Telemetry, s
     target = serve_grpc(hoptel.server_interceptor(telemetry))
     with LogRecords("hoptel.hooks") as logs, _sync_channel(telemetry, target, request_hook=raising_hook) as channel:
         for _ in range(3):
-            assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+            assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     assert hook_errors(telemetry) == 3
     (record,) = logs.records
     assert record.levelname == "WARNING"
@@ -188,7 +188,7 @@ def test_hooks_run_for_unsampled_calls(make_telemetry: Any, serve_grpc: Serve) -
 
     target = serve_grpc(hoptel.server_interceptor(tel, request_hook=request_hook, response_hook=calls.response))
     with _sync_channel(tel, target) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     assert calls.responded.wait(10)
     assert recording == [False]
     assert [c.code for c in calls.responses] == [grpc.StatusCode.OK]
@@ -199,8 +199,8 @@ def test_filtered_methods_run_no_hooks(telemetry: hoptel.Telemetry, serve_grpc: 
     calls = Calls()
     target = serve_grpc(hoptel.server_interceptor(telemetry))
     with _sync_channel(telemetry, target, filter=lambda method: method != UNARY, request_hook=calls.request) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
-        assert list(channel.unary_stream(SERVER_STREAM)(b"1")) == [b"0"]
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
+        assert list(channel.unary_stream(SERVER_STREAM, None, None)(b"1")) == [b"0"]
     assert [call.method for call in calls.requests] == [SERVER_STREAM]
 
 
@@ -211,7 +211,7 @@ def test_unimplemented_method_runs_the_server_hooks(
     calls = Calls()
     target = serve_grpc(hoptel.server_interceptor(telemetry, request_hook=calls.request, response_hook=calls.response))
     with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError):
-        channel.unary_unary("/hooks.test.Echo/Missing")(b"hi", metadata=TENANT)
+        channel.unary_unary("/hooks.test.Echo/Missing", None, None)(b"hi", metadata=TENANT)
     (span,) = receiver.wait_for_spans(1, predicate=lambda span: span.kind == "SERVER")
     assert span.attributes["hook.request.server"] == "/hooks.test.Echo/Missing"
     assert span.attributes["hook.response.server"] == "UNIMPLEMENTED"

@@ -23,7 +23,7 @@ TIMEOUT = httpx.Timeout(10.0)
 TENANT = {"x-tenant": "acme"}
 
 
-def _app(tel: hoptel.Telemetry, **options: object) -> Starlette:
+def _app(tel: hoptel.Telemetry, **options: Any) -> Starlette:
     async def item(request: Request) -> Response:
         return JSONResponse({"item": request.path_params["item_id"]}, headers={"x-served-by": "hooks"})
 
@@ -128,7 +128,7 @@ def test_failed_request_response_hook_gets_the_error(telemetry: hoptel.Telemetry
 
 def test_raising_hooks_leave_requests_unchanged(telemetry: hoptel.Telemetry, receiver: OTLPReceiver) -> None:
     """Hooks that raise in the client and the middleware: same status and body, every failure counted."""
-    hooks = {"request_hook": raising_hook, "response_hook": raising_hook}
+    hooks: dict[str, Any] = {"request_hook": raising_hook, "response_hook": raising_hook}
     transport = hoptel.HTTPTransport(telemetry=telemetry, **hooks)
     with (
         LogRecords("hoptel.hooks") as logs,

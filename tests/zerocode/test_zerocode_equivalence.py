@@ -30,8 +30,8 @@ HTTP_METRICS = ("http_client_",)
 
 
 def _sync_workload(channel: grpc.Channel) -> None:
-    assert channel.unary_unary(UNARY)(b"hi") == b"hi"
-    assert list(channel.unary_stream(SERVER_STREAM)(b"3")) == [b"0", b"1", b"2"]
+    assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
+    assert list(channel.unary_stream(SERVER_STREAM, None, None)(b"3")) == [b"0", b"1", b"2"]
 
 
 def _sync_run(make_server: Callable[[], grpc.Server], make_channel: Callable[[str], grpc.Channel]) -> None:

@@ -41,7 +41,7 @@ def test_instrument_twice_gives_one_span_per_hop(
     hoptel.instrument(telemetry)
     target = plain_server()
     with grpc.insecure_channel(target) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     with run_uvicorn(http_app()) as base, httpx.Client() as client:
         assert client.get(f"{base}/items/1").status_code == 200
     spans = _all_spans(receiver, telemetry, 3)
@@ -55,7 +55,7 @@ def test_hops_the_app_instrumented_are_not_instrumented_again(
     hoptel.instrument(telemetry)
     target = plain_server(interceptors=[hoptel.server_interceptor(telemetry)])
     with grpc.intercept_channel(grpc.insecure_channel(target), hoptel.client_interceptor(telemetry)) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     with run_uvicorn(http_app()) as base:
         with httpx.Client(transport=hoptel.HTTPTransport(telemetry=telemetry)) as client:
             assert client.get(f"{base}/items/1").status_code == 200
@@ -70,7 +70,7 @@ def test_a_zero_code_channel_deep_in_a_chain_steps_aside(
 ) -> None:
     """intercept_channel(intercept_channel(plain channel, other), hoptel's): the app's hoptel interceptor records."""
 
-    class Tagging(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc-stubs' generic base
+    class Tagging(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]  # generic in grpc-stubs only
         def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
             return continuation(details, request)
 
@@ -78,7 +78,7 @@ def test_a_zero_code_channel_deep_in_a_chain_steps_aside(
     target = plain_server()
     inner = grpc.intercept_channel(grpc.insecure_channel(target), Tagging())
     with grpc.intercept_channel(inner, hoptel.client_interceptor(telemetry, target=target)) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     spans = _all_spans(receiver, telemetry, 2)
     assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
 
@@ -93,7 +93,10 @@ async def test_aio_channels_and_servers_the_app_instrumented(
     target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptor(telemetry)) as channel:
+        interceptors: Any = hoptel.aio_client_interceptor(
+            telemetry
+        )  # grpc-stubs want a list; grpc.aio takes any sequence
+        async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
             assert await channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     finally:
         await server.stop(None)
@@ -106,8 +109,8 @@ def test_official_instrumentation_first_hoptel_stays_out(
 ) -> None:
     """Official gRPC and httpx instrumentors active, then instrument(): nothing of theirs patched, one warning each."""
     provider = telemetry.tracer_provider
-    GrpcInstrumentorServer().instrument(tracer_provider=provider)
-    GrpcInstrumentorClient().instrument(tracer_provider=provider)
+    GrpcInstrumentorServer().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]  # untyped package
+    GrpcInstrumentorClient().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]  # untyped package
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     official_server, official_channel = grpc.server, grpc.insecure_channel
     with LogRecords("hoptel.instrument") as logs:
@@ -116,7 +119,7 @@ def test_official_instrumentation_first_hoptel_stays_out(
         for _ in range(2):
             target = plain_server()
             with grpc.insecure_channel(target) as channel:
-                assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+                assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
         with run_uvicorn(http_app()) as base, httpx.Client() as client:
             assert client.get(f"{base}/items/1").status_code == 200
     spans = _all_spans(receiver, telemetry, 5)
@@ -134,12 +137,12 @@ def test_official_instrumentation_later_hoptel_gives_way(
     provider = telemetry.tracer_provider
     with LogRecords("hoptel.instrument") as logs:
         hoptel.instrument(telemetry)
-        GrpcInstrumentorServer().instrument(tracer_provider=provider)
-        GrpcInstrumentorClient().instrument(tracer_provider=provider)
+        GrpcInstrumentorServer().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]  # untyped package
+        GrpcInstrumentorClient().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]  # untyped package
         for _ in range(2):
             target = plain_server()
             with grpc.insecure_channel(target) as channel:
-                assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+                assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     spans = _all_spans(receiver, telemetry, 4)
     assert _kinds(spans) == [("CLIENT", OFFICIAL_GRPC)] * 2 + [("SERVER", OFFICIAL_GRPC)] * 2
     assert len(logs.messages()) == 2  # grpc.server and grpc channels, once each
@@ -151,10 +154,10 @@ def test_an_official_interceptor_the_app_passed_is_left_alone(
     """grpc.server(pool, interceptors=[official]) under instrument(): only the official SERVER span."""
     hoptel.instrument(telemetry)
     with LogRecords("hoptel.instrument") as logs:
-        official = official_grpc.server_interceptor(tracer_provider=telemetry.tracer_provider)
+        official = official_grpc.server_interceptor(tracer_provider=telemetry.tracer_provider)  # type: ignore[no-untyped-call]  # untyped package
         target = plain_server(interceptors=[official])
     with grpc.insecure_channel(target) as channel:
-        assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     spans = _all_spans(receiver, telemetry, 2)
     assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", OFFICIAL_GRPC)]
     assert len(logs.messages()) == 1
@@ -167,7 +170,7 @@ def test_export_and_receiver_are_never_instrumented(make_telemetry: TelemetryFac
         tel = make_telemetry(exporter_otlp_endpoint=receiver.grpc_endpoint)
         target = plain_server()
         with grpc.insecure_channel(target) as channel:
-            assert channel.unary_unary(UNARY)(b"hi") == b"hi"
+            assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
         spans = _all_spans(receiver, tel, 2)
         assert tel.force_flush()  # an export after the spans above: would add spans if exports were traced
         assert _kinds(receiver.spans()) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]

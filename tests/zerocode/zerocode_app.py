@@ -39,7 +39,7 @@ def main() -> None:
     threading.Thread(target=web.serve_forever, daemon=True).start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            assert channel.unary_unary(METHOD)(b"hi", timeout=10) == b"hi"
+            assert channel.unary_unary(METHOD, None, None)(b"hi", timeout=10) == b"hi"
         with httpx.Client(timeout=10) as client:
             assert client.get(f"http://127.0.0.1:{web.server_port}/ok").text == "ok"
     finally:

@@ -62,7 +62,7 @@ async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[byte
         yield str(i).encode()
 
 
-def sync_handler() -> grpc.GenericRpcHandler:
+def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
     return grpc.method_handlers_generic_handler(
         SERVICE,
@@ -73,7 +73,7 @@ def sync_handler() -> grpc.GenericRpcHandler:
     )
 
 
-def aio_handler() -> grpc.GenericRpcHandler:
+def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
     return grpc.method_handlers_generic_handler(
         SERVICE,
