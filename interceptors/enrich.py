@@ -13,7 +13,6 @@ skips or that run while instrumentation is suppressed (the exporter's own calls)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.util.types import AttributeValue
@@ -70,7 +69,8 @@ class EnrichedGrpcHop(GrpcHop):
         """Run the response hook with the final status, then end the RPC (later calls are ignored)."""
         hook = self.response_hook
         if hook is not None and not self.ended:
-            hook(self.span, replace(self.call, code=code, details=details))
+            call = self.call  # built directly: dataclasses.replace() costs twice as much
+            hook(self.span, GrpcCall(call.side, call.method, call.rpc_type, call.metadata, code, details))
         super().finish(code, details, error)
 
 
@@ -91,8 +91,9 @@ class EnrichedHttpClientHop(HttpClientHop):
         """Run the response hook with the status (or the error), then end the request."""
         hook = self.response_hook
         if hook is not None and not self.ended:
-            call = replace(self.call, status_code=status_code, response_headers=self.response_headers, error=error)
-            hook(self.span, call)
+            call = self.call
+            headers = self.response_headers
+            hook(self.span, HttpCall(call.side, call.method, call.url, call.headers, status_code, headers, None, error))
         super().finish(status_code, error)
 
 
@@ -118,14 +119,8 @@ class EnrichedHttpServerHop(HttpServerHop):
         """Run the response hook with the status, route and error, then end the request."""
         hook = self.response_hook
         if hook is not None and not self.ended:
-            call = replace(
-                self.call,
-                status_code=status_code,
-                response_headers=self.response_headers,
-                route=route,
-                error=error,
-            )
-            hook(self.span, call)
+            c, headers = self.call, self.response_headers
+            hook(self.span, HttpCall(c.side, c.method, c.url, c.headers, status_code, headers, route, error))
         super().finish(status_code, route, error)
 
 
