@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -11,7 +12,7 @@ import httpx
 from opentelemetry.instrumentation import grpc as official_grpc
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from zerocode_support import UNARY, LogRecords, aio_handler, http_app, run_uvicorn
+from zerocode_support import UNARY, LogRecords, aio_handler, http_app, run_uvicorn, sync_handler
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -177,3 +178,28 @@ def test_export_and_receiver_are_never_instrumented(make_telemetry: TelemetryFac
         assert {span.name for span in spans} == {UNARY.lstrip("/")}
         started = [s for f in tel.registry.collect() for s in f.samples if s.name == "grpc_client_started_total"]
         assert {sample.labels["grpc_service"] for sample in started} == {"zerocode.test.Echo"}
+
+
+def test_interceptors_passed_positionally_are_kept(telemetry: hoptel.Telemetry, receiver: OTLPReceiver) -> None:
+    """grpc.server(pool, None, [mine]): hoptel's interceptor goes first, the application's still runs."""
+    seen: list[str] = []
+
+    class Counting(grpc.ServerInterceptor):  # type: ignore[type-arg]  # generic in grpc-stubs only
+        def intercept_service(self, continuation: Any, details: Any) -> Any:
+            seen.append(details.method)
+            return continuation(details)
+
+    hoptel.instrument(telemetry)
+    with ThreadPoolExecutor(2) as pool:
+        server = grpc.server(pool, None, [Counting()])
+        server.add_generic_rpc_handlers([sync_handler()])
+        target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        server.start()
+        try:
+            with grpc.insecure_channel(target) as channel:
+                assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
+        finally:
+            server.stop(None).wait(5)
+    assert seen == [UNARY]
+    spans = _all_spans(receiver, telemetry, 2)
+    assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
