@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,10 @@ if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
     from hoptel.propagate import Propagator
 
-__all__ = ["Telemetry", "current", "setup"]
+__all__ = ["LOG_DRAIN_FLOOR_S", "Telemetry", "current", "setup"]
+
+LOG_DRAIN_FLOOR_S = 0.25
+"""What ``Telemetry.shutdown()`` leaves the log pipeline at least, even when span export used up the timeout."""
 
 _lock = threading.Lock()
 _latest: Telemetry | None = None
@@ -121,18 +125,24 @@ class Telemetry:
         return self._processor.force_flush(int(timeout * 1000))
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush spans and logs, stop the metrics endpoint and release the providers; idempotent."""
+        """Flush spans and logs, stop the metrics endpoint and release the providers; idempotent.
+
+        ``timeout`` bounds the whole call: spans are exported first, and the log pipeline gets the time that is
+        left, but at least ``LOG_DRAIN_FLOOR_S`` to write its last lines. Spans still queued when the time is up
+        are counted in ``hoptel_spans_dropped_total``.
+        """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        deadline = time.monotonic() + timeout
         atexit.unregister(self.shutdown)
         if self._processor is not None:
             self._processor.shutdown(timeout)
         if isinstance(self.tracer_provider, TracerProvider):
             self.tracer_provider.shutdown()
         if self._logs is not None:
-            self._logs.shutdown(timeout)
+            self._logs.shutdown(max(deadline - time.monotonic(), LOG_DRAIN_FLOOR_S))
             self._logs = None
         if self._endpoint is not None:
             self._endpoint.close()

@@ -7,6 +7,7 @@ with a healthy collector, measured in interleaved rounds so machine noise hits b
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -151,3 +152,26 @@ def test_shutdown_returns_within_its_timeout(
     tel.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     assert elapsed <= SHUTDOWN_TIMEOUT_S + SHUTDOWN_SLACK_S, elapsed
+
+
+def test_shutdown_with_otlp_logs_returns_within_its_timeout(
+    receiver: OTLPReceiver, make_telemetry: Callable[..., hoptel.Telemetry], protocol: str
+) -> None:
+    """With spans and OTLP log records both stuck behind a slow collector, one timeout bounds the whole shutdown."""
+    timeout = 2.0
+    tel = make_telemetry(
+        "stuck-logs",
+        **exporter_settings(receiver, protocol),
+        logs_exporter="otlp",
+        exporter_otlp_timeout=30_000,
+        bsp_export_timeout=30_000,
+    )
+    receiver.delay_s = 30.0
+    for index in range(100):
+        _one_span(tel, f"stuck-{index}")
+        logging.getLogger("reliability").warning("stuck log record %d", index)
+    receiver.wait_for_requests(1, timeout=WAIT_S)  # an export is under way and held
+    started = time.perf_counter()
+    tel.shutdown(timeout=timeout)
+    elapsed = time.perf_counter() - started
+    assert elapsed <= timeout + SHUTDOWN_SLACK_S, elapsed
