@@ -69,7 +69,7 @@ _FAST_CONTEXT = _span_context_layout_holds()
 
 def _local_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:
     if _FAST_CONTEXT:
-        return _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))  # type: ignore[no-any-return]  # tuple.__new__ is untyped
+        return _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))
     return SpanContext(trace_id, span_id, False, flags, state)  # pragma: no cover
 
 
@@ -250,7 +250,7 @@ class HopTracer:
         """Start a span under the span in ``context`` (same signature as the SDK tracer's, for hops)."""
         if self._processors_holder._span_processors is not self._expected_processors:
             return self._fallback.start_span(name, context, kind, attributes)  # type: ignore[no-any-return]
-        parent_span = context.get(SPAN_KEY, INVALID_SPAN) if context is not None else INVALID_SPAN
+        parent_span: Span = context.get(SPAN_KEY, INVALID_SPAN) if context is not None else INVALID_SPAN  # type: ignore[assignment]  # the Context maps keys to objects
         parent = parent_span.get_span_context()
         if parent.is_valid:
             trace_id = parent.trace_id

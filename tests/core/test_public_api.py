@@ -15,9 +15,11 @@ PUBLIC = {
     "aio_client_interceptor",
     "aio_server_interceptor",
     "client_interceptor",
+    "instrument",
     "instrument_httpx",
     "server_interceptor",
     "setup",
+    "uninstrument",
 }
 
 
