@@ -98,7 +98,10 @@ class GrpcRoute:
         self.msg_received = metrics.msg_received.labels(*labels)
         self.msg_sent = metrics.msg_sent.labels(*labels)
         self.histogram = metrics.handling_seconds.labels(*labels)
-        self._handled = {code: metrics.handled.labels(*labels, STATUS[code].go_name) for code in (grpc.StatusCode.OK,)}
+        # A known method's OK series exists from its first call (dashboards see 0, not nothing); the one "unknown"
+        # route gets only the codes it really ends with, so junk method names add a single handled series.
+        pre_made = (grpc.StatusCode.OK,) if known else ()
+        self._handled = {code: metrics.handled.labels(*labels, STATUS[code].go_name) for code in pre_made}
 
     def handled(self, code: grpc.StatusCode) -> None:
         """Count one finished call with ``code``."""

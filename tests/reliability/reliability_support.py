@@ -101,11 +101,13 @@ def aio_echo_handler() -> grpc.GenericRpcHandler:
 
 
 @contextlib.contextmanager
-def sync_grpc_server(*interceptors: Any, workers: int = 8) -> Iterator[str]:
-    """Serve the sync echo service with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
+def sync_grpc_server(
+    *interceptors: Any, workers: int = 8, handler: grpc.GenericRpcHandler | None = None
+) -> Iterator[str]:
+    """Serve the sync echo service (or ``handler``) with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
     pool = ThreadPoolExecutor(max_workers=workers)
     server = grpc.server(pool, interceptors=list(interceptors), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([sync_echo_handler()])
+    server.add_generic_rpc_handlers([handler or sync_echo_handler()])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -174,12 +176,20 @@ def metric_value(tel: hoptel.Telemetry, name: str, labels: dict[str, str] | None
 
 
 def series_count(tel: hoptel.Telemetry, family: str) -> int:
-    """How many label combinations the metric family ``family`` has (histograms: by their ``_count``)."""
+    """How many label combinations the metric family ``family`` has (counters by ``_total``, histograms ``_count``).
+
+    prometheus_client names a counter family without its ``_total`` suffix, so ``grpc_server_handled_total`` is
+    found as ``grpc_server_handled``.
+
+    Raises:
+        LookupError: the registry has no such family (a typo must not read as "no series").
+    """
+    base = family.removesuffix("_total")
     for metric in tel.registry.collect():
-        if metric.name == family:
-            suffixes = ("_count",) if metric.type == "histogram" else ("", "_total")
-            return sum(1 for sample in metric.samples if sample.name in {family + s for s in suffixes})
-    return 0
+        if metric.name == base:
+            sample_name = base + ("_count" if metric.type == "histogram" else "_total")
+            return sum(1 for sample in metric.samples if sample.name == sample_name)
+    raise LookupError(f"no metric family {family!r} in the registry")
 
 
 def exposition(tel: hoptel.Telemetry) -> str:
