@@ -51,6 +51,9 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _TRACE_ID_LIMIT = (1 << 64) - 1
 _tuple_new = tuple.__new__
+_UNSET = Status(StatusCode.UNSET)
+_NO_EVENTS: list[SpanEvent] = []  # never appended to: a span copies before its first event
+_END_LOCK = threading.Lock()
 # The context key OpenTelemetry keeps the current span under, derived through its public API.
 SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
 
@@ -89,7 +92,6 @@ class HopSpan(Span):
 
     __slots__ = (
         "_context",
-        "_lock",
         "_sink",
         "base_attributes",
         "end_time",
@@ -119,13 +121,12 @@ class HopSpan(Span):
         # Shared and never mutated: the route's precomputed attributes. Per-span ones go to extra_attributes.
         self.base_attributes: Mapping[str, AttributeValue] = attributes or {}
         self.extra_attributes: dict[str, AttributeValue] = {}
-        self.events: list[SpanEvent] = []
+        self.events: list[SpanEvent] = _NO_EVENTS  # shared until the first event
         self.links: Sequence[Link] = ()
-        self.status = Status(StatusCode.UNSET)
+        self.status = _UNSET
         self.start_time = time_ns()
         self.end_time: int | None = None
         self._sink = sink
-        self._lock = threading.Lock()
 
     @property
     def attributes(self) -> dict[str, AttributeValue]:
@@ -155,6 +156,8 @@ class HopSpan(Span):
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         """Add an event (at most 128)."""
         if self.end_time is None and len(self.events) < _MAX_EVENTS:
+            if self.events is _NO_EVENTS:
+                self.events = []
             self.events.append(SpanEvent(name, dict(attributes or {}), timestamp or time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
@@ -197,7 +200,7 @@ class HopSpan(Span):
 
     def end(self, end_time: int | None = None) -> None:
         """End the span and queue it for export; later calls are ignored."""
-        with self._lock:
+        with _END_LOCK:  # one lock for all spans: ending is rare per span and never contended for long
             if self.end_time is not None:
                 return
             self.end_time = end_time or time_ns()

@@ -17,9 +17,9 @@ True
 from __future__ import annotations
 
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from time import time
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -65,6 +65,11 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 
 
+def _exemplar(trace_id: int | str, value: float, timestamp: float) -> Exemplar:
+    trace_hex = trace_id if isinstance(trace_id, str) else format(trace_id, "032x")
+    return Exemplar({"trace_id": trace_hex}, value, timestamp)
+
+
 def _format_bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
@@ -92,18 +97,21 @@ class HistogramChild:
     def __init__(self, upper: Sequence[float]) -> None:
         self._upper = upper
         self._counts = [0] * len(upper)
-        self._exemplars: list[Exemplar | None] = [None] * len(upper)
+        self._exemplars: list[tuple[int | str, float, float] | None] = [None] * len(upper)
         self._lock = threading.Lock()
         self.sum = 0.0
 
-    def observe(self, value: float, trace_id: str | None = None) -> None:
-        """Record one observation; ``trace_id`` (32 hex chars) attaches an exemplar for sampled calls."""
+    def observe(self, value: float, trace_id: int | str | None = None) -> None:
+        """Record one observation; ``trace_id`` (an int, or 32 hex chars) attaches an exemplar for sampled calls.
+
+        The exemplar is kept raw and only formatted when the registry is collected.
+        """
         index = bisect_left(self._upper, value)
         with self._lock:
             self._counts[index] += 1
             self.sum += value
         if trace_id is not None:
-            self._exemplars[index] = Exemplar({"trace_id": trace_id}, value, time.time())
+            self._exemplars[index] = (trace_id, value, time())
 
     @property
     def count(self) -> int:
@@ -113,7 +121,8 @@ class HistogramChild:
     def snapshot(self) -> tuple[list[int], float, list[Exemplar | None]]:
         """Per-bucket (non-cumulative) counts, the sum and the exemplars, read consistently."""
         with self._lock:
-            return list(self._counts), self.sum, list(self._exemplars)
+            counts, total, raw = list(self._counts), self.sum, list(self._exemplars)
+        return counts, total, [None if e is None else _exemplar(*e) for e in raw]
 
 
 class _Family:

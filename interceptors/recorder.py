@@ -72,7 +72,7 @@ class _Hop:
         self.started_at = perf_counter()
         self.ended = False
 
-    def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> str | None:
+    def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> int | None:
         """End the span (if recording) and return the trace id for an exemplar when sampled."""
         span = self.span
         if not span.is_recording():
@@ -82,7 +82,7 @@ class _Hop:
         if failed:
             span.set_status(Status(StatusCode.ERROR, description))
         span.end()
-        return format(span.get_span_context().trace_id, "032x")
+        return span.get_span_context().trace_id
 
 
 class GrpcHop(_Hop):
