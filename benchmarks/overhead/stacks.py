@@ -163,7 +163,7 @@ class HoptelStack(Stack):
         return [self._hoptel.aio_server_interceptor()]
 
     def aio_client_interceptors(self) -> list[Any]:
-        return [self._hoptel.aio_client_interceptor()]
+        return list(self._hoptel.aio_client_interceptor())  # one interceptor per RPC kind (grpc.aio files each once)
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         return self._hoptel.ASGIMiddleware(app)
