@@ -28,7 +28,9 @@ def echo_call() -> Iterator[Callable[[hoptel.Telemetry], EchoCall]]:
         target = server.__enter__()
         channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
         stack.append((server, channel))
-        call: EchoCall = grpc.intercept_channel(channel, hoptel.client_interceptor(tel)).unary_unary(ECHO_METHOD)
+        call: EchoCall = grpc.intercept_channel(channel, hoptel.client_interceptor(tel)).unary_unary(
+            ECHO_METHOD, None, None
+        )
         return call
 
     yield build

@@ -22,7 +22,7 @@ _STARTUP_TIMEOUT_S = 30.0
 
 def _serve(conn: Connection) -> None:
     """Runs in the spawned process: start a receiver, then answer ``("spans", prefix, n, timeout)`` until "stop"."""
-    from hoptel.receiver import OTLPReceiver
+    from hoptel.receiver import OTLPReceiver, ReceivedSpan
 
     with OTLPReceiver() as receiver:
         conn.send((receiver.grpc_endpoint, receiver.http_endpoint))
@@ -31,10 +31,14 @@ def _serve(conn: Connection) -> None:
             if command[0] != "spans":
                 return
             _, prefix, n, timeout = command
+
+            def named(span: ReceivedSpan, prefix: str = prefix) -> bool:
+                return span.name.startswith(prefix)
+
             try:
-                spans = receiver.wait_for_spans(n, timeout=timeout, predicate=lambda s, p=prefix: s.name.startswith(p))
+                spans = receiver.wait_for_spans(n, timeout=timeout, predicate=named)
             except TimeoutError:
-                spans = [span for span in receiver.spans() if span.name.startswith(prefix)]
+                spans = [span for span in receiver.spans() if named(span)]
             conn.send([(span.name, span.span_id, span.attributes.get("rel.pid")) for span in spans])
 
 

@@ -80,7 +80,7 @@ def _tag_span(request: bytes) -> None:
     trace.get_current_span().set_attribute("rel.request", request.decode("utf-8", "replace"))
 
 
-def sync_echo_handler() -> grpc.GenericRpcHandler:
+def sync_echo_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The sync echo service: ``Unary`` answers ``echo_reply(request)``."""
 
     def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -90,7 +90,7 @@ def sync_echo_handler() -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Unary": grpc.unary_unary_rpc_method_handler(unary)})
 
 
-def aio_echo_handler() -> grpc.GenericRpcHandler:
+def aio_echo_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The aio echo service: ``Unary`` answers ``echo_reply(request)``."""
 
     async def unary(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -102,7 +102,7 @@ def aio_echo_handler() -> grpc.GenericRpcHandler:
 
 @contextlib.contextmanager
 def sync_grpc_server(
-    *interceptors: Any, workers: int = 8, handler: grpc.GenericRpcHandler | None = None
+    *interceptors: Any, workers: int = 8, handler: grpc.GenericRpcHandler[Any, Any] | None = None
 ) -> Iterator[str]:
     """Serve the sync echo service (or ``handler``) with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
     pool = ThreadPoolExecutor(max_workers=workers)

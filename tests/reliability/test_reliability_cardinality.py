@@ -11,6 +11,7 @@ import asyncio
 import random
 import string
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import httpx
@@ -27,6 +28,11 @@ from reliability_support import (
 )
 
 import hoptel
+
+if TYPE_CHECKING:
+    _GenericRpcHandler = grpc.GenericRpcHandler[bytes, bytes]
+else:
+    _GenericRpcHandler = grpc.GenericRpcHandler
 
 AIO_METHODS = 10_000
 SYNC_METHODS = 1_000
@@ -78,12 +84,12 @@ async def test_random_methods_on_an_aio_server_add_at_most_one_series(
         aio_grpc_server(hoptel.aio_server_interceptor(tel)) as target,
         grpc.aio.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
-        assert await channel.unary_unary(ECHO_METHOD)(b"known", timeout=10) == b"echo:known"
+        assert await channel.unary_unary(ECHO_METHOD, None, None)(b"known", timeout=10) == b"echo:known"
         before = _series(tel, SERVER_FAMILIES)
 
         async def call(method: str) -> grpc.StatusCode:
             try:
-                await channel.unary_unary(method)(b"x", timeout=30)
+                await channel.unary_unary(method, None, None)(b"x", timeout=30)
             except grpc.aio.AioRpcError as error:
                 return error.code()
             return grpc.StatusCode.OK
@@ -109,15 +115,15 @@ def test_random_methods_on_a_sync_server_add_at_most_one_series(
         sync_grpc_server(hoptel.server_interceptor(tel)) as target,
         grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
-        assert channel.unary_unary(ECHO_METHOD)(b"known", timeout=10) == b"echo:known"
+        assert channel.unary_unary(ECHO_METHOD, None, None)(b"known", timeout=10) == b"echo:known"
         before = _series(tel, SERVER_FAMILIES)
-        futures = [channel.unary_unary(method).future(b"x", timeout=30) for method in methods]
+        futures = [channel.unary_unary(method, None, None).future(b"x", timeout=30) for method in methods]
         codes = {future.code() for future in futures}
     assert codes == {grpc.StatusCode.UNIMPLEMENTED}
     _assert_grew_by_at_most_one(before, _series(tel, SERVER_FAMILIES))
 
 
-class _CatchAll(grpc.GenericRpcHandler):
+class _CatchAll(_GenericRpcHandler):
     """A generic handler that answers every method name (as proxies and fallback handlers do): it aborts."""
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
@@ -145,7 +151,7 @@ def test_random_methods_on_a_catch_all_server_are_bounded(make_telemetry: Callab
         sync_grpc_server(hoptel.server_interceptor(tel), handler=_CatchAll()) as target,
         grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
-        futures = [channel.unary_unary(method).future(b"x", timeout=30) for method in methods]
+        futures = [channel.unary_unary(method, None, None).future(b"x", timeout=30) for method in methods]
         codes = {future.code() for future in futures}
     assert codes == {grpc.StatusCode.UNIMPLEMENTED}
     assert series_count(tel, "grpc_server_handling_seconds") <= MAX_SERVER_METHODS + 1

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -93,9 +94,9 @@ async def test_aio_requests_are_not_slowed_by_a_slow_collector(
     tel = make_telemetry("troubled-aio", **exporter_settings(receiver, protocol), bsp_max_queue_size=8192)
     async with (
         aio_grpc_server(hoptel.aio_server_interceptor(tel)) as target,
-        grpc.aio.insecure_channel(target, interceptors=[hoptel.aio_client_interceptor(tel)]) as channel,
+        grpc.aio.insecure_channel(target, interceptors=_aio_client_interceptors(tel)) as channel,
     ):
-        call = channel.unary_unary(ECHO_METHOD)
+        call = channel.unary_unary(ECHO_METHOD, None, None)
 
         async def measure(label: str, n: int) -> list[float]:
             latencies = []
@@ -118,6 +119,11 @@ async def test_aio_requests_are_not_slowed_by_a_slow_collector(
             troubled += await measure(f"troubled-{round_index}", REQUESTS_PER_ROUND)
         _heal(receiver)
     assert median(troubled) <= MEDIAN_FACTOR * median(healthy), (median(troubled), median(healthy))
+
+
+def _aio_client_interceptors(tel: hoptel.Telemetry) -> list[Any]:
+    """The channel's interceptor list (grpc-stubs types it too narrowly for an interceptor object)."""
+    return [hoptel.aio_client_interceptor(tel)]
 
 
 def _one_span(tel: hoptel.Telemetry, name: str = "retried") -> None:

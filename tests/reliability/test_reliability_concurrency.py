@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -77,7 +78,7 @@ def test_sync_threads_counts_are_exact(receiver: OTLPReceiver, make_telemetry: C
         sync_grpc_server(hoptel.server_interceptor(tel), workers=SYNC_THREADS) as target,
         grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
-        call = grpc.intercept_channel(channel, hoptel.client_interceptor(tel)).unary_unary(ECHO_METHOD)
+        call = grpc.intercept_channel(channel, hoptel.client_interceptor(tel)).unary_unary(ECHO_METHOD, None, None)
         start = threading.Barrier(SYNC_THREADS)
 
         def work(thread: int) -> None:
@@ -104,11 +105,10 @@ async def test_concurrent_aio_counts_are_exact(
     """500 aio RPCs in flight at once: handled counts, histogram counts and received spans equal the calls made."""
     tel = make_telemetry("concurrency-aio", bsp_max_queue_size=4 * AIO_CALLS)
     async with aio_grpc_server(hoptel.aio_server_interceptor(tel)) as target:
-        channel = grpc.aio.insecure_channel(
-            target, options=GRPC_OPTIONS, interceptors=[hoptel.aio_client_interceptor(tel)]
-        )
+        interceptors: list[Any] = [hoptel.aio_client_interceptor(tel)]  # grpc-stubs types the list too narrowly
+        channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS, interceptors=interceptors)
         async with channel:
-            call = channel.unary_unary(ECHO_METHOD)
+            call = channel.unary_unary(ECHO_METHOD, None, None)
             requests = [f"aio-{index}".encode() for index in range(AIO_CALLS)]
             replies = await asyncio.gather(*(call(request, timeout=60) for request in requests))
     assert replies == [echo_reply(request) for request in requests]

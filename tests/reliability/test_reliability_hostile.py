@@ -89,7 +89,7 @@ class ContextProbe:
             self.violations.append((len(state), state_chars, len(entries), baggage_bytes))
 
 
-def _grpc_handler(probe: ContextProbe, aio: bool) -> grpc.GenericRpcHandler:
+def _grpc_handler(probe: ContextProbe, aio: bool) -> grpc.GenericRpcHandler[Any, Any]:
     def unary(request: bytes, context: Any) -> bytes:
         probe.check()
         return echo_reply(request)
@@ -138,7 +138,7 @@ def test_hostile_metadata_through_a_sync_grpc_server(
         _sync_server(hoptel.server_interceptor(tel), probe) as target,
         grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
-        call = channel.unary_unary(ECHO_METHOD)
+        call = channel.unary_unary(ECHO_METHOD, None, None)
 
         @_hostile(SYNC_GRPC_CASES)
         @given(pools)
@@ -146,7 +146,7 @@ def test_hostile_metadata_through_a_sync_grpc_server(
             carriers = pool.grpc_carriers()
             requests = _requests(f"sync{sent[0]}", len(carriers))
             futures = [
-                call.future(request, metadata=carrier, timeout=CALL_TIMEOUT_S)
+                call.future(request, metadata=tuple(carrier), timeout=CALL_TIMEOUT_S)
                 for request, carrier in zip(requests, carriers, strict=True)
             ]
             assert [future.result() for future in futures] == [echo_reply(request) for request in requests]
@@ -177,7 +177,7 @@ def test_hostile_metadata_through_an_aio_grpc_server(make_telemetry: Callable[..
         await server.start()
         stack.push_async_callback(server.stop, None)
         channel = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS))
-        return channel.unary_unary(ECHO_METHOD)
+        return channel.unary_unary(ECHO_METHOD, None, None)
 
     try:
         call = loop.run_until_complete(start())

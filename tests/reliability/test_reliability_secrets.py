@@ -10,7 +10,7 @@ collector received, the metrics in both exposition formats and every JSON log li
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import grpc
@@ -41,7 +41,8 @@ def _span_text(span: ReceivedSpan) -> str:
 
 
 def _assert_nowhere(secrets: list[str], tel: hoptel.Telemetry, receiver: OTLPReceiver, logs: str) -> None:
-    metrics = exposition(tel) + generate_openmetrics(tel.registry).decode("utf-8")
+    openmetrics = generate_openmetrics(tel.registry)  # type: ignore[no-untyped-call]  # prometheus_client: untyped
+    metrics = exposition(tel) + openmetrics.decode("utf-8")
     spans = "\n".join(_span_text(span) for span in receiver.spans())
     assert '"level"' in logs, "no JSON log line was captured"
     for secret in secrets:
@@ -62,15 +63,17 @@ def test_grpc_metadata_secrets_stay_out(
         log=DEBUG_LOG,
     )
     receiver.fail_with("unavailable", retry_after_s=0.0, times=1)  # the exporter logs a retry
-    metadata = [("authorization", f"Bearer {GRPC_SECRET}"), ("cookie", f"session={COOKIE_SECRET}")]
+    metadata = (("authorization", f"Bearer {GRPC_SECRET}"), ("cookie", f"session={COOKIE_SECRET}"))
     with (
         sync_grpc_server(hoptel.server_interceptor(tel)) as target,
         grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel,
     ):
         intercepted = grpc.intercept_channel(channel, hoptel.client_interceptor(tel))
-        assert intercepted.unary_unary(ECHO_METHOD)(b"hello", metadata=metadata, timeout=10) == echo_reply(b"hello")
+        assert intercepted.unary_unary(ECHO_METHOD, None, None)(b"hello", metadata=metadata, timeout=10) == echo_reply(
+            b"hello"
+        )
         with pytest.raises(grpc.RpcError) as missing:
-            intercepted.unary_unary("/hoptel.rel.Echo/Missing")(b"x", metadata=metadata, timeout=10)
+            intercepted.unary_unary("/hoptel.rel.Echo/Missing", None, None)(b"x", metadata=metadata, timeout=10)
         assert missing.value.code() is grpc.StatusCode.UNIMPLEMENTED
     receiver.wait_for_spans(4, timeout=WAIT_S)
     tel.shutdown()
@@ -78,7 +81,11 @@ def test_grpc_metadata_secrets_stay_out(
     _assert_nowhere([GRPC_SECRET, COOKIE_SECRET, OTLP_SECRET], tel, receiver, captured.out + captured.err)
 
 
-async def _set_cookie_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+async def _set_cookie_app(
+    scope: MutableMapping[str, Any],
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+) -> None:
     """A bare ASGI app answering 200 with a secret Set-Cookie and a harmless X-Visible header."""
     assert scope["type"] == "http"
     headers = [(b"set-cookie", f"sid={SET_COOKIE_SECRET}".encode()), (b"x-visible", b"shown-response")]
