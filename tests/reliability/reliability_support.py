@@ -4,14 +4,12 @@
   the current span with ``rel.request`` so a test can find the span of a given request at the receiver.
 * An ASGI app (Starlette) with one templated route, and uvicorn serving an app in a background thread.
 * Reading hoptel's metrics back from a Telemetry's registry.
-* A steady request loop that records each request's latency.
 
 Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import statistics
@@ -39,7 +37,6 @@ __all__ = [
     "GRPC_OPTIONS",
     "STARTUP_TIMEOUT_S",
     "EchoCall",
-    "LatencyLoop",
     "aio_echo_handler",
     "aio_grpc_server",
     "echo_reply",
@@ -200,66 +197,3 @@ def exposition(tel: hoptel.Telemetry) -> str:
 def median(values: Sequence[float]) -> float:
     """The median of ``values`` (which must not be empty)."""
     return statistics.median(values)
-
-
-class LatencyLoop:
-    """Calls ``request(i)`` for ``i = 0, 1, ...`` on a background thread, timing each call, until stopped.
-
-    Exceptions are collected, not raised, so a test can assert that every request succeeded. ``limit`` bounds
-    the loop even if nobody stops it.
-    """
-
-    def __init__(self, request: Callable[[int], object], limit: int = 200_000) -> None:
-        self._request = request
-        self._limit = limit
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.latencies: list[float] = []
-        self.errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name="latency-loop", daemon=True)
-
-    def _run(self) -> None:
-        for index in range(self._limit):
-            if self._stop.is_set():
-                return
-            started = time.perf_counter()
-            try:
-                self._request(index)
-            except Exception as error:
-                with self._lock:
-                    self.errors.append(error)
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                self.latencies.append(elapsed)
-
-    @property
-    def done(self) -> int:
-        """Requests completed so far (successful or not)."""
-        with self._lock:
-            return len(self.latencies)
-
-    def wait_for(self, n: int, timeout: float = 30.0) -> None:
-        """Block until ``n`` requests completed in total.
-
-        Raises:
-            TimeoutError: fewer completed within ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while self.done < n:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise TimeoutError(f"only {self.done} of {n} requests completed")
-            time.sleep(0.005)
-
-    def __enter__(self) -> LatencyLoop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(STARTUP_TIMEOUT_S)
-
-
-def run_loop_forever(loop: asyncio.AbstractEventLoop) -> None:
-    """Target for a thread that runs ``loop`` until it is stopped."""
-    asyncio.set_event_loop(loop)
-    loop.run_forever()
