@@ -290,6 +290,12 @@ class _Parser:
                 continue
             key, sep, raw = item.partition("=")
             if not sep or not key.strip():
+                if "HEADERS" in name:  # header values are credentials: say where, never what
+                    position = value.split(",").index(item) + 1
+                    raise ValueError(
+                        f"{name}: entry {position} is not key=value (expected key=value pairs separated by commas; "
+                        "the value is not repeated here because it may hold a credential)"
+                    )
                 raise _fail(name, value, f"expected key=value pairs separated by commas, got {item.strip()!r}")
             pairs.append((key.strip(), urllib.parse.unquote(raw.strip())))
         return tuple(pairs)

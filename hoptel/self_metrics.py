@@ -20,7 +20,7 @@ class SelfMetrics:
         ).labels()
         self.spans_dropped: CounterChild = Counter(
             "hoptel_spans_dropped_total",
-            "Sampled spans lost: the export queue was full or their export failed.",
+            "Sampled spans lost: the export queue was full, their export failed, or they ended after shutdown().",
             (),
             registry,
         ).labels()

@@ -27,7 +27,7 @@ from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_shared import MAX_SERVER_METHODS, MethodFilter, method_name, traced, unknown_route
 from hoptel.interceptors.grpc_status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -147,7 +147,12 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
 
 
 def wrap_aio_handler(
-    recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any], start: _Start | None = None
+    recorder: HopRecorder,
+    method: str,
+    handler: grpc.RpcMethodHandler[Any, Any],
+    start: _Start | None = None,
+    *,
+    known: bool = True,
 ) -> Any:
     """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through.
 
@@ -163,7 +168,7 @@ def wrap_aio_handler(
         build = _writer_response if response_streaming else _unary_response
     else:  # a sync behaviour (the server's migration thread pool runs it) or none at all
         return handler
-    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method)
+    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
     return factory(
         build(start or recorder.start_grpc_server, route, inner, request_streaming),
         request_deserializer=handler.request_deserializer,
@@ -205,6 +210,13 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
                 hop.finish(_UNIMPLEMENTED, "Method not found!")
             return None
         traced_method = traced(self._filter, method)
+        if len(self._handlers) >= MAX_SERVER_METHODS and method not in self._handlers:
+            # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
+            return (
+                wrap_aio_handler(self._recorder, method, handler, self._start, known=False)
+                if traced_method
+                else handler
+            )
         wrapped = wrap_aio_handler(self._recorder, method, handler, self._start) if traced_method else handler
         self._handlers[method] = (handler, wrapped)
         return wrapped

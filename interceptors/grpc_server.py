@@ -21,7 +21,7 @@ from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_shared import MAX_SERVER_METHODS, MethodFilter, method_name, traced, unknown_route
 from hoptel.interceptors.grpc_status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc_streams import ReceivedCounter, ServerResponses
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -101,7 +101,12 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
 
 
 def wrap_handler(
-    recorder: HopRecorder, method: str, handler: grpc.RpcMethodHandler[Any, Any], start: _Start | None = None
+    recorder: HopRecorder,
+    method: str,
+    handler: grpc.RpcMethodHandler[Any, Any],
+    start: _Start | None = None,
+    *,
+    known: bool = True,
 ) -> Any:
     """``handler`` with its behaviour wrapped to record a hop; handlers hoptel cannot wrap are returned as is.
 
@@ -115,7 +120,7 @@ def wrap_handler(
     inner = getattr(handler, attribute)
     if inner is None or getattr(inner, "experimental_non_blocking", False):
         return handler
-    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method)
+    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
     build = _stream_response if response_streaming else _unary_response
     behavior: Any = build(start or recorder.start_grpc_server, route, inner, request_streaming)
     pool = getattr(inner, "experimental_thread_pool", None)
@@ -162,6 +167,11 @@ class _ServerInterceptor(_ServerInterceptorBase):
                 hop = self._start(unknown_route(self._recorder, method), details.invocation_metadata)
                 hop.finish(_UNIMPLEMENTED, "Method not found!")
             return None
+        if len(self._handlers) >= MAX_SERVER_METHODS and method not in self._handlers:
+            # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
+            if not traced(self._filter, method):
+                return handler
+            return wrap_handler(self._recorder, method, handler, self._start, known=False)
         wrapped = (
             wrap_handler(self._recorder, method, handler, self._start) if traced(self._filter, method) else handler
         )

@@ -22,6 +22,7 @@ from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = [
     "MAX_CLIENT_METHODS",
+    "MAX_SERVER_METHODS",
     "ClientCallDetails",
     "MethodFilter",
     "RouteTable",
@@ -40,6 +41,9 @@ MethodFilter = Callable[[str], bool]
 # A client that forwards arbitrary method names (a gateway, a proxy) must not grow one series per name: past this
 # many distinct methods per shape, new names are counted under the ``unknown`` series and not cached.
 MAX_CLIENT_METHODS = 2048
+# A server whose generic handler answers any name (a proxy, a fallback) caches and labels at most this many
+# methods; later names are recorded under the ``unknown`` series and not cached.
+MAX_SERVER_METHODS = 2048
 
 
 def method_name(method: str | bytes) -> str:
