@@ -57,7 +57,7 @@ def _start_grpc() -> tuple[grpc.Server, int]:
 
 
 def _start_http() -> tuple[uvicorn.Server, threading.Thread, int]:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(hoptel.ASGIMiddleware(_hello), log_level="warning", lifespan="off", access_log=False)
