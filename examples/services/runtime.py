@@ -129,7 +129,7 @@ def on_stop_request(stop: Callable[[], None], watch_stdin: bool) -> None:
 def bind_listener(service: str, host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (0 = a free port); a taken port ends the process clearly."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -170,7 +170,7 @@ class LogRecords(logging.Handler):
 @contextlib.contextmanager
 def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)

@@ -44,7 +44,7 @@ def run_uvicorn(
     The socket is 127.0.0.1 on an ephemeral port, or the Unix socket ``uds`` (then the URL is ``http://uds``).
     """
     if uds is None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto set: asyncio enables TCP_NODELAY
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
