@@ -11,6 +11,7 @@ exception (recorded once as an exception event), CANCELLED or DEADLINE_EXCEEDED 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,7 @@ class _ServerInterceptor(_ServerInterceptorBase):
         # method -> (the handler grpcio returned, what we return for it): the identity check notices a
         # generic handler that hands out a new handler object.
         self._handlers: dict[str, tuple[Any, Any]] = {}
+        self._wrap_lock = threading.Lock()
 
     def intercept_service(
         self,
@@ -167,16 +169,19 @@ class _ServerInterceptor(_ServerInterceptorBase):
                 hop = self._start(unknown_route(self._recorder, method), details.invocation_metadata)
                 hop.finish(_UNIMPLEMENTED, "Method not found!")
             return None
-        if len(self._handlers) >= MAX_SERVER_METHODS and method not in self._handlers:
-            # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
-            if not traced(self._filter, method):
-                return handler
-            return wrap_handler(self._recorder, method, handler, self._start, known=False)
-        wrapped = (
-            wrap_handler(self._recorder, method, handler, self._start) if traced(self._filter, method) else handler
-        )
-        self._handlers[method] = (handler, wrapped)
-        return wrapped
+        with self._wrap_lock:  # handler threads wrap concurrently: keep the cap exact (first call of a method only)
+            if len(self._handlers) < MAX_SERVER_METHODS or method in self._handlers:
+                wrapped = (
+                    wrap_handler(self._recorder, method, handler, self._start)
+                    if traced(self._filter, method)
+                    else handler
+                )
+                self._handlers[method] = (handler, wrapped)
+                return wrapped
+        # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
+        if not traced(self._filter, method):
+            return handler
+        return wrap_handler(self._recorder, method, handler, self._start, known=False)
 
 
 def server_interceptor(
