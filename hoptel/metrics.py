@@ -20,6 +20,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from time import time
+from typing import Generic, TypeVar
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -63,6 +64,9 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     7.5,
     10.0,
 )
+
+
+ChildT = TypeVar("ChildT")
 
 
 def _exemplar(trace_id: int | str, value: float, timestamp: float) -> Exemplar:
@@ -125,7 +129,7 @@ class HistogramChild:
         return counts, total, [None if e is None else _exemplar(*e) for e in raw]
 
 
-class _Family:
+class _Family(Generic[ChildT]):
     """A metric family: label names, and children created on first use of a label tuple."""
 
     def __init__(
@@ -139,8 +143,27 @@ class _Family:
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._lock = threading.Lock()
+        self._children: dict[tuple[str, ...], ChildT] = {}
         if registry is not None:
             registry.register(self)
+
+    def _new_child(self) -> ChildT:
+        raise NotImplementedError  # pragma: no cover - each labelled family overrides it
+
+    def labels(self, *values: str) -> ChildT:
+        """The child for these label values, created on first use. Cache it on the hot path."""
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
+            with self._lock:
+                child = self._children.setdefault(values, self._new_child())
+        return child
+
+    @property
+    def series_count(self) -> int:
+        """How many label combinations exist."""
+        return len(self._children)
 
     def describe(self) -> Iterable[Metric]:
         """No samples: lets the registry check for name clashes without collecting."""
@@ -154,7 +177,7 @@ class _Family:
         raise NotImplementedError
 
 
-class Counter(_Family):
+class Counter(_Family[CounterChild]):
     """A labelled counter. ``name`` ends in ``_total``."""
 
     def __init__(
@@ -164,27 +187,14 @@ class Counter(_Family):
         labelnames: Sequence[str] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> CounterChild:
-        """The child for these label values, created on first use. Cache it on the hot path."""
-        child = self._children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
-            with self._lock:
-                child = self._children.setdefault(values, CounterChild())
-        return child
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def inc(self, amount: float = 1.0) -> None:
         """Increment the unlabelled series."""
         self.labels().inc(amount)
-
-    @property
-    def series_count(self) -> int:
-        """How many label combinations exist."""
-        return len(self._children)
 
     def _empty_family(self) -> Metric:
         return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -197,7 +207,7 @@ class Counter(_Family):
         return [family]
 
 
-class Gauge(_Family):
+class Gauge(_Family[None]):
     """An unlabelled gauge whose value is read from a callable at scrape time."""
 
     def __init__(
@@ -220,7 +230,7 @@ class Gauge(_Family):
         return [GaugeMetricFamily(self.name, self.documentation, value=float(self._read()))]
 
 
-class Histogram(_Family):
+class Histogram(_Family[HistogramChild]):
     """A labelled histogram with fixed buckets (``+Inf`` is added) and exemplars."""
 
     def __init__(
@@ -236,23 +246,10 @@ class Histogram(_Family):
             bounds.append(float("inf"))
         self._upper = tuple(bounds)
         self._bound_labels = tuple(_format_bound(b) for b in bounds)
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> HistogramChild:
-        """The child for these label values, created on first use. Cache it on the hot path."""
-        child = self._children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
-            with self._lock:
-                child = self._children.setdefault(values, HistogramChild(self._upper))
-        return child
-
-    @property
-    def series_count(self) -> int:
-        """How many label combinations exist."""
-        return len(self._children)
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self._upper)
 
     def _empty_family(self) -> Metric:
         return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
