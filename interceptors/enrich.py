@@ -13,7 +13,7 @@ skips or that run while instrumentation is suppressed (the exporter's own calls)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opentelemetry.util.types import AttributeValue
 
@@ -46,6 +46,7 @@ __all__ = [
     "asgi_url",
 ]
 
+_E = TypeVar("_E", bound="_HttpEnrichment")
 _GRPC_FAMILIES = ("started", "handled", "msg_received", "msg_sent", "handling_seconds")
 
 
@@ -286,14 +287,17 @@ class GrpcEnrichment:
 class _HttpEnrichment:
     """What the HTTP client and server enrichments share: the guarded hooks and the labeller."""
 
+    def _family(self, recorder: HopRecorder) -> Histogram:
+        raise NotImplementedError  # pragma: no cover - each side names its duration family
+
     def __init__(
         self,
         recorder: HopRecorder,
-        base: Histogram,
         request_hook: HttpHook | None,
         response_hook: HttpHook | None,
         extra_labels: ExtraLabels[HttpCall] | None,
     ) -> None:
+        base = self._family(recorder)
         errors = recorder.telemetry.self_metrics.hook_errors
         self._recorder = recorder
         self._request_hook = guard(request_hook, errors, "request_hook")
@@ -309,31 +313,25 @@ class _HttpEnrichment:
         if self._request_hook is not None:
             self._request_hook(hop.span, call)
 
-
-class HttpClientEnrichment(_HttpEnrichment):
-    """One httpx transport's hooks and extra labels."""
-
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        request_hook: HttpHook | None,
-        response_hook: HttpHook | None,
-        extra_labels: ExtraLabels[HttpCall] | None,
-    ) -> None:
-        super().__init__(recorder, recorder.http_client_duration, request_hook, response_hook, extra_labels)
-
     @classmethod
     def build(
-        cls,
+        cls: type[_E],
         recorder: HopRecorder,
         request_hook: HttpHook | None,
         response_hook: HttpHook | None,
         extra_labels: ExtraLabels[HttpCall] | None,
-    ) -> HttpClientEnrichment | None:
+    ) -> _E | None:
         """The enrichment, or None when there is nothing to do."""
         if request_hook is None and response_hook is None and extra_labels is None:
             return None
         return cls(recorder, request_hook, response_hook, extra_labels)
+
+
+class HttpClientEnrichment(_HttpEnrichment):
+    """One httpx transport's hooks and extra labels."""
+
+    def _family(self, recorder: HopRecorder) -> Histogram:
+        return recorder.http_client_duration
 
     def start(self, request: httpx.Request) -> HttpClientHop | None:
         """:meth:`HopRecorder.start_http_client` with the hooks and extra labels."""
@@ -352,27 +350,8 @@ class HttpClientEnrichment(_HttpEnrichment):
 class HttpServerEnrichment(_HttpEnrichment):
     """One ASGI middleware's hooks and extra labels."""
 
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        request_hook: HttpHook | None,
-        response_hook: HttpHook | None,
-        extra_labels: ExtraLabels[HttpCall] | None,
-    ) -> None:
-        super().__init__(recorder, recorder.http_server_duration, request_hook, response_hook, extra_labels)
-
-    @classmethod
-    def build(
-        cls,
-        recorder: HopRecorder,
-        request_hook: HttpHook | None,
-        response_hook: HttpHook | None,
-        extra_labels: ExtraLabels[HttpCall] | None,
-    ) -> HttpServerEnrichment | None:
-        """The enrichment, or None when there is nothing to do."""
-        if request_hook is None and response_hook is None and extra_labels is None:
-            return None
-        return cls(recorder, request_hook, response_hook, extra_labels)
+    def _family(self, recorder: HopRecorder) -> Histogram:
+        return recorder.http_server_duration
 
     def start(self, scope: Mapping[str, Any]) -> EnrichedHttpServerHop:
         """:meth:`HopRecorder.start_http_server` with the hooks and extra labels."""

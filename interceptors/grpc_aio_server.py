@@ -27,7 +27,14 @@ from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MAX_SERVER_METHODS, MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_shared import (
+    HANDLER_FACTORIES,
+    MAX_SERVER_METHODS,
+    MethodFilter,
+    method_name,
+    traced,
+    unknown_route,
+)
 from hoptel.interceptors.grpc_status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -44,13 +51,6 @@ __all__ = ["aio_server_interceptor"]
 
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 _Start = Callable[[GrpcRoute, Metadata], GrpcHop]
-
-_HANDLER_FACTORIES = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
 
 
 def _begin(start: _Start, route: GrpcRoute, context: Any) -> GrpcHop:
@@ -160,7 +160,7 @@ def wrap_aio_handler(
     """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
-    attribute, factory = _HANDLER_FACTORIES[(request_streaming, response_streaming)]
+    attribute, factory = HANDLER_FACTORIES[(request_streaming, response_streaming)]
     inner = getattr(handler, attribute)
     if inspect.isasyncgenfunction(inner) and response_streaming:
         build = _generator_response

@@ -22,7 +22,14 @@ from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MAX_SERVER_METHODS, MethodFilter, method_name, traced, unknown_route
+from hoptel.interceptors.grpc_shared import (
+    HANDLER_FACTORIES,
+    MAX_SERVER_METHODS,
+    MethodFilter,
+    method_name,
+    traced,
+    unknown_route,
+)
 from hoptel.interceptors.grpc_status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc_streams import ReceivedCounter, ServerResponses
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -40,13 +47,6 @@ __all__ = ["server_interceptor"]
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 _Start = Callable[[GrpcRoute, Metadata], GrpcHop]
 _Behavior = Callable[[Any, Any], Any]
-
-_HANDLER_FACTORIES = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
 
 
 def _unary_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_streaming: bool) -> _Behavior:
@@ -117,7 +117,7 @@ def wrap_handler(
     """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
-    attribute, factory = _HANDLER_FACTORIES[(request_streaming, response_streaming)]
+    attribute, factory = HANDLER_FACTORIES[(request_streaming, response_streaming)]
     inner = getattr(handler, attribute)
     if inner is None or getattr(inner, "experimental_non_blocking", False):
         return handler

@@ -21,6 +21,7 @@ from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = [
+    "HANDLER_FACTORIES",
     "MAX_CLIENT_METHODS",
     "MAX_SERVER_METHODS",
     "ClientCallDetails",
@@ -41,6 +42,14 @@ MethodFilter = Callable[[str], bool]
 # A client that forwards arbitrary method names (a gateway, a proxy) must not grow one series per name: past this
 # many distinct methods per shape, new names are counted under the ``unknown`` series and not cached.
 MAX_CLIENT_METHODS = 2048
+# (request_streaming, response_streaming) -> the RpcMethodHandler attribute holding the behaviour, and the grpc
+# factory that builds a handler of that shape (servers rebuild handlers around wrapped behaviours).
+HANDLER_FACTORIES: dict[tuple[bool, bool], tuple[str, Any]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
 # A server whose generic handler answers any name (a proxy, a fallback) caches and labels at most this many
 # methods; later names are recorded under the ``unknown`` series and not cached.
 MAX_SERVER_METHODS = 2048

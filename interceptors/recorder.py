@@ -73,10 +73,8 @@ class _Hop:
         self.ended = False
 
     def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> int | None:
-        """End the span (if recording) and return the trace id for an exemplar when sampled."""
+        """End the recording span; return its trace id for the exemplar. Callers check ``is_recording()``."""
         span = self.span
-        if not span.is_recording():
-            return None
         if error is not None:
             span.record_exception(error)
         if failed:
