@@ -7,9 +7,13 @@ One trial of one variant::
     server: snap                                              -> s1; server CPU = s1 - s0
     receiver: how many spans arrived for these N operations
 
-All variants of a workload stay up for the whole workload, idle while another variant is measured, and trials
-alternate in the order A B C, C B A, A B C, ... so that a linear drift of the machine (another job starting,
-a CPU clocking down) falls on every variant alike. Spans go to one ``OTLPReceiver`` in this process.
+Every repetition starts fresh processes for all variants (warmed up, idle while another variant is measured),
+because one process keeps its own speed: two identical uninstrumented server processes measured side by side
+differed by up to 3.4 % of the W5 handler's CPU, for the whole life of the processes (address-space layout,
+cache placement). With one pair per variant for the whole run that bias would read as instrumentation cost; with
+new processes per repetition it becomes noise that the medians absorb. Trials alternate in the order A B C,
+C B A, A B C, ... so that a linear drift of the machine (another job starting, a CPU clocking down) falls on
+every variant alike. Spans go to one ``OTLPReceiver`` in this process.
 """
 
 from __future__ import annotations
@@ -148,12 +152,12 @@ def run_workload(
 ) -> Iterator[Trial]:
     """Measure ``work`` for every variant, ``reps`` times each, alternating; yields each trial as it ends."""
     env = child_environment(os.environ, receiver, work)
-    with ExitStack() as stack:
-        pairs = _start_pairs(stack, work, variants, env, burn_iterations)
-        for variant in variants:  # warm up, then flush both sides so no warm-up span lands in a trial
-            pairs[variant].client.request("run", ops=sizes.warmup)
-            pairs[variant].server.request("snap")
-        for rep in range(reps):
+    for rep in range(reps):
+        with ExitStack() as stack:  # new processes for every repetition: see the module docstring
+            pairs = _start_pairs(stack, work, variants, env, burn_iterations)
+            for variant in variants:  # warm up, then flush both sides so no warm-up span lands in a trial
+                pairs[variant].client.request("run", ops=sizes.warmup)
+                pairs[variant].server.request("snap")
             for variant in variant_order(variants, rep):
                 trial = _trial(work, variant, rep, pairs[variant], sizes.ops, receiver)
                 if progress is not None:
