@@ -1,6 +1,7 @@
 """Cost of one gRPC unary hop through the per-hop recorder and the interceptors, and of one metric observation.
 
-Run: ``python benchmarks/bench_recorder_grpc.py``. Prints microseconds per operation (best of several rounds):
+Run: ``python benchmarks/bench_recorder_grpc.py``. Prints CPU microseconds per operation (all threads, so
+exporting the sampled spans is included; best of several rounds):
 
 - recorder, client side: ``start_grpc_client`` (span started, context injected into metadata) + ``finish``,
   sampled (span ended and queued for export, histogram observed with an exemplar) and unsampled (context still
@@ -11,26 +12,24 @@ Run: ``python benchmarks/bench_recorder_grpc.py``. Prints microseconds per opera
   interceptors' own cost on top of the recorder);
 - single metric operations: a counter increment and a histogram observation with and without an exemplar.
 
-Sampled spans go through hoptel's real batch processor into an exporter that discards them; the queue is flushed
-between rounds so no span is dropped.
+Sampled spans go through hoptel's real batch processor into an exporter that discards them; each round ends with a
+flush, inside the measured time, so no span is dropped and its encoding is counted.
 """
 
 from __future__ import annotations
 
-import timeit
 from collections.abc import Callable
 from typing import Any
 
 import grpc
-from discard_exporter import DiscardExporter  # benchmarks/ (the script's folder) is on sys.path
+from microbench import DiscardExporter, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
 
 import hoptel
 from hoptel.interceptors.grpc_names import UNARY
 from hoptel.interceptors.grpc_shared import ClientCallDetails
 from hoptel.interceptors.recorder import HopRecorder
 
-CALLS_PER_ROUND = 5_000
-ROUNDS = 7
+CALLS_PER_ROUND = 5_000  # microbench.best_cpu_us's default
 METHOD = "/shop.Orders/Get"
 TARGET = "orders.internal:50051"
 OK = grpc.StatusCode.OK
@@ -79,16 +78,6 @@ class Details(grpc.HandlerCallDetails):
         self.invocation_metadata = INCOMING
 
 
-def best_us(call: Callable[[], object], between: Callable[[], object] = lambda: None) -> float:
-    """Best per-call time in microseconds over ROUNDS rounds, calling ``between`` after each round."""
-    timer = timeit.Timer(call)
-    best = float("inf")
-    for _ in range(ROUNDS):
-        best = min(best, timer.timeit(CALLS_PER_ROUND) / CALLS_PER_ROUND)
-        between()
-    return best * 1e6
-
-
 def telemetry(sampler: str) -> hoptel.Telemetry:
     return hoptel.setup(
         "bench",
@@ -113,12 +102,10 @@ def hops(tel: hoptel.Telemetry) -> dict[str, Callable[[], object]]:
         started = recorder.start_grpc_client(client_route, OUTGOING, peer)
         assert started is not None
         hop, _ = started
-        hop.sent = hop.received = 1
         hop.finish(OK)
 
     def recorder_server() -> None:
         hop = recorder.start_grpc_server(server_route, INCOMING)
-        hop.sent = hop.received = 1
         hop.finish(OK)
 
     client = hoptel.client_interceptor(tel, target=TARGET)
@@ -154,7 +141,7 @@ def main() -> None:
         tel = telemetry(sampler)
         try:
             for name, call in hops(tel).items():
-                results[f"{name}, {label}"] = best_us(call, tel.force_flush)
+                results[f"{name}, {label}"] = best_cpu_us(call, tel.force_flush)
             dropped = tel.registry.get_sample_value("hoptel_spans_dropped_total") or 0.0
         finally:
             tel.shutdown()
@@ -165,10 +152,11 @@ def main() -> None:
     try:
         route = HopRecorder.of(tel).grpc_route("server", UNARY, METHOD)
         trace_id = "0af7651916cd43dd8448eb211c80319c"
-        results["counter inc"] = best_us(route.started.inc)
-        results["histogram observe"] = best_us(lambda: route.histogram.observe(0.0003))
-        results["histogram observe with exemplar"] = best_us(lambda: route.histogram.observe(0.0003, trace_id))
-        results["handled count (by code)"] = best_us(lambda: route.handled(OK))
+        results["counter inc"] = best_cpu_us(route.started.inc)
+        results["histogram observe"] = best_cpu_us(lambda: route.histogram.observe(0.0003))
+        results["histogram observe with exemplar"] = best_cpu_us(lambda: route.histogram.observe(0.0003, trace_id))
+        handled = route.outcome(OK).handled
+        results["handled count (by code)"] = best_cpu_us(handled.inc)
     finally:
         tel.shutdown()
 

@@ -1,6 +1,7 @@
 """Cost of one HTTP client hop through ``hoptel.HTTPTransport``, sampled and unsampled, against httpx.MockTransport.
 
-Run: ``python benchmarks/bench_recorder_http.py``. Prints microseconds per request (best of several rounds) for:
+Run: ``python benchmarks/bench_recorder_http.py``. Prints CPU microseconds per request (all threads, so
+exporting the sampled spans is included; best of several rounds) for:
 
 - the bare ``httpx.MockTransport`` (what any request costs before instrumentation),
 - ``hoptel.HTTPTransport`` around it, sampled (span started, injected, ended, queued for export; histogram
@@ -9,22 +10,21 @@ Run: ``python benchmarks/bench_recorder_http.py``. Prints microseconds per reque
 
 Each request is sent with ``transport.handle_request()`` and its body read and closed, which is where a hoptel hop
 ends, so the numbers are the transport's own cost without httpx.Client's. Sampled spans go through a real batch
-processor into an exporter that discards them; the queue is flushed between rounds so no span is dropped.
+processor into an exporter that discards them; each round ends with a flush, inside the measured time, so no span
+is dropped and its encoding is counted.
 """
 
 from __future__ import annotations
 
-import timeit
 from collections.abc import Callable
 
 import httpx
-from discard_exporter import DiscardExporter  # benchmarks/ (the script's folder) is on sys.path
+from microbench import DiscardExporter, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 
 import hoptel
 
-CALLS_PER_ROUND = 5_000
-ROUNDS = 7
+CALLS_PER_ROUND = 5_000  # microbench.best_cpu_us's default
 URL = "http://inventory.internal:8080/items/42?token=s3cret"
 
 
@@ -43,16 +43,6 @@ def hop(transport: httpx.BaseTransport) -> Callable[[], None]:
     return call
 
 
-def best_us(call: Callable[[], None], between: Callable[[], object] = lambda: None) -> float:
-    """Best per-call time in microseconds over ROUNDS rounds, calling ``between`` after each round."""
-    timer = timeit.Timer(call)
-    best = float("inf")
-    for _ in range(ROUNDS):
-        best = min(best, timer.timeit(CALLS_PER_ROUND) / CALLS_PER_ROUND)
-        between()
-    return best * 1e6
-
-
 def telemetry(sampler: str) -> hoptel.Telemetry:
     return hoptel.setup(
         "bench",
@@ -68,13 +58,13 @@ def telemetry(sampler: str) -> hoptel.Telemetry:
 
 def main() -> None:
     mock = httpx.MockTransport(respond)
-    results: dict[str, float] = {"bare httpx.MockTransport": best_us(hop(mock))}
+    results: dict[str, float] = {"bare httpx.MockTransport": best_cpu_us(hop(mock))}
 
     for label, sampler in (("sampled", "always_on"), ("unsampled", "always_off")):
         tel = telemetry(sampler)
         try:
             transport = hoptel.HTTPTransport(mock, telemetry=tel)
-            results[f"hoptel.HTTPTransport, {label}"] = best_us(hop(transport), tel.force_flush)
+            results[f"hoptel.HTTPTransport, {label}"] = best_cpu_us(hop(transport), tel.force_flush)
             dropped = tel.registry.get_sample_value("hoptel_spans_dropped_total") or 0.0
         finally:
             tel.shutdown()
@@ -84,7 +74,7 @@ def main() -> None:
     tel = telemetry("always_on")
     try:
         official = SyncOpenTelemetryTransport(mock, tracer_provider=tel.tracer_provider)
-        results["opentelemetry-instrumentation-httpx transport, sampled"] = best_us(hop(official), tel.force_flush)
+        results["opentelemetry-instrumentation-httpx transport, sampled"] = best_cpu_us(hop(official), tel.force_flush)
     finally:
         tel.shutdown()
 

@@ -149,7 +149,11 @@ class HopSpan(Span):
             self.extra_attributes[key] = value
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
-        """Set several attributes."""
+        """Set several attributes (one update while they fit the limit, else one by one)."""
+        extra = self.extra_attributes
+        if self.end_time is None and len(extra) + len(attributes) <= _MAX_ATTRIBUTES:
+            extra.update(attributes)
+            return
         for key, value in attributes.items():
             self.set_attribute(key, value)
 

@@ -30,7 +30,7 @@ from hoptel.interceptors.recorder import (
     HttpServerHop,
     Metadata,
 )
-from hoptel.metrics import Histogram
+from hoptel.metrics import Counter, Histogram, HistogramChild
 
 if TYPE_CHECKING:
     import grpc
@@ -139,6 +139,11 @@ class _Bound:
 
     def labels(self, *values: str) -> Any:
         return self._family.labels(*values, *self._extra)
+
+    def count_of(self, histogram: HistogramChild, *values: str) -> Any:
+        if not isinstance(self._family, Counter):  # pragma: no cover - GrpcRoute asks counters only
+            raise TypeError(f"{self._family.name} is not a counter")
+        return self._family.count_of(histogram, *values, *self._extra)
 
 
 class _BoundGrpcMetrics:

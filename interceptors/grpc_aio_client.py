@@ -95,7 +95,6 @@ class _AioClientCore:
         if started is None:
             return await continuation(client_call_details, request)
         hop, metadata = started
-        hop.sent = hop.received = 1
         call = await _invoke(continuation, _details(client_call_details, metadata), request, hop)
         watch_aio_call(call, hop)
         return call
@@ -107,7 +106,6 @@ class _AioClientCore:
         if started is None:
             return await continuation(client_call_details, request)
         hop, metadata = started
-        hop.sent = 1
         call = await _invoke(continuation, _details(client_call_details, metadata), request, hop)
         watch_aio_call(call, hop)
         return count_responses(call, hop)
@@ -124,7 +122,6 @@ class _AioClientCore:
         if started is None:
             return await continuation(client_call_details, request_iterator)
         hop, metadata = started
-        hop.received = 1
         requests = count_sent(request_iterator, hop)
         call = await _invoke(continuation, _details(client_call_details, metadata), requests, hop)
         watch_aio_call(call, hop)

@@ -65,13 +65,10 @@ def _unary_response(start: _Start, route: GrpcRoute, inner: Any, request_streami
 
     async def behavior(request: Any, context: Any) -> Any:
         hop = _begin(start, route, context)
-        hop.sent = 1
         handler_context = context
         if request_streaming:
             request = count_received(request, hop)
             handler_context = CountingServicerContext(context, hop)
-        else:
-            hop.received = 1
         token = attach(hop.context)
         try:
             response = await inner(request, handler_context)
@@ -93,8 +90,6 @@ def _writer_response(start: _Start, route: GrpcRoute, inner: Any, request_stream
         hop = _begin(start, route, context)
         if request_streaming:
             request = count_received(request, hop)
-        else:
-            hop.received = 1
         token = attach(hop.context)
         try:
             await inner(request, CountingServicerContext(context, hop))
@@ -120,8 +115,6 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
         hop = _begin(start, route, context)
         if request_streaming:
             request = count_received(request, hop)
-        else:
-            hop.received = 1
         context.add_done_callback(functools.partial(server_done_callback, hop))
         responses = None
         try:

@@ -80,7 +80,6 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         if started is None:
             return continuation(client_call_details, request)
         hop, metadata = started
-        hop.sent = hop.received = 1
         call = _invoke(continuation, with_metadata(client_call_details, metadata), request, hop)
         watch_call(call, hop)
         return call
@@ -92,7 +91,6 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         if started is None:
             return continuation(client_call_details, request)
         hop, metadata = started
-        hop.sent = 1
         call = _invoke(continuation, with_metadata(client_call_details, metadata), request, hop)
         return ClientResponses(call, hop)
 
@@ -105,7 +103,6 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         if started is None:
             return continuation(client_call_details, request_iterator)
         hop, metadata = started
-        hop.received = 1
         requests = SentCounter(request_iterator, hop)
         call = _invoke(continuation, with_metadata(client_call_details, metadata), requests, hop)
         watch_call(call, hop)

@@ -11,12 +11,22 @@ from collections.abc import Mapping
 import grpc
 from opentelemetry.util.types import AttributeValue
 
-from hoptel.interceptors.grpc_names import STATUS, UNKNOWN_METHOD, StatusInfo, parse_method_name
+from hoptel.interceptors.grpc_names import (
+    BIDI_STREAM,
+    CLIENT_STREAM,
+    SERVER_STREAM,
+    STATUS,
+    UNKNOWN_METHOD,
+    StatusInfo,
+    parse_method_name,
+)
 from hoptel.interceptors.hop_metrics import GrpcMetrics
+from hoptel.metrics import CounterChild
 
-__all__ = ["GrpcRoute", "SemconvMode", "grpc_status_attributes"]
+__all__ = ["GrpcOutcome", "GrpcRoute", "SemconvMode", "grpc_status_attributes"]
 
 Attributes = Mapping[str, AttributeValue]
+_OK = grpc.StatusCode.OK
 
 
 class SemconvMode:
@@ -53,18 +63,38 @@ def grpc_status_attributes(status: StatusInfo, mode: SemconvMode, server: bool) 
     return attributes
 
 
+class GrpcOutcome:
+    """What ending a call of one route with one status code records: the handled series, span attributes, status."""
+
+    __slots__ = ("attributes", "failed", "handled", "status_name")
+
+    def __init__(self, handled: CounterChild, attributes: Attributes, failed: bool, status_name: str) -> None:
+        self.handled = handled
+        self.attributes = attributes
+        self.failed = failed
+        self.status_name = status_name
+
+
 class GrpcRoute:
-    """One method on one side: names, attributes and metric children, shared by all its calls."""
+    """One method on one side: names, attributes and metric children, shared by all its calls.
+
+    A side of the RPC that carries exactly one message (a unary request or response) is not counted per call:
+    its ``msg_sent`` / ``msg_received`` series counts the latency histogram's observations (one per finished
+    call), so ``counts_sent`` / ``counts_received`` tell interceptors which sides they count message by message.
+    """
 
     __slots__ = (
-        "_handled",
         "_metrics",
+        "_outcomes",
         "attributes",
+        "counts_received",
+        "counts_sent",
         "full_name",
         "histogram",
         "method",
         "msg_received",
         "msg_sent",
+        "ok",
         "rpc_type",
         "server",
         "service",
@@ -95,18 +125,31 @@ class GrpcRoute:
         labels = (rpc_type, service, method)
         self._metrics = metrics
         self.started = metrics.started.labels(*labels)
-        self.msg_received = metrics.msg_received.labels(*labels)
-        self.msg_sent = metrics.msg_sent.labels(*labels)
         self.histogram = metrics.handling_seconds.labels(*labels)
+        requests_stream = rpc_type in (CLIENT_STREAM, BIDI_STREAM)
+        responses_stream = rpc_type in (SERVER_STREAM, BIDI_STREAM)
+        self.counts_sent = responses_stream if self.server else requests_stream
+        self.counts_received = requests_stream if self.server else responses_stream
+        self.msg_sent = (
+            metrics.msg_sent.labels(*labels) if self.counts_sent else metrics.msg_sent.count_of(self.histogram, *labels)
+        )
+        self.msg_received = (
+            metrics.msg_received.labels(*labels)
+            if self.counts_received
+            else metrics.msg_received.count_of(self.histogram, *labels)
+        )
+        self._outcomes: dict[grpc.StatusCode, GrpcOutcome] = {}
         # A known method's OK series exists from its first call (dashboards see 0, not nothing); the one "unknown"
         # route gets only the codes it really ends with, so junk method names add a single handled series.
-        pre_made = (grpc.StatusCode.OK,) if known else ()
-        self._handled = {code: metrics.handled.labels(*labels, STATUS[code].go_name) for code in pre_made}
+        self.ok: GrpcOutcome | None = self.outcome(_OK) if known else None
 
-    def handled(self, code: grpc.StatusCode) -> None:
-        """Count one finished call with ``code``."""
-        child = self._handled.get(code)
-        if child is None:
-            child = self._metrics.handled.labels(self.rpc_type, self.service, self.method, STATUS[code].go_name)
-            self._handled[code] = child
-        child.inc()
+    def outcome(self, code: grpc.StatusCode) -> GrpcOutcome:
+        """What ending a call with ``code`` records (``ok`` is the OK one, for an identity check on the hot path)."""
+        outcome = self._outcomes.get(code)
+        if outcome is None:
+            status = STATUS[code]
+            handled = self._metrics.handled.labels(self.rpc_type, self.service, self.method, status.go_name)
+            failed = status.server_error if self.server else status.client_error
+            outcome = GrpcOutcome(handled, self.status_attributes[code], failed, status.name)
+            self._outcomes[code] = outcome
+        return outcome

@@ -56,11 +56,8 @@ def _unary_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_s
         hop = start(route, context.invocation_metadata())
         if hop.span.is_recording():
             hop.set_peer(context.peer())
-        hop.sent = 1
         if request_streaming:
             request = ReceivedCounter(request, hop)
-        else:
-            hop.received = 1
         token = attach(hop.context)
         try:
             response = inner(request, context)
@@ -84,8 +81,6 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
             hop.set_peer(context.peer())
         if request_streaming:
             request = ReceivedCounter(request, hop)
-        else:
-            hop.received = 1
         token = attach(hop.context)
         try:
             responses = ServerResponses(inner(request, context), hop, context)

@@ -43,6 +43,10 @@ _SERVER = SpanKind.SERVER
 _set_span_in_context = trace.set_span_in_context
 _get_current = otel_context.get_current
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_OK = grpc.StatusCode.OK
+# Peer strings (one per client connection) -> their span attributes; bounded, past the bound peers are parsed.
+_MAX_CACHED_PEERS = 1024
+_peer_attributes: dict[str, Mapping[str, AttributeValue]] = {}
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -84,7 +88,11 @@ class _Hop:
 
 
 class GrpcHop(_Hop):
-    """One RPC in flight. Interceptors count messages in ``sent``/``received`` and call ``finish`` once."""
+    """One RPC in flight; interceptors call ``finish`` once.
+
+    Interceptors count messages in ``sent``/``received`` only on the sides the route counts
+    (``route.counts_sent``/``counts_received``: the streamed ones); a unary side counts one message per call.
+    """
 
     __slots__ = ("received", "route", "sent")
 
@@ -95,9 +103,14 @@ class GrpcHop(_Hop):
         self.received = 0
 
     def set_peer(self, peer: str | None) -> None:
-        """Record the remote address (server side), parsed only when the span is recording."""
-        if self.span.is_recording():
-            self.span.set_attributes(parse_grpc_peer(peer))
+        """Record the remote address (server side). Callers check ``span.is_recording()`` first."""
+        attributes = _peer_attributes.get(peer)  # type: ignore[arg-type]  # None is simply never a key
+        if attributes is None:
+            attributes = parse_grpc_peer(peer)
+            if peer is not None and len(_peer_attributes) < _MAX_CACHED_PEERS:
+                _peer_attributes[peer] = attributes
+        if attributes:
+            self.span.set_attributes(attributes)
 
     def finish(
         self,
@@ -111,16 +124,19 @@ class GrpcHop(_Hop):
         self.ended = True
         elapsed = perf_counter() - self.started_at
         route = self.route
-        route.handled(code)
+        outcome = route.ok if code is _OK else None
+        if outcome is None:
+            outcome = route.outcome(code)
+        outcome.handled.inc()
         if self.sent:
             route.msg_sent.inc(self.sent)
         if self.received:
             route.msg_received.inc(self.received)
-        if self.span.is_recording():
-            self.span.set_attributes(route.status_attributes[code])
-            status = STATUS[code]
-            failed = status.server_error if route.server else status.client_error
-            trace_id = self._end_span(error, failed, f"{status.name}: {details}" if details else status.name)
+        span = self.span
+        if span.is_recording():
+            span.set_attributes(outcome.attributes)
+            name = outcome.status_name
+            trace_id = self._end_span(error, outcome.failed, f"{name}: {details}" if details else name)
             route.histogram.observe(elapsed, trace_id)
         else:
             route.histogram.observe(elapsed)
