@@ -68,6 +68,9 @@ def _span_context_layout_holds() -> bool:
 
 
 _FAST_CONTEXT = _span_context_layout_holds()
+TUPLE_SPAN_CONTEXT = _FAST_CONTEXT
+"""Whether ``SpanContext`` is the 6-tuple ``(trace_id, span_id, is_remote, flags, state, is_valid)`` (read by
+unpacking in ``hoptel.otlp_wire``)."""
 
 
 def _local_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:

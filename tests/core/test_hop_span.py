@@ -110,6 +110,46 @@ def test_encoding_carries_every_field() -> None:
     assert encoded.flags & 0x300 == 0x300  # parent is remote
 
 
+def test_encoding_of_route_spans_decodes_to_each_spans_values() -> None:
+    """Spans of one route (name, kind and route attributes encoded once, then reused) decode to their own values.
+
+    Covers a local and a remote parent, a root, a span that overrides a route attribute, and a span big enough
+    that its length needs a two-byte varint.
+    """
+    sink = CollectingSink()
+    provider = TracerProvider()
+    tracer = HopTracer(SamplerConfig("parentbased_always_on"), sink, provider, provider.get_tracer("t"))  # type: ignore[arg-type]
+    route_attributes = {"rpc.system": "grpc", "rpc.service": "pkg.Svc", "rpc.method": "Get"}
+    remote = trace.set_span_in_context(NonRecordingSpan(SpanContext(0xA1, 0xB2, True, TraceFlags(1))), Context())
+    local = trace.set_span_in_context(NonRecordingSpan(SpanContext(0xA1, 0xB3, False, TraceFlags(1))), Context())
+    for context, extra in (
+        (remote, {"rpc.grpc.status_code": 0}),
+        (local, {"server.address": "orders", "server.port": 50051}),
+        (Context(), {}),
+        (remote, {"rpc.method": "Overridden", "rpc.grpc.status_code": 5}),
+        (local, {"big": "x" * 300}),
+    ):
+        span = tracer.start_span("pkg.Svc/Get", context, SpanKind.SERVER, route_attributes)
+        span.set_attributes(extra)
+        span.end()
+    resource = Resource({"service.name": "orders"})
+    ours = ExportTraceServiceRequest.FromString(HopSpanEncoder(resource).encode(sink.spans))
+    decoded = ours.resource_spans[0].scope_spans[0].spans
+    assert len(decoded) == 5
+    for hop, message in zip(sink.spans, decoded, strict=True):
+        attributes = {kv.key: kv.value for kv in message.attributes}
+        assert len(attributes) == len(message.attributes)  # no attribute encoded twice
+        assert {key: getattr(value, value.WhichOneof("value")) for key, value in attributes.items()} == dict(
+            hop.attributes
+        )
+        parent = hop.parent
+        assert message.parent_span_id == (parent.span_id.to_bytes(8, "big") if parent else b"")
+        expected_flags = 0x101 | (0x200 if parent is not None and parent.is_remote else 0)
+        assert message.flags == expected_flags
+        assert (message.name, message.kind) == ("pkg.Svc/Get", 2)  # SPAN_KIND_SERVER
+        assert (message.start_time_unix_nano, message.end_time_unix_nano) == (hop.start_time, hop.end_time)
+
+
 class Seen(SpanProcessor):
     """A processor the application adds; records span names it sees end."""
 
