@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.overhead.launcher import Trial, calibrate_burn, run_workload
 from benchmarks.overhead.machine import describe_machine
+from benchmarks.overhead.metric_record import metric_record_us
 from benchmarks.overhead.processes import REPO_ROOT
 from benchmarks.overhead.report import render_markdown, summarize, to_json
 from benchmarks.overhead.spec import ALL_VARIANTS, VARIANTS, Sizes, Workload, workload
@@ -108,14 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode += f", W5 handler loop {burn_iterations} iterations (~1 ms here)"
     command = shlex.join(["python", "-m", "benchmarks.overhead", *(sys.argv[1:] if argv is None else argv)])
     rows = summarize(trials)
-    markdown = render_markdown(rows, machine, mode=mode, command=command)
+    record_us = metric_record_us() if "hoptel" in args.variants else None
+    markdown = render_markdown(rows, machine, mode=mode, command=command, metric_record_us=record_us)
     print(markdown, end="")
     output = args.output or (None if args.quick else _DEFAULT_OUTPUT)
     if output is not None and not args.no_save:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(markdown, encoding="utf-8")
         output.with_suffix(".json").write_text(
-            json.dumps(to_json(trials, rows, machine, mode=mode), indent=2) + "\n", encoding="utf-8"
+            json.dumps(to_json(trials, rows, machine, mode=mode, metric_record_us=record_us), indent=2) + "\n",
+            encoding="utf-8",
         )
         _progress(f"wrote {output} and {output.with_suffix('.json')}")
     return 0

@@ -46,6 +46,8 @@ class Trial:
     server_cpu: float
     client_wall: float
     spans: int
+    server_pid: int = 0
+    client_pid: int = 0
 
     @property
     def client_us(self) -> float:
@@ -137,6 +139,8 @@ def _trial(work: Workload, variant: str, rep: int, pair: _Pair, ops: int, receiv
         server_cpu=s1 - s0,
         client_wall=float(reply["wall"]),
         spans=len(receiver.spans()),
+        server_pid=pair.server.pid,
+        client_pid=pair.client.pid,
     )
 
 

@@ -27,7 +27,10 @@ def test_quick_run_of_one_workload_reports_every_variant(tmp_path: Path) -> None
     """A quick W1 run prints a table with one row per variant, the targets, and writes the JSON beside it."""
     output = tmp_path / "overhead.md"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.overhead", "--quick", "--workloads", "W1", "--output", str(output)],
+        [
+            *(sys.executable, "-m", "benchmarks.overhead", "--quick", "--reps", "2"),
+            *("--workloads", "W1", "--output", str(output)),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -45,10 +48,19 @@ def test_quick_run_of_one_workload_reports_every_variant(tmp_path: Path) -> None
 
     report = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))
     trials = report["trials"]
-    assert sorted(t["variant"] for t in trials) == sorted(VARIANTS)
+    assert sorted(t["variant"] for t in trials) == sorted(VARIANTS * 2)
     assert all(t["ops"] > 0 and t["client_cpu"] > 0 and t["server_cpu"] > 0 for t in trials)
-    spans_per_rpc = {t["variant"]: t["spans"] / t["ops"] for t in trials}
-    assert spans_per_rpc == {"bare": 0, "hoptel": 2, "official": 2}  # one CLIENT and one SERVER span per RPC
+    spans_per_rpc = {(t["variant"], t["spans"] / t["ops"]) for t in trials}  # every trial, both repetitions
+    assert spans_per_rpc == {("bare", 0), ("hoptel", 2), ("official", 2)}  # one CLIENT and one SERVER span per RPC
+    # every repetition runs in new processes (a process keeps its own speed for its whole life)
+    for variant in VARIANTS:
+        pids = [(t["server_pid"], t["client_pid"]) for t in trials if t["variant"] == variant]
+        assert len(pids) == 2
+        assert len(set(pids)) == 2
+        assert 0 not in pids[0]
+    (record,) = [t for t in report["targets"] if t["target"].startswith("per-call metric record")]
+    assert record["measured"].endswith(" µs")
+    assert record["met"] is not None
 
 
 # -- the harness's pure parts, imported from the checkout (benchmarks/ is not an installed package) -------------
@@ -98,6 +110,13 @@ def test_targets_compare_hoptel_with_official_and_with_bare(overhead: types.Modu
     assert targets["W1"].met is True
     assert targets["W1"].measured == "0.30 x"
     assert targets["W2"].met is None
+
+    (record,) = [t for t in report.evaluate_targets(report.summarize(trials)) if t.target.startswith("per-call")]
+    assert record.met is None
+    met = {t.target.split(":")[0]: t.met for t in report.evaluate_targets(report.summarize(trials), 0.8)}
+    assert met["per-call metric record ≤ 1 µs (started + handled + latency with exemplar)"] is True
+    missed = {t.target.split(":")[0]: t.met for t in report.evaluate_targets(report.summarize(trials), 1.2)}
+    assert missed["per-call metric record ≤ 1 µs (started + handled + latency with exemplar)"] is False
 
     slower = [*trials[:1], _trial("hoptel", 0, 125.0, 125.0), trials[2]]
     targets = {t.target.split(":")[0]: t for t in report.evaluate_targets(report.summarize(slower))}
