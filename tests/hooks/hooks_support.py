@@ -1,4 +1,4 @@
-"""Helpers for the hook and extra-label tests: a small gRPC service (sync and aio), uvicorn, hook recorders.
+"""Helpers for the hook and extra-label tests: a small gRPC service (sync and aio), hook recorders.
 
 The service ``hooks.test.Echo`` has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
 NOT_FOUND), ``ServerStream`` streams ``b"0"``..``b"n-1"`` for a request ``b"n"``, ``ClientStream`` joins the
@@ -7,16 +7,12 @@ requests with ``b"|"``, ``Bidi`` echoes each request.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
-import uvicorn
 from opentelemetry.trace import Span
 
 import hoptel
@@ -33,7 +29,6 @@ __all__ = [
     "aio_handler",
     "hook_errors",
     "raising_hook",
-    "run_uvicorn",
     "sync_handler",
 ]
 
@@ -42,7 +37,6 @@ UNARY = f"/{SERVICE}/Unary"
 SERVER_STREAM = f"/{SERVICE}/ServerStream"
 CLIENT_STREAM = f"/{SERVICE}/ClientStream"
 BIDI = f"/{SERVICE}/Bidi"
-STARTUP_TIMEOUT_S = 10.0
 
 
 def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -165,26 +159,3 @@ class LogRecords(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()

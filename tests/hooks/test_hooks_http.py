@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hooks_support import Calls, LogRecords, hook_errors, raising_hook, run_uvicorn
+from hooks_support import Calls, LogRecords, hook_errors, raising_hook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.interceptors.hooks import HttpCall

@@ -7,7 +7,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from httptest_support import Observed, Serve, run_uvicorn
+from httptest_support import Observed, Serve
+from support.uvicorn_server import run_uvicorn
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from httptest_support import (
     TelemetryFactory,
     build_app,
     openmetrics_text,
-    run_uvicorn,
     series,
     wait_for_count,
 )
 from starlette.applications import Starlette
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -14,11 +12,11 @@ import grpc
 import grpc.aio
 import httpx
 import pytest
-import uvicorn
 from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.trace import TraceState
 from propagate_support import SPAN_ID, TRACE_ID, remote, span_ctx, with_baggage
+from support.uvicorn_server import run_uvicorn
 
 from hoptel.propagate import Propagator
 
@@ -137,28 +135,8 @@ def _asgi_app(prop: Propagator) -> ASGIApp:
 @pytest.fixture
 def http_base() -> Iterator[Callable[[Propagator], str]]:
     """Start uvicorn servers (in threads, loopback ephemeral ports); yields a factory taking the propagator."""
-    running: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = []
-
-    def start(prop: Propagator) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(_asgi_app(prop), lifespan="off", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        running.append((server, thread, sock))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield start
-    for server, thread, sock in running:
-        server.should_exit = True
-        thread.join(TIMEOUT_S)
-        sock.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda prop: stack.enter_context(run_uvicorn(_asgi_app(prop)))
 
 
 @pytest.mark.parametrize("names", FORMATS, ids=[names[0] for names in FORMATS])

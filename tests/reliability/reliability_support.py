@@ -2,7 +2,7 @@
 
 * A raw-bytes gRPC service, ``hoptel.rel.Echo/Unary``, sync and aio: it answers ``b"echo:" + request`` and tags
   the current span with ``rel.request`` so a test can find the span of a given request at the receiver.
-* An ASGI app (Starlette) with one templated route, and uvicorn serving an app in a background thread.
+* An ASGI app (Starlette) with one templated route (``support.uvicorn_server`` serves it).
 * Reading hoptel's metrics back from a Telemetry's registry.
 
 Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
@@ -11,16 +11,12 @@ Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-import uvicorn
 from opentelemetry import trace
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
@@ -44,7 +40,6 @@ __all__ = [
     "exposition",
     "median",
     "metric_value",
-    "run_uvicorn",
     "series_count",
     "starlette_app",
     "sync_echo_handler",
@@ -134,36 +129,6 @@ def starlette_app() -> Starlette:
         return PlainTextResponse(f"item:{request.path_params['item_id']}")
 
     return Starlette(routes=[Route("/items/{item_id}", item)])
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Any, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread on an ephemeral loopback port; yield the base URL.
-
-    Extra keyword arguments go to ``uvicorn.Config`` (e.g. ``h11_max_incomplete_event_size``).
-    """
-    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it uvicorn's separate header and body writes meet Nagle and delayed ACKs (~40 ms per request).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False, **config)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline or the thread dying
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()
 
 
 def metric_value(tel: hoptel.Telemetry, name: str, labels: dict[str, str] | None = None) -> float:

@@ -29,7 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry import baggage, trace
 from reliability_hostile import CASES_PER_POOL, HeaderPairs, Pool, pools
-from reliability_support import ECHO_METHOD, ECHO_SERVICE, GRPC_OPTIONS, echo_reply, metric_value, run_uvicorn
+from reliability_support import ECHO_METHOD, ECHO_SERVICE, GRPC_OPTIONS, echo_reply, metric_value
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -12,7 +12,8 @@ import httpx
 from opentelemetry.instrumentation import grpc as official_grpc
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from zerocode_support import UNARY, LogRecords, aio_handler, http_app, run_uvicorn, sync_handler
+from support.uvicorn_server import run_uvicorn
+from zerocode_support import UNARY, LogRecords, aio_handler, http_app, sync_handler
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

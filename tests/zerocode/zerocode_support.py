@@ -1,20 +1,15 @@
-"""Helpers for the zero-code tests: a small gRPC service (sync and aio), uvicorn, span and metric digests.
+"""Helpers for the zero-code tests: a small gRPC service (sync and aio), a Starlette app, span and metric digests.
 
 The service ``zerocode.test.Echo`` has ``Unary`` (echoes) and ``ServerStream`` (``b"n"`` streams ``b"0"``..).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -31,7 +26,6 @@ __all__ = [
     "aio_handler",
     "http_app",
     "metric_digest",
-    "run_uvicorn",
     "span_digest",
     "sync_handler",
 ]
@@ -39,7 +33,6 @@ __all__ = [
 SERVICE = "zerocode.test.Echo"
 UNARY = f"/{SERVICE}/Unary"
 SERVER_STREAM = f"/{SERVICE}/ServerStream"
-STARTUP_TIMEOUT_S = 10.0
 # Attributes that differ between two runs against two servers: ports and peer addresses.
 _VOLATILE = {"server.port", "network.peer.port", "url.full"}
 
@@ -144,26 +137,3 @@ class LogRecords(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()
