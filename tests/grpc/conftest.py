@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import AioEcho, AioServe, SyncEcho, SyncServe, aio_client, sync_client
+from support import grpc_echo as echo
 
 import hoptel
 

@@ -1,6 +1,6 @@
-"""Helpers for the hook and extra-label tests: a small gRPC service (sync and aio), hook recorders.
+"""Helpers for the hook and extra-label tests: the echo service as ``hooks.test.Echo``, hook recorders.
 
-The service ``hooks.test.Echo`` has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
+The service (``support.grpc_echo``) has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
 NOT_FOUND), ``ServerStream`` streams ``b"0"``..``b"n-1"`` for a request ``b"n"``, ``ClientStream`` joins the
 requests with ``b"|"``, ``Bidi`` echoes each request.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
 from opentelemetry.trace import Span
+from support import grpc_echo
 
 import hoptel
 from hoptel.interceptors.hooks import GrpcCall, HttpCall
@@ -39,69 +39,14 @@ CLIENT_STREAM = f"/{SERVICE}/ClientStream"
 BIDI = f"/{SERVICE}/Bidi"
 
 
-def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-    if request == b"abort":
-        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
-    return request
-
-
-def _server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-def _client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-    return b"|".join(requests)
-
-
-def _bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-    yield from requests
-
-
 def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
-            "ClientStream": grpc.stream_unary_rpc_method_handler(_client_stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(_bidi),
-        },
-    )
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    if request == b"abort":
-        await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
-    return request
-
-
-async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
-    return b"|".join([request async for request in requests])
-
-
-async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-    async for request in requests:
-        yield request
+    return grpc_echo.sync_handler(SERVICE)
 
 
 def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_server_stream),
-            "ClientStream": grpc.stream_unary_rpc_method_handler(_aio_client_stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi),
-        },
-    )
+    return grpc_echo.aio_handler(SERVICE)
 
 
 class Calls:

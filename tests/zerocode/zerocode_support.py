@@ -1,12 +1,12 @@
-"""Helpers for the zero-code tests: a small gRPC service (sync and aio), a Starlette app, span and metric digests.
+"""Helpers for the zero-code tests: the echo service as ``zerocode.test.Echo``, a Starlette app, span/metric digests.
 
-The service ``zerocode.test.Echo`` has ``Unary`` (echoes) and ``ServerStream`` (``b"n"`` streams ``b"0"``..).
+The tests call the service's (``support.grpc_echo``) ``Unary`` (echoes) and ``ServerStream`` (``b"n"`` streams
+``b"0"``..``b"n-1"``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import grpc_echo
 
 import hoptel
 from hoptel.receiver.model import ReceivedSpan
@@ -37,44 +38,14 @@ SERVER_STREAM = f"/{SERVICE}/ServerStream"
 _VOLATILE = {"server.port", "network.peer.port", "url.full"}
 
 
-def _unary(request: bytes, context: Any) -> bytes:
-    return request
-
-
-def _server_stream(request: bytes, context: Any) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    return request
-
-
-async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
 def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
-        },
-    )
+    return grpc_echo.sync_handler(SERVICE)
 
 
 def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_server_stream),
-        },
-    )
+    return grpc_echo.aio_handler(SERVICE)
 
 
 def http_app() -> Starlette:
