@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -16,6 +15,7 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.trace import TraceState
 from propagate_support import SPAN_ID, TRACE_ID, remote, span_ctx, with_baggage
+from support.grpc_servers import aio_grpc_server, sync_grpc_server
 from support.uvicorn_server import run_uvicorn
 
 from hoptel.propagate import Propagator
@@ -61,19 +61,8 @@ def _handlers(prop: Propagator) -> grpc.GenericRpcHandler[bytes, bytes]:
 @pytest.fixture
 def grpc_target() -> Iterator[Callable[[Propagator], str]]:
     """Start sync grpc servers on loopback ephemeral ports; yields a factory taking the server's propagator."""
-    servers: list[grpc.Server] = []
-
-    def start(prop: Propagator) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        server.add_generic_rpc_handlers((_handlers(prop),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(None)
+    with contextlib.ExitStack() as stack:
+        yield lambda prop: stack.enter_context(sync_grpc_server(_handlers(prop), workers=2))
 
 
 @pytest.mark.parametrize("names", FORMATS, ids=[names[0] for names in FORMATS])
@@ -95,23 +84,14 @@ async def test_grpc_aio_round_trip() -> None:
     async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return json.dumps(_describe(prop.extract_metadata(context.invocation_metadata()))).encode()
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "hoptel.test.Echo", {"Context": grpc.unary_unary_rpc_method_handler(handle)}
-            ),
-        )
+    handler = grpc.method_handlers_generic_handler(
+        "hoptel.test.Echo", {"Context": grpc.unary_unary_rpc_method_handler(handle)}
     )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
+    async with aio_grpc_server(handler) as target:
         metadata = grpc.aio.Metadata(*prop.inject_metadata(grpc.aio.Metadata(("x-request-id", "42")), SOURCE))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.insecure_channel(target) as channel:
             call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
             reply = await call(b"", metadata=metadata, timeout=TIMEOUT_S)
-    finally:
-        await server.stop(None)
     assert json.loads(reply) == _expected(["tracecontext", "baggage"])
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -23,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import grpc_servers
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -31,7 +31,6 @@ __all__ = [
     "ECHO_METHOD",
     "ECHO_SERVICE",
     "GRPC_OPTIONS",
-    "STARTUP_TIMEOUT_S",
     "EchoCall",
     "aio_echo_handler",
     "aio_grpc_server",
@@ -48,7 +47,6 @@ __all__ = [
 
 ECHO_SERVICE = "hoptel.rel.Echo"
 ECHO_METHOD = f"/{ECHO_SERVICE}/Unary"
-STARTUP_TIMEOUT_S = 10.0
 # Metadata bigger than gRPC's 8 KiB default must reach the handler, so oversized values are really sent.
 GRPC_OPTIONS: list[tuple[str, Any]] = [("grpc.max_metadata_size", 1 << 20)]
 
@@ -92,34 +90,18 @@ def aio_echo_handler() -> grpc.GenericRpcHandler[Any, Any]:
     return grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Unary": grpc.unary_unary_rpc_method_handler(unary)})
 
 
-@contextlib.contextmanager
 def sync_grpc_server(
     *interceptors: Any, workers: int = 8, handler: grpc.GenericRpcHandler[Any, Any] | None = None
-) -> Iterator[str]:
+) -> contextlib.AbstractContextManager[str]:
     """Serve the sync echo service (or ``handler``) with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
-    pool = ThreadPoolExecutor(max_workers=workers)
-    server = grpc.server(pool, interceptors=list(interceptors), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([handler or sync_echo_handler()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(None).wait(STARTUP_TIMEOUT_S)
-        pool.shutdown(wait=True)
+    return grpc_servers.sync_grpc_server(
+        handler or sync_echo_handler(), workers=workers, interceptors=list(interceptors), options=GRPC_OPTIONS
+    )
 
 
-@contextlib.asynccontextmanager
-async def aio_grpc_server(*interceptors: Any) -> AsyncIterator[str]:
+def aio_grpc_server(*interceptors: Any) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve the aio echo service with ``interceptors`` on the running loop; yield the target."""
-    server = grpc.aio.server(interceptors=list(interceptors), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([aio_echo_handler()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    return grpc_servers.aio_grpc_server(aio_echo_handler(), interceptors=list(interceptors), options=GRPC_OPTIONS)
 
 
 def starlette_app() -> Starlette:
