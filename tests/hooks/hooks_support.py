@@ -7,7 +7,6 @@ requests with ``b"|"``, ``Bidi`` echoes each request.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -25,7 +24,6 @@ __all__ = [
     "SERVICE",
     "UNARY",
     "Calls",
-    "LogRecords",
     "aio_handler",
     "hook_errors",
     "raising_hook",
@@ -85,22 +83,3 @@ def raising_hook(span: object, call: object) -> Any:
 def hook_errors(tel: hoptel.Telemetry) -> float:
     """``hoptel_hook_errors_total`` of ``tel``."""
     return tel.registry.get_sample_value("hoptel_hook_errors_total") or 0.0
-
-
-class LogRecords(logging.Handler):
-    """Collects the records of one logger while installed (``with LogRecords("hoptel.hooks") as records``)."""
-
-    def __init__(self, logger: str) -> None:
-        super().__init__(logging.DEBUG)
-        self._logger = logging.getLogger(logger)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def __enter__(self) -> LogRecords:
-        self._logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hooks_support import Calls, LogRecords, hook_errors, raising_hook
+from hooks_support import Calls, hook_errors, raising_hook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support.log_records import LogRecords
 from support.uvicorn_server import run_uvicorn
 
 import hoptel

@@ -13,8 +13,9 @@ from opentelemetry.instrumentation import grpc as official_grpc
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from support.grpc_servers import aio_grpc_server
+from support.log_records import LogRecords
 from support.uvicorn_server import run_uvicorn
-from zerocode_support import UNARY, LogRecords, aio_handler, http_app, sync_handler
+from zerocode_support import UNARY, aio_handler, http_app, sync_handler
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

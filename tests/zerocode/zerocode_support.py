@@ -6,7 +6,6 @@ The tests call the service's (``support.grpc_echo``) ``Unary`` (echoes) and ``Se
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import grpc
@@ -23,7 +22,6 @@ __all__ = [
     "SERVER_STREAM",
     "SERVICE",
     "UNARY",
-    "LogRecords",
     "aio_handler",
     "http_app",
     "metric_digest",
@@ -86,25 +84,3 @@ def metric_digest(
             if sample.name.endswith(("_total", "_count")):
                 digest[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return digest
-
-
-class LogRecords(logging.Handler):
-    """Collects the records of one logger while installed (``with LogRecords("hoptel.instrument") as logs``)."""
-
-    def __init__(self, logger: str) -> None:
-        super().__init__(logging.DEBUG)
-        self._logger = logging.getLogger(logger)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self, level: int = logging.WARNING) -> list[str]:
-        return [record.getMessage() for record in self.records if record.levelno >= level]
-
-    def __enter__(self) -> LogRecords:
-        self._logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
