@@ -1,4 +1,4 @@
-"""Shared fixtures: a real OTLP receiver on loopback and a Telemetry exporting into it."""
+"""Shared fixtures: a real OTLP receiver on loopback, a Telemetry exporting into it, a refused URL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support.ports import free_port
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -50,6 +51,12 @@ def make_telemetry(receiver: OTLPReceiver) -> Iterator[TelemetryFactory]:
 def telemetry(make_telemetry: TelemetryFactory) -> hoptel.Telemetry:
     """One Telemetry exporting to the test's receiver over OTLP/gRPC."""
     return make_telemetry()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port nothing listens on (bound, then released)."""
+    return f"http://127.0.0.1:{free_port()}/nothing"
 
 
 def in_ci() -> bool:

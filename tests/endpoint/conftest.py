@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -24,6 +23,7 @@ import httpx
 import pytest
 import trustme
 from prometheus_client.registry import CollectorRegistry
+from support.ports import free_port
 
 from hoptel.endpoint import MetricsEndpoint, TLSFiles
 from hoptel.metrics import Counter, Histogram
@@ -224,13 +224,6 @@ def tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrometheusServer:

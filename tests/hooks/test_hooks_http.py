@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import httpx
@@ -35,15 +34,6 @@ def _app(tel: hoptel.Telemetry, **options: Any) -> Starlette:
     app = Starlette(routes=[Route("/items/{item_id}", item), Route("/missing", missing)])
     app.add_middleware(hoptel.ASGIMiddleware, telemetry=tel, **options)
     return app
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/nothing"
 
 
 def _pair(receiver: OTLPReceiver) -> tuple[ReceivedSpan, ReceivedSpan]:
