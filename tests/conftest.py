@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -57,8 +56,3 @@ def telemetry(make_telemetry: TelemetryFactory) -> hoptel.Telemetry:
 def refused_url() -> str:
     """A loopback URL whose port nothing listens on (bound, then released)."""
     return f"http://127.0.0.1:{free_port()}/nothing"
-
-
-def in_ci() -> bool:
-    """True under CI (CI=true), where a missing external program fails a test instead of skipping it."""
-    return os.environ.get("CI", "").lower() == "true"

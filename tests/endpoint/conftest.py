@@ -23,6 +23,7 @@ import httpx
 import pytest
 import trustme
 from prometheus_client.registry import CollectorRegistry
+from support.ci import in_ci
 from support.ports import free_port
 
 from hoptel.endpoint import MetricsEndpoint, TLSFiles
@@ -170,7 +171,7 @@ def require_program(name: str, path: str) -> str:
     found = shutil.which(name) or (path if os.access(path, os.X_OK) else None)
     if found is None:
         message = f"{name} is not installed (Debian package 'prometheus'; .ci/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return found
