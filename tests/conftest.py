@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.fixture_types import TelemetryFactory
 from support.ports import free_port
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
-
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import hoptel
 from hoptel.receiver.model import ReceivedSpan
 
 Serve = Callable[[ASGIApp], str]
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 
 TIMEOUT = httpx.Timeout(10.0)
 GATE_TIMEOUT_S = 10.0

@@ -13,13 +13,13 @@ from httptest_support import (
     TIMEOUT,
     Observed,
     Serve,
-    TelemetryFactory,
     build_app,
     openmetrics_text,
     series,
     wait_for_count,
 )
 from starlette.applications import Starlette
+from support.fixture_types import TelemetryFactory
 from support.uvicorn_server import run_uvicorn
 
 import hoptel

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import httpx
+from support.fixture_types import TelemetryFactory
 from support.uvicorn_server import run_uvicorn
 from zerocode_support import SERVER_STREAM, UNARY, aio_handler, http_app, metric_digest, span_digest, sync_handler
 
@@ -16,7 +17,6 @@ import hoptel
 from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 GRPC_METRICS = ("grpc_",)
 HTTP_METRICS = ("http_client_",)
 

@@ -12,6 +12,7 @@ import httpx
 from opentelemetry.instrumentation import grpc as official_grpc
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from support.fixture_types import TelemetryFactory
 from support.grpc_servers import aio_grpc_server
 from support.log_records import LogRecords
 from support.uvicorn_server import run_uvicorn
@@ -21,7 +22,6 @@ import hoptel
 from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 Serve = Callable[..., str]
 OFFICIAL_GRPC = "opentelemetry.instrumentation.grpc"
 
