@@ -1,17 +1,16 @@
-"""Shared fixtures: a real OTLP receiver on loopback and a Telemetry exporting into it."""
+"""Shared fixtures: a real OTLP receiver on loopback, a Telemetry exporting into it, a refused URL."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.fixture_types import TelemetryFactory
+from support.ports import free_port
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
-
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 
 
 @pytest.fixture
@@ -52,6 +51,7 @@ def telemetry(make_telemetry: TelemetryFactory) -> hoptel.Telemetry:
     return make_telemetry()
 
 
-def in_ci() -> bool:
-    """True under CI (CI=true), where a missing external program fails a test instead of skipping it."""
-    return os.environ.get("CI", "").lower() == "true"
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port nothing listens on (bound, then released)."""
+    return f"http://127.0.0.1:{free_port()}/nothing"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -24,6 +23,8 @@ import httpx
 import pytest
 import trustme
 from prometheus_client.registry import CollectorRegistry
+from support.ci import in_ci
+from support.ports import free_port
 
 from hoptel.endpoint import MetricsEndpoint, TLSFiles
 from hoptel.metrics import Counter, Histogram
@@ -170,7 +171,7 @@ def require_program(name: str, path: str) -> str:
     found = shutil.which(name) or (path if os.access(path, os.X_OK) else None)
     if found is None:
         message = f"{name} is not installed (Debian package 'prometheus'; .ci/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return found
@@ -224,13 +225,6 @@ def tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrometheusServer:

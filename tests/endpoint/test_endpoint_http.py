@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
+from support.ports import busy_port
 
 from hoptel.endpoint import MetricsEndpoint
 
@@ -194,12 +195,8 @@ def test_port_zero_resolves_to_the_bound_port(registry: CollectorRegistry, fetch
 
 def test_port_in_use_names_the_variable_and_address(registry: CollectorRegistry) -> None:
     """Binding a port another socket listens on is a ValueError naming HOPTEL_METRICS_ADDR and the address."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(ValueError, match="address already in use") as caught:
-            MetricsEndpoint.start(registry, host="127.0.0.1", port=port)
+    with busy_port() as port, pytest.raises(ValueError, match="address already in use") as caught:
+        MetricsEndpoint.start(registry, host="127.0.0.1", port=port)
     assert str(caught.value) == f"HOPTEL_METRICS_ADDR='127.0.0.1:{port}': address already in use"
 
 

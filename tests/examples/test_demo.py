@@ -11,7 +11,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import ports
 
 from hoptel.receiver import OTLPReceiver
 
@@ -231,10 +231,8 @@ def test_with_an_otlp_endpoint_set_the_services_export_there(receiver: OTLPRecei
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     """A loopback port another process (this test) listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
+    with ports.busy_port() as port:
+        yield port
 
 
 def test_taken_metrics_port_stops_the_demo_before_anything_starts(busy_port: int) -> None:

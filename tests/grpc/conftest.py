@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import AioEcho, AioServe, SyncEcho, SyncServe, aio_client, sync_client
+from support import grpc_echo as echo
+from support.grpc_servers import aio_grpc_server, sync_grpc_server
 
 import hoptel
 
@@ -17,43 +18,33 @@ import hoptel
 @pytest.fixture
 def serve_sync() -> Iterator[SyncServe]:
     """Start sync servers (echo service unless ``handler=``, plus ``extra=`` handlers); returns the target."""
-    running: list[tuple[grpc.Server, ThreadPoolExecutor]] = []
+    with contextlib.ExitStack() as stack:
 
-    def start(
-        *interceptors: Any, handler: grpc.GenericRpcHandler | None = None, extra: Sequence[grpc.GenericRpcHandler] = ()
-    ) -> str:
-        pool = ThreadPoolExecutor(max_workers=8)
-        server = grpc.server(pool, interceptors=list(interceptors))
-        server.add_generic_rpc_handlers([handler or echo.sync_handler(), *extra])
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        running.append((server, pool))
-        return f"127.0.0.1:{port}"
+        def start(
+            *interceptors: Any,
+            handler: grpc.GenericRpcHandler[Any, Any] | None = None,
+            extra: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+        ) -> str:
+            server = sync_grpc_server(handler or echo.sync_handler(), *extra, interceptors=list(interceptors))
+            return stack.enter_context(server)
 
-    yield start
-    for server, pool in running:
-        server.stop(None).wait(5)
-        pool.shutdown(wait=True)
+        yield start
 
 
 @pytest.fixture
 async def serve_aio() -> AsyncIterator[AioServe]:
     """Start grpc.aio servers (echo service unless ``handler=``, plus ``extra=`` handlers); returns the target."""
-    running: list[grpc.aio.Server] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(
-        *interceptors: Any, handler: grpc.GenericRpcHandler | None = None, extra: Sequence[grpc.GenericRpcHandler] = ()
-    ) -> str:
-        server = grpc.aio.server(interceptors=list(interceptors))
-        server.add_generic_rpc_handlers([handler or echo.aio_handler(), *extra])
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        running.append(server)
-        return f"127.0.0.1:{port}"
+        async def start(
+            *interceptors: Any,
+            handler: grpc.GenericRpcHandler[Any, Any] | None = None,
+            extra: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+        ) -> str:
+            server = aio_grpc_server(handler or echo.aio_handler(), *extra, interceptors=list(interceptors))
+            return await stack.enter_async_context(server)
 
-    yield start
-    for server in running:
-        await server.stop(None)
+        yield start
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import grpc_echo as echo
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import AioEcho, arpc_pair, arpc_spans, echo_labels, sample
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

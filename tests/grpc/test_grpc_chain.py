@@ -8,9 +8,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import AioEcho, SyncServe, aio_client, sync_client
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import AioServe, SyncEcho, SyncServe, aio_client, arpc_pair, rpc_pair, sync_client
 from opentelemetry.instrumentation import grpc as official
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

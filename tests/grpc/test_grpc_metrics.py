@@ -9,10 +9,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import SyncEcho, SyncServe, echo_labels, rpc_pair, sample, sync_client
 from prometheus_client.openmetrics.exposition import generate_latest
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.interceptors.grpc_names import UNARY

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import (
     AioServe,
@@ -19,6 +18,7 @@ from grpc_support import (
     sync_client,
 )
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

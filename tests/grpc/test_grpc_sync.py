@@ -6,9 +6,9 @@ import gc
 import threading
 
 import grpc
-import grpc_echo as echo
 import pytest
 from grpc_support import SyncEcho, echo_labels, rpc_pair, rpc_spans, sample
+from support import grpc_echo as echo
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

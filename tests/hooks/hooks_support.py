@@ -1,23 +1,18 @@
-"""Helpers for the hook and extra-label tests: a small gRPC service (sync and aio), uvicorn, hook recorders.
+"""Helpers for the hook and extra-label tests: the echo service as ``hooks.test.Echo``, hook recorders.
 
-The service ``hooks.test.Echo`` has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
+The service (``support.grpc_echo``) has all four shapes on raw bytes: ``Unary`` echoes (``b"abort"`` aborts with
 NOT_FOUND), ``ServerStream`` streams ``b"0"``..``b"n-1"`` for a request ``b"n"``, ``ClientStream`` joins the
 requests with ``b"|"``, ``Bidi`` echoes each request.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
-import uvicorn
 from opentelemetry.trace import Span
+from support import grpc_echo
 
 import hoptel
 from hoptel.interceptors.hooks import GrpcCall, HttpCall
@@ -29,11 +24,9 @@ __all__ = [
     "SERVICE",
     "UNARY",
     "Calls",
-    "LogRecords",
     "aio_handler",
     "hook_errors",
     "raising_hook",
-    "run_uvicorn",
     "sync_handler",
 ]
 
@@ -42,72 +35,16 @@ UNARY = f"/{SERVICE}/Unary"
 SERVER_STREAM = f"/{SERVICE}/ServerStream"
 CLIENT_STREAM = f"/{SERVICE}/ClientStream"
 BIDI = f"/{SERVICE}/Bidi"
-STARTUP_TIMEOUT_S = 10.0
-
-
-def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-    if request == b"abort":
-        context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
-    return request
-
-
-def _server_stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-def _client_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
-    return b"|".join(requests)
-
-
-def _bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-    yield from requests
 
 
 def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
-            "ClientStream": grpc.stream_unary_rpc_method_handler(_client_stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(_bidi),
-        },
-    )
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    if request == b"abort":
-        await context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
-    return request
-
-
-async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
-    return b"|".join([request async for request in requests])
-
-
-async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-    async for request in requests:
-        yield request
+    return grpc_echo.sync_handler(SERVICE)
 
 
 def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_server_stream),
-            "ClientStream": grpc.stream_unary_rpc_method_handler(_aio_client_stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi),
-        },
-    )
+    return grpc_echo.aio_handler(SERVICE)
 
 
 class Calls:
@@ -146,45 +83,3 @@ def raising_hook(span: object, call: object) -> Any:
 def hook_errors(tel: hoptel.Telemetry) -> float:
     """``hoptel_hook_errors_total`` of ``tel``."""
     return tel.registry.get_sample_value("hoptel_hook_errors_total") or 0.0
-
-
-class LogRecords(logging.Handler):
-    """Collects the records of one logger while installed (``with LogRecords("hoptel.hooks") as records``)."""
-
-    def __init__(self, logger: str) -> None:
-        super().__init__(logging.DEBUG)
-        self._logger = logging.getLogger(logger)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def __enter__(self) -> LogRecords:
-        self._logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()

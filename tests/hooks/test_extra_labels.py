@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from hooks_support import UNARY, hook_errors, run_uvicorn
+from hooks_support import UNARY, hook_errors
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.interceptors.extra_labels import MAX_VALUE_LENGTH, OTHER, ExtraLabels

@@ -8,7 +8,8 @@ from types import ModuleType
 
 import grpc
 import pytest
-from hooks_support import LogRecords, hook_errors, raising_hook
+from hooks_support import hook_errors, raising_hook
+from support.log_records import LogRecords
 
 import hoptel
 from hoptel.interceptors import enrich, extra_labels, hooks

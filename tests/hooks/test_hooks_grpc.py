@@ -9,16 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
-from hooks_support import (
-    BIDI,
-    CLIENT_STREAM,
-    SERVER_STREAM,
-    UNARY,
-    Calls,
-    LogRecords,
-    hook_errors,
-    raising_hook,
-)
+from hooks_support import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, Calls, hook_errors, raising_hook
+from support.log_records import LogRecords
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

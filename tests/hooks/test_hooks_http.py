@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import httpx
 import pytest
-from hooks_support import Calls, LogRecords, hook_errors, raising_hook, run_uvicorn
+from hooks_support import Calls, hook_errors, raising_hook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support.log_records import LogRecords
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.interceptors.hooks import HttpCall
@@ -33,15 +34,6 @@ def _app(tel: hoptel.Telemetry, **options: Any) -> Starlette:
     app = Starlette(routes=[Route("/items/{item_id}", item), Route("/missing", missing)])
     app.add_middleware(hoptel.ASGIMiddleware, telemetry=tel, **options)
     return app
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/nothing"
 
 
 def _pair(receiver: OTLPReceiver) -> tuple[ReceivedSpan, ReceivedSpan]:

@@ -1,18 +1,14 @@
-"""Helpers for the HTTP integration tests: uvicorn on loopback, a Starlette test app, metric lookups."""
+"""Helpers for the HTTP integration tests: a Starlette test app and metric lookups."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
 
 import anyio.to_thread
 import httpx
-import uvicorn
 from opentelemetry import trace
 from prometheus_client.openmetrics.exposition import generate_latest
 from starlette.applications import Starlette
@@ -20,62 +16,17 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from support.uvicorn_server import ASGIApp
 
 import hoptel
 from hoptel.receiver.model import ReceivedSpan
 
-ASGIApp = Callable[..., Any]
 Serve = Callable[[ASGIApp], str]
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 
 TIMEOUT = httpx.Timeout(10.0)
 GATE_TIMEOUT_S = 10.0
-STARTUP_TIMEOUT_S = 10.0
 SERVER_DURATION = "http_server_request_duration_seconds"
 CLIENT_DURATION = "http_client_request_duration_seconds"
-
-
-@contextlib.contextmanager
-def run_uvicorn(
-    app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "off", uds: str | None = None
-) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread on a pre-bound socket; yield the base URL.
-
-    The socket is 127.0.0.1 on an ephemeral port, or the Unix socket ``uds`` (then the URL is ``http://uds``).
-    """
-    if uds is None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-    else:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(uds)
-        port = 0
-        url = "http://uds"
-    config = uvicorn.Config(
-        app,
-        lifespan=lifespan,
-        log_config=None,  # leave the process' logging alone
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded: the deadline, or the thread dying
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()
 
 
 class Observed:

@@ -13,14 +13,14 @@ from httptest_support import (
     TIMEOUT,
     Observed,
     Serve,
-    TelemetryFactory,
     build_app,
     openmetrics_text,
-    run_uvicorn,
     series,
     wait_for_count,
 )
 from starlette.applications import Starlette
+from support.fixture_types import TelemetryFactory
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

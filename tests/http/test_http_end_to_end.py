@@ -10,7 +10,6 @@ from httptest_support import (
     SERVER_DURATION,
     TIMEOUT,
     Serve,
-    TelemetryFactory,
     build_app,
     by_service,
     histogram_count,
@@ -20,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.fixture_types import TelemetryFactory
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -6,16 +6,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httptest_support import (
-    CLIENT_DURATION,
-    TIMEOUT,
-    Observed,
-    Serve,
-    build_app,
-    client_labels,
-    histogram_count,
-    run_uvicorn,
-)
+from httptest_support import CLIENT_DURATION, TIMEOUT, Observed, Serve, build_app, client_labels, histogram_count
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
-from httptest_support import TIMEOUT, Serve, TelemetryFactory, build_app, by_service
+from httptest_support import TIMEOUT, Serve, build_app, by_service
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from support.fixture_types import TelemetryFactory
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

@@ -11,13 +11,13 @@ from httptest_support import (
     TIMEOUT,
     Observed,
     Serve,
-    TelemetryFactory,
     build_app,
     client_labels,
     histogram_count,
     openmetrics_text,
     parse_traceparent,
 )
+from support.fixture_types import TelemetryFactory
 
 import hoptel
 from hoptel.receiver import OTLPReceiver

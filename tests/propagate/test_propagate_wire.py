@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent import futures
 from typing import Any
 
 import grpc
 import grpc.aio
 import httpx
 import pytest
-import uvicorn
 from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.trace import TraceState
 from propagate_support import SPAN_ID, TRACE_ID, remote, span_ctx, with_baggage
+from support.grpc_servers import aio_grpc_server, sync_grpc_server
+from support.uvicorn_server import run_uvicorn
 
 from hoptel.propagate import Propagator
 
@@ -63,19 +61,8 @@ def _handlers(prop: Propagator) -> grpc.GenericRpcHandler[bytes, bytes]:
 @pytest.fixture
 def grpc_target() -> Iterator[Callable[[Propagator], str]]:
     """Start sync grpc servers on loopback ephemeral ports; yields a factory taking the server's propagator."""
-    servers: list[grpc.Server] = []
-
-    def start(prop: Propagator) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        server.add_generic_rpc_handlers((_handlers(prop),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(None)
+    with contextlib.ExitStack() as stack:
+        yield lambda prop: stack.enter_context(sync_grpc_server(_handlers(prop), workers=2))
 
 
 @pytest.mark.parametrize("names", FORMATS, ids=[names[0] for names in FORMATS])
@@ -97,23 +84,14 @@ async def test_grpc_aio_round_trip() -> None:
     async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return json.dumps(_describe(prop.extract_metadata(context.invocation_metadata()))).encode()
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "hoptel.test.Echo", {"Context": grpc.unary_unary_rpc_method_handler(handle)}
-            ),
-        )
+    handler = grpc.method_handlers_generic_handler(
+        "hoptel.test.Echo", {"Context": grpc.unary_unary_rpc_method_handler(handle)}
     )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
+    async with aio_grpc_server(handler) as target:
         metadata = grpc.aio.Metadata(*prop.inject_metadata(grpc.aio.Metadata(("x-request-id", "42")), SOURCE))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.insecure_channel(target) as channel:
             call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
             reply = await call(b"", metadata=metadata, timeout=TIMEOUT_S)
-    finally:
-        await server.stop(None)
     assert json.loads(reply) == _expected(["tracecontext", "baggage"])
 
 
@@ -137,28 +115,8 @@ def _asgi_app(prop: Propagator) -> ASGIApp:
 @pytest.fixture
 def http_base() -> Iterator[Callable[[Propagator], str]]:
     """Start uvicorn servers (in threads, loopback ephemeral ports); yields a factory taking the propagator."""
-    running: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = []
-
-    def start(prop: Propagator) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(_asgi_app(prop), lifespan="off", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        running.append((server, thread, sock))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    yield start
-    for server, thread, sock in running:
-        server.should_exit = True
-        thread.join(TIMEOUT_S)
-        sock.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda prop: stack.enter_context(run_uvicorn(_asgi_app(prop)))
 
 
 @pytest.mark.parametrize("names", FORMATS, ids=[names[0] for names in FORMATS])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
+from support.ports import busy_port
 
 READY = re.compile(r"^hoptel\.receiver grpc=(http://127\.0\.0\.1:\d+) http=(http://127\.0\.0\.1:\d+)$")
 WAIT_S = 15.0  # generous: a subprocess start imports grpc and the OTel protos
@@ -162,10 +162,8 @@ def test_cli_prints_pending_traces_when_interrupted(start_cli: Callable[..., Cli
 
 def test_cli_fails_cleanly_on_a_busy_port(start_cli: Callable[..., Cli]) -> None:
     """A port already taken makes the CLI exit 1 with the reason on stderr."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        cli = start_cli("--grpc-port", "0", "--http-port", str(holder.getsockname()[1]))
+    with busy_port() as port:
+        cli = start_cli("--grpc-port", "0", "--http-port", str(port))
 
         assert cli.proc.wait(WAIT_S) == 1
     assert cli.rest() == []

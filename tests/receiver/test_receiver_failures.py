@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -14,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
+from support.ports import busy_port
 
 from hoptel.receiver import OTLPReceiver, Protocol
 
@@ -234,10 +236,9 @@ def test_start_and_stop_are_idempotent() -> None:
 @pytest.mark.parametrize("which", ["grpc_port", "http_port"])
 def test_busy_port_is_an_os_error(which: str) -> None:
     """Binding a port another socket holds raises OSError and leaves nothing running."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        rx = OTLPReceiver(**{which: holder.getsockname()[1]})
+    with busy_port() as port:
+        taken: dict[str, Any] = {which: port}
+        rx = OTLPReceiver(**taken)
 
         with pytest.raises(OSError, match=r"\d"):
             rx.start()

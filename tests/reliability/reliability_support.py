@@ -2,7 +2,7 @@
 
 * A raw-bytes gRPC service, ``hoptel.rel.Echo/Unary``, sync and aio: it answers ``b"echo:" + request`` and tags
   the current span with ``rel.request`` so a test can find the span of a given request at the receiver.
-* An ASGI app (Starlette) with one templated route, and uvicorn serving an app in a background thread.
+* An ASGI app (Starlette) with one templated route (``support.uvicorn_server`` serves it).
 * Reading hoptel's metrics back from a Telemetry's registry.
 
 Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
@@ -11,22 +11,18 @@ Everything binds 127.0.0.1 on ephemeral ports and every loop is bounded.
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
-import uvicorn
 from opentelemetry import trace
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import grpc_servers
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -35,7 +31,6 @@ __all__ = [
     "ECHO_METHOD",
     "ECHO_SERVICE",
     "GRPC_OPTIONS",
-    "STARTUP_TIMEOUT_S",
     "EchoCall",
     "aio_echo_handler",
     "aio_grpc_server",
@@ -44,7 +39,6 @@ __all__ = [
     "exposition",
     "median",
     "metric_value",
-    "run_uvicorn",
     "series_count",
     "starlette_app",
     "sync_echo_handler",
@@ -53,7 +47,6 @@ __all__ = [
 
 ECHO_SERVICE = "hoptel.rel.Echo"
 ECHO_METHOD = f"/{ECHO_SERVICE}/Unary"
-STARTUP_TIMEOUT_S = 10.0
 # Metadata bigger than gRPC's 8 KiB default must reach the handler, so oversized values are really sent.
 GRPC_OPTIONS: list[tuple[str, Any]] = [("grpc.max_metadata_size", 1 << 20)]
 
@@ -97,34 +90,18 @@ def aio_echo_handler() -> grpc.GenericRpcHandler[Any, Any]:
     return grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Unary": grpc.unary_unary_rpc_method_handler(unary)})
 
 
-@contextlib.contextmanager
 def sync_grpc_server(
     *interceptors: Any, workers: int = 8, handler: grpc.GenericRpcHandler[Any, Any] | None = None
-) -> Iterator[str]:
+) -> contextlib.AbstractContextManager[str]:
     """Serve the sync echo service (or ``handler``) with ``interceptors``; yield the ``127.0.0.1:PORT`` target."""
-    pool = ThreadPoolExecutor(max_workers=workers)
-    server = grpc.server(pool, interceptors=list(interceptors), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([handler or sync_echo_handler()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(None).wait(STARTUP_TIMEOUT_S)
-        pool.shutdown(wait=True)
+    return grpc_servers.sync_grpc_server(
+        handler or sync_echo_handler(), workers=workers, interceptors=list(interceptors), options=GRPC_OPTIONS
+    )
 
 
-@contextlib.asynccontextmanager
-async def aio_grpc_server(*interceptors: Any) -> AsyncIterator[str]:
+def aio_grpc_server(*interceptors: Any) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve the aio echo service with ``interceptors`` on the running loop; yield the target."""
-    server = grpc.aio.server(interceptors=list(interceptors), options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([aio_echo_handler()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    return grpc_servers.aio_grpc_server(aio_echo_handler(), interceptors=list(interceptors), options=GRPC_OPTIONS)
 
 
 def starlette_app() -> Starlette:
@@ -134,36 +111,6 @@ def starlette_app() -> Starlette:
         return PlainTextResponse(f"item:{request.path_params['item_id']}")
 
     return Starlette(routes=[Route("/items/{item_id}", item)])
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Any, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a daemon thread on an ephemeral loopback port; yield the base URL.
-
-    Extra keyword arguments go to ``uvicorn.Config`` (e.g. ``h11_max_incomplete_event_size``).
-    """
-    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it uvicorn's separate header and body writes meet Nagle and delayed ACKs (~40 ms per request).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False, **config)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline or the thread dying
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()
 
 
 def metric_value(tel: hoptel.Telemetry, name: str, labels: dict[str, str] | None = None) -> float:

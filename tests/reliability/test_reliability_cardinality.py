@@ -20,11 +20,11 @@ from reliability_support import (
     GRPC_OPTIONS,
     aio_grpc_server,
     exposition,
-    run_uvicorn,
     series_count,
     starlette_app,
     sync_grpc_server,
 )
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 

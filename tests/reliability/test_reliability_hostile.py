@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -29,7 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry import baggage, trace
 from reliability_hostile import CASES_PER_POOL, HeaderPairs, Pool, pools
-from reliability_support import ECHO_METHOD, ECHO_SERVICE, GRPC_OPTIONS, echo_reply, metric_value, run_uvicorn
+from reliability_support import ECHO_METHOD, ECHO_SERVICE, GRPC_OPTIONS, echo_reply, metric_value
+from support.grpc_servers import aio_grpc_server, sync_grpc_server
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -111,18 +112,8 @@ def _assert_probe(probe: ContextProbe, cases: int) -> None:
     assert not probe.violations, probe.violations[:5]
 
 
-@contextlib.contextmanager
-def _sync_server(interceptor: Any, probe: ContextProbe) -> Iterator[str]:
-    pool = ThreadPoolExecutor(max_workers=8)
-    server = grpc.server(pool, interceptors=[interceptor], options=GRPC_OPTIONS)
-    server.add_generic_rpc_handlers([_grpc_handler(probe, aio=False)])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(None).wait(CALL_TIMEOUT_S)
-        pool.shutdown(wait=True)
+def _sync_server(interceptor: Any, probe: ContextProbe) -> contextlib.AbstractContextManager[str]:
+    return sync_grpc_server(_grpc_handler(probe, aio=False), interceptors=[interceptor], options=GRPC_OPTIONS)
 
 
 def test_hostile_metadata_through_a_sync_grpc_server(
@@ -171,12 +162,11 @@ def test_hostile_metadata_through_an_aio_grpc_server(make_telemetry: Callable[..
     stack = contextlib.AsyncExitStack()
 
     async def start() -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
-        server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor(tel)], options=GRPC_OPTIONS)
-        server.add_generic_rpc_handlers([_grpc_handler(probe, aio=True)])
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        stack.push_async_callback(server.stop, None)
-        channel = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS))
+        server = aio_grpc_server(
+            _grpc_handler(probe, aio=True), interceptors=[hoptel.aio_server_interceptor(tel)], options=GRPC_OPTIONS
+        )
+        target = await stack.enter_async_context(server)
+        channel = await stack.enter_async_context(grpc.aio.insecure_channel(target, options=GRPC_OPTIONS))
         return channel.unary_unary(ECHO_METHOD, None, None)
 
     try:

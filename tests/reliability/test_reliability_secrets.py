@@ -17,7 +17,8 @@ import grpc
 import httpx
 import pytest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from reliability_support import ECHO_METHOD, GRPC_OPTIONS, echo_reply, exposition, run_uvicorn, sync_grpc_server
+from reliability_support import ECHO_METHOD, GRPC_OPTIONS, echo_reply, exposition, sync_grpc_server
+from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver, ReceivedSpan

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-import grpc
 import pytest
 from opentelemetry.instrumentation.grpc import (
     GrpcAioInstrumentorClient,
@@ -15,6 +13,7 @@ from opentelemetry.instrumentation.grpc import (
     GrpcInstrumentorServer,
 )
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from support.grpc_servers import sync_grpc_server
 from zerocode_support import sync_handler
 
 import hoptel
@@ -41,18 +40,5 @@ def uninstrumented() -> Iterator[None]:
 @pytest.fixture
 def plain_server() -> Iterator[Callable[..., str]]:
     """Start a sync server of the test service with plain ``grpc.server(pool, **kwargs)``; returns the target."""
-    running: list[tuple[grpc.Server, ThreadPoolExecutor]] = []
-
-    def start(**kwargs: Any) -> str:
-        pool = ThreadPoolExecutor(max_workers=4)
-        server = grpc.server(pool, **kwargs)
-        server.add_generic_rpc_handlers([sync_handler()])
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        running.append((server, pool))
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server, pool in running:
-        server.stop(None).wait(5)
-        pool.shutdown(wait=True)
+    with contextlib.ExitStack() as stack:
+        yield lambda **kwargs: stack.enter_context(sync_grpc_server(sync_handler(), workers=4, **kwargs))

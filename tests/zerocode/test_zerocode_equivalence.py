@@ -9,22 +9,14 @@ from typing import Any
 
 import grpc
 import httpx
-from zerocode_support import (
-    SERVER_STREAM,
-    UNARY,
-    aio_handler,
-    http_app,
-    metric_digest,
-    run_uvicorn,
-    span_digest,
-    sync_handler,
-)
+from support.fixture_types import TelemetryFactory
+from support.uvicorn_server import run_uvicorn
+from zerocode_support import SERVER_STREAM, UNARY, aio_handler, http_app, metric_digest, span_digest, sync_handler
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 GRPC_METRICS = ("grpc_",)
 HTTP_METRICS = ("http_client_",)
 

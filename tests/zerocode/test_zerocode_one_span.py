@@ -12,13 +12,16 @@ import httpx
 from opentelemetry.instrumentation import grpc as official_grpc
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from zerocode_support import UNARY, LogRecords, aio_handler, http_app, run_uvicorn, sync_handler
+from support.fixture_types import TelemetryFactory
+from support.grpc_servers import aio_grpc_server
+from support.log_records import LogRecords
+from support.uvicorn_server import run_uvicorn
+from zerocode_support import UNARY, aio_handler, http_app, sync_handler
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
-TelemetryFactory = Callable[..., hoptel.Telemetry]
 Serve = Callable[..., str]
 OFFICIAL_GRPC = "opentelemetry.instrumentation.grpc"
 
@@ -89,18 +92,12 @@ async def test_aio_channels_and_servers_the_app_instrumented(
 ) -> None:
     """grpc.aio with explicit hoptel interceptors under instrument(): one span per side."""
     hoptel.instrument(telemetry)
-    server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor(telemetry)])
-    server.add_generic_rpc_handlers([aio_handler()])
-    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
-    await server.start()
-    try:
+    async with aio_grpc_server(aio_handler(), interceptors=[hoptel.aio_server_interceptor(telemetry)]) as target:
         interceptors: Any = hoptel.aio_client_interceptor(
             telemetry
         )  # grpc-stubs want a list; grpc.aio takes any sequence
         async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
             assert await channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
-    finally:
-        await server.stop(None)
     spans = await asyncio.to_thread(_all_spans, receiver, telemetry, 2)
     assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
 

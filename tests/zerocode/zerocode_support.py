@@ -1,24 +1,19 @@
-"""Helpers for the zero-code tests: a small gRPC service (sync and aio), uvicorn, span and metric digests.
+"""Helpers for the zero-code tests: the echo service as ``zerocode.test.Echo``, a Starlette app, span/metric digests.
 
-The service ``zerocode.test.Echo`` has ``Unary`` (echoes) and ``ServerStream`` (``b"n"`` streams ``b"0"``..).
+The tests call the service's (``support.grpc_echo``) ``Unary`` (echoes) and ``ServerStream`` (``b"n"`` streams
+``b"0"``..``b"n-1"``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from support import grpc_echo
 
 import hoptel
 from hoptel.receiver.model import ReceivedSpan
@@ -27,11 +22,9 @@ __all__ = [
     "SERVER_STREAM",
     "SERVICE",
     "UNARY",
-    "LogRecords",
     "aio_handler",
     "http_app",
     "metric_digest",
-    "run_uvicorn",
     "span_digest",
     "sync_handler",
 ]
@@ -39,49 +32,18 @@ __all__ = [
 SERVICE = "zerocode.test.Echo"
 UNARY = f"/{SERVICE}/Unary"
 SERVER_STREAM = f"/{SERVICE}/ServerStream"
-STARTUP_TIMEOUT_S = 10.0
 # Attributes that differ between two runs against two servers: ports and peer addresses.
 _VOLATILE = {"server.port", "network.peer.port", "url.full"}
 
 
-def _unary(request: bytes, context: Any) -> bytes:
-    return request
-
-
-def _server_stream(request: bytes, context: Any) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    return request
-
-
-async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for i in range(int(request)):
-        yield str(i).encode()
-
-
 def sync_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a sync ``grpc.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
-        },
-    )
+    return grpc_echo.sync_handler(SERVICE)
 
 
 def aio_handler() -> grpc.GenericRpcHandler[Any, Any]:
     """The service for a ``grpc.aio.server``."""
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_server_stream),
-        },
-    )
+    return grpc_echo.aio_handler(SERVICE)
 
 
 def http_app() -> Starlette:
@@ -122,48 +84,3 @@ def metric_digest(
             if sample.name.endswith(("_total", "_count")):
                 digest[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return digest
-
-
-class LogRecords(logging.Handler):
-    """Collects the records of one logger while installed (``with LogRecords("hoptel.instrument") as logs``)."""
-
-    def __init__(self, logger: str) -> None:
-        super().__init__(logging.DEBUG)
-        self._logger = logging.getLogger(logger)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self, level: int = logging.WARNING) -> list[str]:
-        return [record.getMessage() for record in self.records if record.levelno >= level]
-
-    def __enter__(self) -> LogRecords:
-        self._logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Callable[..., Any]) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on 127.0.0.1, an ephemeral port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:  # bounded by the deadline
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT_S)
-        sock.close()

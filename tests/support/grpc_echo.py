@@ -1,4 +1,7 @@
-"""The test service: ``hoptel.test.Echo`` in all four shapes, sync and aio, on raw bytes (no protos).
+"""The test echo service in all four shapes, sync and aio, on raw bytes (no protos).
+
+It is ``hoptel.test.Echo`` unless a folder names its own (``sync_handler("hooks.test.Echo")``), so the names its
+tests assert on stay its own.
 
 A request is a command (see :func:`parse`) that makes the handler answer, abort, set a code, raise, or wait
 until the client goes away, so each status path can be driven from the client side.
@@ -137,10 +140,10 @@ def _bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[
             yield reply
 
 
-def sync_handler() -> grpc.GenericRpcHandler:
-    """The service's generic handler for a sync ``grpc.server``."""
+def sync_handler(service: str = SERVICE) -> grpc.GenericRpcHandler[Any, Any]:
+    """The service's generic handler for a sync ``grpc.server``, named ``service``."""
     return grpc.method_handlers_generic_handler(
-        SERVICE,
+        service,
         {
             "Unary": grpc.unary_unary_rpc_method_handler(_unary),
             "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
@@ -195,21 +198,22 @@ async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterat
 async def _aio_bidi_reader_writer(requests: AsyncIterator[bytes], context: Any) -> None:
     while True:
         request = await context.read()
-        if request is grpc.aio.EOF:
+        if request is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing from grpc-stubs
             return
         reply = await _aio_act(request, context)
         if reply is not None:
             await context.write(reply)
 
 
-def aio_handler(*, reader_writer: bool = False) -> grpc.GenericRpcHandler:
-    """The service's generic handler for ``grpc.aio.server``.
+def aio_handler(service: str = SERVICE, *, reader_writer: bool = False) -> grpc.GenericRpcHandler[Any, Any]:
+    """The service's generic handler for ``grpc.aio.server``, named ``service``.
 
     Args:
+        service: The service name.
         reader_writer: Stream with ``context.read()`` / ``context.write()`` instead of async generators.
     """
     return grpc.method_handlers_generic_handler(
-        SERVICE,
+        service,
         {
             "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary),
             "ServerStream": grpc.unary_stream_rpc_method_handler(
