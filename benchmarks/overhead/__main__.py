@@ -25,7 +25,7 @@ from hoptel.receiver import OTLPReceiver
 
 __all__ = ["main", "parse_args"]
 
-_FULL_REPS = 7
+_FULL_REPS = 12  # a multiple of 3 and 4: every variant takes every position equally often
 _DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.md"
 _HOPTEL_MODULES = {
     "grpc": ("hoptel.interceptors.grpc_server", "hoptel.interceptors.grpc_client"),

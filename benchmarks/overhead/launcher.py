@@ -11,9 +11,9 @@ Every repetition starts fresh processes for all variants (warmed up, idle while 
 because one process keeps its own speed: two identical uninstrumented server processes measured side by side
 differed by up to 3.4 % of the W5 handler's CPU, for the whole life of the processes (address-space layout,
 cache placement). With one pair per variant for the whole run that bias would read as instrumentation cost; with
-new processes per repetition it becomes noise that the medians absorb. Trials alternate in the order A B C,
-C B A, A B C, ... so that a linear drift of the machine (another job starting, a CPU clocking down) falls on
-every variant alike. Spans go to one ``OTLPReceiver`` in this process.
+new processes per repetition it becomes noise that the medians absorb. The order of the trials rotates from one
+repetition to the next (A B C, B C A, C A B, ...), so that a drift of the machine (another job starting, a CPU
+clocking down) falls on every variant alike. Spans go to one ``OTLPReceiver`` in this process.
 """
 
 from __future__ import annotations
@@ -90,8 +90,14 @@ def child_environment(base: Mapping[str, str], receiver: OTLPReceiver, work: Wor
 
 
 def variant_order(variants: Sequence[str], rep: int) -> list[str]:
-    """Forward on even repetitions, backward on odd ones (A B C, C B A, ...)."""
-    return list(variants) if rep % 2 == 0 else list(reversed(variants))
+    """The order of the trials of repetition ``rep``: rotated by one each time (A B C, B C A, C A B, A B C, ...).
+
+    Over any ``len(variants)`` consecutive repetitions every variant is measured once in every position, so
+    neither a drift of the machine within a repetition nor what the previous trial leaves behind (processes just
+    measured still winding down) favours one variant.
+    """
+    shift = rep % len(variants)
+    return [*variants[shift:], *variants[:shift]]
 
 
 @dataclass

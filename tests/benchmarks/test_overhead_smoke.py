@@ -123,11 +123,15 @@ def test_targets_compare_hoptel_with_official_and_with_bare(overhead: types.Modu
     assert targets["W1"].met is False
 
 
-def test_variants_alternate_direction_every_repetition(overhead: types.ModuleType) -> None:
-    """Trials run A B C, then C B A, then A B C again."""
+def test_variant_order_rotates_so_each_variant_takes_each_position(overhead: types.ModuleType) -> None:
+    """Trials run A B C, B C A, C A B, then A B C again: over three repetitions each variant is once first."""
     launcher = importlib.import_module("benchmarks.overhead.launcher")
-    orders = [launcher.variant_order(["bare", "hoptel", "official"], rep) for rep in range(3)]
-    assert orders == [["bare", "hoptel", "official"], ["official", "hoptel", "bare"], ["bare", "hoptel", "official"]]
+    variants = ["bare", "hoptel", "official"]
+    orders = [launcher.variant_order(variants, rep) for rep in range(4)]
+    assert orders[:3] == [variants, ["hoptel", "official", "bare"], ["official", "bare", "hoptel"]]
+    assert orders[3] == variants
+    for position in range(3):
+        assert sorted(order[position] for order in orders[:3]) == sorted(variants)
 
 
 def test_workers_get_the_benchmark_settings_and_none_of_the_shell(overhead: types.ModuleType) -> None:
