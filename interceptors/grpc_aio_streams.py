@@ -57,7 +57,8 @@ def aio_call_status(call: Any) -> tuple[grpc.StatusCode, str | None]:
     """
     status = getattr(getattr(call, "_cython_call", None), "_status", None)
     if status is not None:
-        return _CODES.get(status.code(), _UNKNOWN), text(status.details())
+        code = _CODES.get(status.code(), _UNKNOWN)
+        return code, None if code is _OK else text(status.details())
     try:
         code = _ready(call.code())
         details = _ready(call.details()) if code is not _OK else None
