@@ -25,6 +25,9 @@ from hoptel.receiver.tree import format_trace
 
 __all__ = ["main", "parse_args"]
 
+_SIGNAL_POLL_S = 0.25
+"""The longest the main thread waits for spans before it checks for a signal (see ``main``)."""
+
 
 class _Shutdown(Exception):
     """Raised in the main thread by the SIGTERM handler."""
@@ -119,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hoptel.receiver grpc={receiver.grpc_endpoint} http={receiver.http_endpoint}", flush=True)
         while True:
             due = pending.next_due()
-            timeout = None if due is None else max(0.0, due - time.monotonic())
+            # Never block for long: the kernel may deliver SIGINT/SIGTERM to one of grpc's threads, and then
+            # Python runs the handler only when this (main) thread next wakes up.
+            timeout = _SIGNAL_POLL_S if due is None else min(_SIGNAL_POLL_S, max(0.0, due - time.monotonic()))
             with contextlib.suppress(queue.Empty):
                 pending.add(arrivals.get(timeout=timeout), time.monotonic())
             _print_traces(pending.pop_due(time.monotonic()))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import queue
 import re
 import signal
@@ -22,6 +25,7 @@ from support.ports import busy_port
 
 READY = re.compile(r"^hoptel\.receiver grpc=(http://127\.0\.0\.1:\d+) http=(http://127\.0\.0\.1:\d+)$")
 WAIT_S = 15.0  # generous: a subprocess start imports grpc and the OTel protos
+_SYS_TGKILL = 234  # x86-64 Linux
 
 
 class Cli:
@@ -158,6 +162,33 @@ def test_cli_prints_pending_traces_when_interrupted(start_cli: Callable[..., Cli
     output = cli.rest()
     assert output[0] == f"trace {trace_id}  2 spans"
     assert "GET /items" in output[1]
+
+
+def _signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """Deliver ``signum`` to one of ``pid``'s non-main threads (``tgkill``), as the kernel may do with kill()."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    others = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    assert others, "the receiver runs server threads"
+    if libc.syscall(_SYS_TGKILL, pid, others[0], signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64"), reason="tgkill number: x86-64")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_stops_when_a_server_thread_receives_the_signal(start_cli: Callable[..., Cli], signum: int) -> None:
+    """A signal the kernel hands to a grpc or HTTP thread still stops the CLI promptly, pending traces printed.
+
+    Python runs signal handlers on the main thread only when it next wakes up; a main thread blocked until the
+    next trace is due (here: 600 s) would never notice.
+    """
+    cli = start_cli("--grpc-port", "0", "--http-port", "0", "--idle", "600")
+    grpc_endpoint, _ = _endpoints(cli)
+    trace_id = _export_trace(GrpcSpanExporter(endpoint=grpc_endpoint, insecure=True, timeout=5))
+
+    _signal_a_thread_other_than_main(cli.proc.pid, signum)
+
+    assert cli.proc.wait(WAIT_S) == 0
+    assert cli.rest()[0] == f"trace {trace_id}  2 spans"
 
 
 def test_cli_fails_cleanly_on_a_busy_port(start_cli: Callable[..., Cli]) -> None:
