@@ -15,6 +15,7 @@ import contextlib
 import queue
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -27,14 +28,6 @@ __all__ = ["main", "parse_args"]
 
 _SIGNAL_POLL_S = 0.25
 """The longest the main thread waits for spans before it checks for a signal (see ``main``)."""
-
-
-class _Shutdown(Exception):
-    """Raised in the main thread by the SIGTERM handler."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Shutdown
 
 
 def _non_negative(text: str) -> float:
@@ -116,22 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"hoptel.receiver: {exc}", file=sys.stderr)
         return 1
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # The handlers only set a flag, which the loop checks: an exception raised wherever the signal lands could
+    # drop a batch between taking it off the queue and recording it.
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     pending = _Pending(args.idle)
     try:
         print(f"hoptel.receiver grpc={receiver.grpc_endpoint} http={receiver.http_endpoint}", flush=True)
-        while True:
+        while not stop.is_set():
             due = pending.next_due()
-            # Never block for long: the kernel may deliver SIGINT/SIGTERM to one of grpc's threads, and then
-            # Python runs the handler only when this (main) thread next wakes up.
+            # Never block for long: the kernel may deliver the signal to one of grpc's threads, and then Python
+            # runs the handler only when this (main) thread next wakes up.
             timeout = _SIGNAL_POLL_S if due is None else min(_SIGNAL_POLL_S, max(0.0, due - time.monotonic()))
             with contextlib.suppress(queue.Empty):
                 pending.add(arrivals.get(timeout=timeout), time.monotonic())
             _print_traces(pending.pop_due(time.monotonic()))
-    except (KeyboardInterrupt, _Shutdown):
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not installed from Python, which cannot be put back
+                signal.signal(sig, handler)
         receiver.stop()
     while True:  # spans that arrived after the signal, then whatever is still pending
         try:
