@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from microbench import DiscardExporter, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
+from microbench import bench_telemetry, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
 
 import hoptel
 from hoptel.interceptors.grpc_names import UNARY
@@ -79,16 +79,7 @@ class Details(grpc.HandlerCallDetails):
 
 
 def telemetry(sampler: str) -> hoptel.Telemetry:
-    return hoptel.setup(
-        "bench",
-        span_exporter=DiscardExporter(),
-        environ={},
-        install_global=False,
-        metrics_addr="off",
-        traces_sampler=sampler,
-        bsp_max_queue_size=4 * CALLS_PER_ROUND,
-        log="warning",
-    )
+    return bench_telemetry(sampler, queue_size=4 * CALLS_PER_ROUND)
 
 
 def hops(tel: hoptel.Telemetry) -> dict[str, Callable[[], object]]:

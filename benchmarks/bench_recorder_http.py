@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from microbench import DiscardExporter, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
+from microbench import bench_telemetry, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 
 import hoptel
@@ -44,16 +44,7 @@ def hop(transport: httpx.BaseTransport) -> Callable[[], None]:
 
 
 def telemetry(sampler: str) -> hoptel.Telemetry:
-    return hoptel.setup(
-        "bench",
-        span_exporter=DiscardExporter(),
-        environ={},
-        install_global=False,
-        metrics_addr="off",
-        traces_sampler=sampler,
-        bsp_max_queue_size=4 * CALLS_PER_ROUND,
-        log="warning",
-    )
+    return bench_telemetry(sampler, queue_size=4 * CALLS_PER_ROUND)
 
 
 def main() -> None:

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+import hoptel
 from hoptel.hop_exporters import HopSpanExporter
 
-__all__ = ["DiscardExporter", "best_cpu_us"]
+__all__ = ["DiscardExporter", "bench_telemetry", "best_cpu_us"]
 
 
 class DiscardExporter(HopSpanExporter, SpanExporter):
@@ -46,3 +47,17 @@ def best_cpu_us(
         flush()
         best = min(best, time.process_time() - start)
     return best / calls * 1e6
+
+
+def bench_telemetry(sampler: str, queue_size: int) -> hoptel.Telemetry:
+    """A Telemetry for a micro-benchmark: ``DiscardExporter``, no endpoint, quiet logs, a queue of ``queue_size``."""
+    return hoptel.setup(
+        "bench",
+        span_exporter=DiscardExporter(),
+        environ={},
+        install_global=False,
+        metrics_addr="off",
+        traces_sampler=sampler,
+        bsp_max_queue_size=queue_size,
+        log="warning",
+    )

@@ -31,6 +31,7 @@ from hoptel.interceptors.grpc_shared import (
     HANDLER_FACTORIES,
     MAX_SERVER_METHODS,
     MethodFilter,
+    begin_server_hop,
     method_name,
     traced,
     unknown_route,
@@ -53,18 +54,11 @@ _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 _Start = Callable[[GrpcRoute, Metadata], GrpcHop]
 
 
-def _begin(start: _Start, route: GrpcRoute, context: Any) -> GrpcHop:
-    hop = start(route, context.invocation_metadata())
-    if hop.span.is_recording():
-        hop.set_peer(context.peer())
-    return hop
-
-
 def _unary_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
     """The wrapped coroutine of a unary-response method (unary-unary, stream-unary)."""
 
     async def behavior(request: Any, context: Any) -> Any:
-        hop = _begin(start, route, context)
+        hop = begin_server_hop(start, route, context)
         handler_context = context
         if request_streaming:
             request = count_received(request, hop)
@@ -87,7 +81,7 @@ def _writer_response(start: _Start, route: GrpcRoute, inner: Any, request_stream
     """The wrapped coroutine of a response-streaming method written with ``context.write()``."""
 
     async def behavior(request: Any, context: Any) -> None:
-        hop = _begin(start, route, context)
+        hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = count_received(request, hop)
         token = attach(hop.context)
@@ -112,7 +106,7 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
     """
 
     async def behavior(request: Any, context: Any) -> AsyncIterator[Any]:
-        hop = _begin(start, route, context)
+        hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = count_received(request, hop)
         context.add_done_callback(functools.partial(server_done_callback, hop))

@@ -80,15 +80,13 @@ class GrpcRoute:
 
     A side of the RPC that carries exactly one message (a unary request or response) is not counted per call:
     its ``msg_sent`` / ``msg_received`` series counts the latency histogram's observations (one per finished
-    call), so ``counts_sent`` / ``counts_received`` tell interceptors which sides they count message by message.
+    call). Interceptors count messages only on the streamed sides.
     """
 
     __slots__ = (
         "_metrics",
         "_outcomes",
         "attributes",
-        "counts_received",
-        "counts_sent",
         "full_name",
         "histogram",
         "method",
@@ -128,14 +126,14 @@ class GrpcRoute:
         self.histogram = metrics.handling_seconds.labels(*labels)
         requests_stream = rpc_type in (CLIENT_STREAM, BIDI_STREAM)
         responses_stream = rpc_type in (SERVER_STREAM, BIDI_STREAM)
-        self.counts_sent = responses_stream if self.server else requests_stream
-        self.counts_received = requests_stream if self.server else responses_stream
+        sent_streams = responses_stream if self.server else requests_stream
+        received_streams = requests_stream if self.server else responses_stream
         self.msg_sent = (
-            metrics.msg_sent.labels(*labels) if self.counts_sent else metrics.msg_sent.count_of(self.histogram, *labels)
+            metrics.msg_sent.labels(*labels) if sent_streams else metrics.msg_sent.count_of(self.histogram, *labels)
         )
         self.msg_received = (
             metrics.msg_received.labels(*labels)
-            if self.counts_received
+            if received_streams
             else metrics.msg_received.count_of(self.histogram, *labels)
         )
         self._outcomes: dict[grpc.StatusCode, GrpcOutcome] = {}

@@ -26,6 +26,7 @@ from hoptel.interceptors.grpc_shared import (
     HANDLER_FACTORIES,
     MAX_SERVER_METHODS,
     MethodFilter,
+    begin_server_hop,
     method_name,
     traced,
     unknown_route,
@@ -53,9 +54,7 @@ def _unary_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_s
     """The wrapped behaviour of a unary-response method (unary-unary, stream-unary)."""
 
     def behavior(request: Any, context: Any) -> Any:
-        hop = start(route, context.invocation_metadata())
-        if hop.span.is_recording():
-            hop.set_peer(context.peer())
+        hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = ReceivedCounter(request, hop)
         token = attach(hop.context)
@@ -76,9 +75,7 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
     """The wrapped behaviour of a response-streaming method (unary-stream, stream-stream)."""
 
     def behavior(request: Any, context: Any) -> Iterator[Any]:
-        hop = start(route, context.invocation_metadata())
-        if hop.span.is_recording():
-            hop.set_peer(context.peer())
+        hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = ReceivedCounter(request, hop)
         token = attach(hop.context)

@@ -18,7 +18,7 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.grpc_names import UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.recorder import HopRecorder
+from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 __all__ = [
     "HANDLER_FACTORIES",
@@ -103,6 +103,14 @@ class RouteTable(dict[Any, "GrpcRoute | None"]):
             route = self._recorder.grpc_route(self._side, self._rpc_type, method)
         self[method] = route
         return route
+
+
+def begin_server_hop(start: Callable[[GrpcRoute, Any], GrpcHop], route: GrpcRoute, context: Any) -> GrpcHop:
+    """Start a server hop from a servicer context (sync or aio): metadata in, peer address when recording."""
+    hop = start(route, context.invocation_metadata())
+    if hop.span.is_recording():
+        hop.set_peer(context.peer())
+    return hop
 
 
 def unknown_route(recorder: HopRecorder, method: str | bytes) -> GrpcRoute:

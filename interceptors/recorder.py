@@ -90,8 +90,8 @@ class _Hop:
 class GrpcHop(_Hop):
     """One RPC in flight; interceptors call ``finish`` once.
 
-    Interceptors count messages in ``sent``/``received`` only on the sides the route counts
-    (``route.counts_sent``/``counts_received``: the streamed ones); a unary side counts one message per call.
+    Interceptors count messages in ``sent``/``received`` only on streamed sides; a unary side counts one message
+    per finished call through the route's histogram (see ``GrpcRoute``).
     """
 
     __slots__ = ("received", "route", "sent")
