@@ -98,7 +98,7 @@ class ObservationCount(CounterChild):
     """A counter series that counts the observations of a histogram series, read when the registry is collected.
 
     For a series that moves in lock-step with a histogram (a unary RPC sends exactly one message per finished
-    call) this turns two locked updates per call into one. It cannot be incremented.
+    call) this saves the counter's own locked update on every call. It cannot be incremented.
     """
 
     __slots__ = ("_histogram",)
