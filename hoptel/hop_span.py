@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
     INVALID_SPAN,
+    INVALID_SPAN_CONTEXT,
     Link,
     NonRecordingSpan,
     Span,
@@ -43,7 +44,7 @@ from hoptel.config import SamplerConfig
 if TYPE_CHECKING:
     from hoptel.batch import BatchSpanProcessor
 
-__all__ = ["HopSpan", "HopTracer", "SpanEvent"]
+__all__ = ["HopSpan", "HopTracer", "SpanEvent", "remote_child_starter", "remote_parent_context"]
 
 _MAX_ATTRIBUTES = 128
 _MAX_EVENTS = 128
@@ -77,6 +78,28 @@ def _local_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceS
     if _FAST_CONTEXT:
         return _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))
     return SpanContext(trace_id, span_id, False, flags, state)  # pragma: no cover
+
+
+def remote_parent_context(parent: SpanContext | None) -> Context:
+    """The context an extraction of ``parent`` yields: ``NonRecordingSpan(parent)`` current (empty for None)."""
+    return Context() if parent is None else Context({SPAN_KEY: NonRecordingSpan(parent)})
+
+
+RemoteChildStarter = Callable[[str, "SpanContext | None", SpanKind, "Mapping[str, AttributeValue] | None"], Span]
+
+
+def remote_child_starter(tracer: Any) -> RemoteChildStarter:
+    """``tracer.start_remote_child`` for a HopTracer; for any other OpenTelemetry tracer, the same via a context."""
+    start: RemoteChildStarter | None = getattr(tracer, "start_remote_child", None)
+    if start is not None:
+        return start
+
+    def start_remote_child(
+        name: str, parent: SpanContext | None, kind: SpanKind, attributes: Mapping[str, AttributeValue] | None
+    ) -> Span:
+        return tracer.start_span(name, remote_parent_context(parent), kind, attributes)  # type: ignore[no-any-return]
+
+    return start_remote_child
 
 
 class SpanEvent:
@@ -261,7 +284,31 @@ class HopTracer:
         if self._processors_holder._span_processors is not self._expected_processors:
             return self._fallback.start_span(name, context, kind, attributes)  # type: ignore[no-any-return]
         parent_span: Span = context.get(SPAN_KEY, INVALID_SPAN) if context is not None else INVALID_SPAN  # type: ignore[assignment]  # the Context maps keys to objects
-        parent = parent_span.get_span_context()
+        return self._start(name, parent_span.get_span_context(), kind, attributes)
+
+    def start_remote_child(
+        self,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, AttributeValue] | None,
+    ) -> Span:
+        """Start a span under a remote parent given as its span context (a root span if None).
+
+        What ``start_span`` does for a context holding ``NonRecordingSpan(parent)``, for a server hop that has
+        the extracted parent before any context exists.
+        """
+        if self._processors_holder._span_processors is not self._expected_processors:
+            return self._fallback.start_span(name, remote_parent_context(parent), kind, attributes)  # type: ignore[no-any-return]
+        return self._start(name, INVALID_SPAN_CONTEXT if parent is None else parent, kind, attributes)
+
+    def _start(
+        self,
+        name: str,
+        parent: SpanContext,
+        kind: SpanKind,
+        attributes: Mapping[str, AttributeValue] | None,
+    ) -> Span:
         if parent.is_valid:
             trace_id = parent.trace_id
             state = parent.trace_state

@@ -7,7 +7,9 @@ Interceptors and transports only adapt their framework's shapes to these calls::
     hop.finish(grpc.StatusCode.OK)                                  # span ends, histogram observed
 
 Work is split so that an unsampled call pays only for propagation: span attributes are precomputed per route and
-anything per-call (peer address, URL) is built only when the span is recording.
+anything per-call (peer address, URL) is built only when the span is recording. No context is built that nobody
+reads: a client injects its new span straight from the span (its hop keeps the caller's context), and a server
+starts its span from the extracted parent and builds the one context its handler runs in.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.hop_span import SPAN_KEY, remote_child_starter
 from hoptel.interceptors.grpc_names import STATUS, UNKNOWN_METHOD
 from hoptel.interceptors.grpc_routes import GrpcRoute, SemconvMode, grpc_status_attributes
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
@@ -40,7 +42,6 @@ __all__ = ["GrpcHop", "HistogramSeries", "HopRecorder", "HttpClientHop", "HttpSe
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
 _CLIENT = SpanKind.CLIENT
 _SERVER = SpanKind.SERVER
-_set_span_in_context = trace.set_span_in_context
 _get_current = otel_context.get_current
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _OK = grpc.StatusCode.OK
@@ -66,7 +67,11 @@ def parse_grpc_peer(peer: str | None) -> dict[str, AttributeValue]:
 
 
 class _Hop:
-    """What every hop in flight has: its span and context, when it started, whether it already ended."""
+    """What every hop in flight has: its span and context, when it started, whether it already ended.
+
+    ``context`` is, for a server hop, the context the handler runs in (its span current); for a client hop, the
+    caller's context the span was started in (the span itself is only propagated, never made current).
+    """
 
     __slots__ = ("context", "ended", "span", "started_at")
 
@@ -241,6 +246,7 @@ class HopRecorder:
         self.telemetry = telemetry
         self.enabled = telemetry.enabled
         self.tracer = telemetry.hop_tracer
+        self._start_remote_child = remote_child_starter(self.tracer)
         self.propagator = telemetry.propagator
         self._mode = SemconvMode(telemetry.config.semconv_opt_in)
         registry = telemetry.registry
@@ -324,10 +330,9 @@ class HopRecorder:
         span = self.tracer.start_span(route.span_name, parent, _CLIENT, route.attributes)
         if peer_attributes and span.is_recording():
             span.set_attributes(peer_attributes)
-        context = _set_span_in_context(span, parent)
-        outgoing = self.propagator.inject_metadata(metadata, context)
+        outgoing = self.propagator.inject_span_metadata(metadata, span.get_span_context(), parent)
         route.started.inc()
-        return hop_type(route, span, context), outgoing
+        return hop_type(route, span, parent), outgoing
 
     def start_grpc_server(
         self,
@@ -336,10 +341,11 @@ class HopRecorder:
         hop_type: type[GrpcHop] = GrpcHop,
     ) -> GrpcHop:
         """Start a SERVER span whose parent is extracted from the invocation metadata (``hop_type``: see above)."""
-        parent = self.propagator.extract_metadata(metadata)
-        span = self.tracer.start_span(route.span_name, parent, _SERVER, route.attributes)
+        parent, entries = self.propagator.extract_metadata_parent(metadata)
+        span = self._start_remote_child(route.span_name, parent, _SERVER, route.attributes)
         route.started.inc()
-        return hop_type(route, span, _set_span_in_context(span, parent))
+        entries[SPAN_KEY] = span
+        return hop_type(route, span, Context(entries))
 
     # HTTP -------------------------------------------------------------------------------------------------
 
@@ -378,9 +384,8 @@ class HopRecorder:
                     "server.port": url.port or _DEFAULT_PORTS.get(url.scheme, 0),
                 }
             )
-        context = _set_span_in_context(span, parent)
-        self.propagator.inject_headers(request.headers, context)
-        return hop_type(span, context, self._http_client, method, host)
+        self.propagator.inject_span_headers(request.headers, span.get_span_context(), parent)
+        return hop_type(span, parent, self._http_client, method, host)
 
     def start_http_server(
         self,
@@ -388,12 +393,13 @@ class HopRecorder:
         hop_type: type[HttpServerHop] = HttpServerHop,
     ) -> HttpServerHop:
         """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers (``hop_type``: above)."""
-        parent = self.propagator.extract_asgi(scope)
+        parent, entries = self.propagator.extract_asgi_parent(scope)
         method, attributes = self._method_attributes(scope.get("method", "GET"))
-        span = self.tracer.start_span(_span_method(method), parent, _SERVER, attributes)
+        span = self._start_remote_child(_span_method(method), parent, _SERVER, attributes)
         if span.is_recording():
             span.set_attributes(_asgi_attributes(scope))
-        return hop_type(span, _set_span_in_context(span, parent), self._http_server, method)
+        entries[SPAN_KEY] = span
+        return hop_type(span, Context(entries), self._http_server, method)
 
 
 def _span_method(method: str) -> str:

@@ -7,7 +7,10 @@ and hands it to each format in turn; formats never see the carrier, so one parse
 Extraction collects its results in an *updates* dict (context key -> value) and the composite builds **one**
 new :class:`~opentelemetry.context.Context` from it, instead of one copy per propagator as OTel's composite
 does. The keys are taken from OpenTelemetry's own ``set_span_in_context`` and ``set_baggage``, so the result
-is exactly what those functions would have produced.
+is exactly what those functions would have produced. A format records a remote parent as its bare
+``SpanContext`` under :data:`PARENT_KEY`; the composite wraps it in the ``NonRecordingSpan`` that goes under
+``SPAN_KEY`` only when it builds a ``Context`` (a server hop starts its span from the bare parent and never
+builds that span).
 
 ``SpanContext`` has been a 6-tuple ``(trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)`` since
 opentelemetry-api 1.0. Building it with ``tuple.__new__`` (ids already validated by the parsers) and reading it
@@ -25,7 +28,6 @@ from opentelemetry.context import Context
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
     INVALID_SPAN,
-    NonRecordingSpan,
     Span,
     SpanContext,
     TraceFlags,
@@ -35,13 +37,15 @@ from opentelemetry.trace import (
 
 __all__ = [
     "BAGGAGE_KEY",
+    "PARENT_KEY",
     "SPAN_KEY",
     "TRACE_FLAGS",
     "HeaderPairs",
     "SpanFields",
     "WireFormat",
-    "remote_span",
+    "remote_span_context",
     "span_fields",
+    "span_fields_of",
 ]
 
 HeaderPairs = list[tuple[str, str]]
@@ -52,6 +56,8 @@ SpanFields = tuple[int, int, int, TraceState]
 # The context keys OpenTelemetry itself uses; derived through the public API so they can never drift.
 SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
 BAGGAGE_KEY: str = next(iter(otel_baggage.set_baggage("k", "v", Context())))
+PARENT_KEY = "hoptel.remote_parent"
+"""The *updates* key under which a format records the remote parent's ``SpanContext`` (never in a Context)."""
 
 # Every two-digit lower-case hex string -> its TraceFlags; a dict lookup both validates and converts.
 TRACE_FLAGS: dict[str, TraceFlags] = {format(i, "02x"): TraceFlags(i) for i in range(256)}
@@ -105,6 +111,8 @@ class WireFormat(Protocol):
     def extract(self, values: Mapping[str, str], context: Context, updates: dict[str, object]) -> None:
         """Parse ``values`` (lower-case name -> value) and record context changes in ``updates``.
 
+        A remote parent goes under :data:`PARENT_KEY` as a ``SpanContext`` (a later format's replaces it).
+
         Must never raise; an invalid or missing header records nothing.
         """
 
@@ -112,24 +120,24 @@ class WireFormat(Protocol):
         """Append this format's headers to ``out``; return whether anything was written."""
 
 
-def _remote_span_tuple(
+def _remote_context_tuple(
     trace_id: int, span_id: int, flags: TraceFlags, state: TraceState = DEFAULT_TRACE_STATE
-) -> NonRecordingSpan:
-    return NonRecordingSpan(_tuple_new(SpanContext, (trace_id, span_id, True, flags, state, True)))
+) -> SpanContext:
+    return _tuple_new(SpanContext, (trace_id, span_id, True, flags, state, True))
 
 
-def _remote_span_public(
+def _remote_context_public(
     trace_id: int, span_id: int, flags: TraceFlags, state: TraceState = DEFAULT_TRACE_STATE
-) -> NonRecordingSpan:
-    return NonRecordingSpan(SpanContext(trace_id, span_id, True, flags, state))
+) -> SpanContext:
+    return SpanContext(trace_id, span_id, True, flags, state)
 
 
-remote_span = _remote_span_tuple if _TUPLE_LAYOUT else _remote_span_public
-"""Build the non-recording span that stands for a remote parent.
+remote_span_context = _remote_context_tuple if _TUPLE_LAYOUT else _remote_context_public
+"""Build the span context of a remote parent.
 
-``remote_span(trace_id, span_id, flags, state=DEFAULT_TRACE_STATE)`` returns
-``NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags, trace_state=state))``,
-as OpenTelemetry's propagators build it; the ids must be non-zero and in range (the parsers check).
+``remote_span_context(trace_id, span_id, flags, state=DEFAULT_TRACE_STATE)`` returns
+``SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags, trace_state=state)``, as OpenTelemetry's
+propagators build it; the ids must be non-zero and in range (the parsers check).
 """
 
 
@@ -143,7 +151,11 @@ def span_fields(context: Context) -> SpanFields | None:
         if not isinstance(span, Span):
             return None
         _SPAN_TYPES.add(kind)
-    span_context = span.get_span_context()  # type: ignore[attr-defined]  # a Span, checked above
+    return span_fields_of(span.get_span_context())  # type: ignore[attr-defined]  # a Span, checked above
+
+
+def span_fields_of(span_context: SpanContext) -> SpanFields | None:
+    """Return the fields of ``span_context`` if it is valid, else ``None``."""
     if _TUPLE_LAYOUT and type(span_context) is SpanContext:
         trace_id, span_id, _, flags, state, valid = span_context
     else:

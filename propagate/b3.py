@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from opentelemetry.context import Context
 from opentelemetry.trace import TraceFlags
 
-from ._core import SPAN_KEY, HeaderPairs, SpanFields, remote_span
+from ._core import PARENT_KEY, HeaderPairs, SpanFields, remote_span_context
 
 __all__ = [
     "B3",
@@ -147,7 +147,7 @@ class B3Format:
             parsed = parse_b3_multi(values)
             if parsed is None:
                 return
-        updates[SPAN_KEY] = remote_span(*parsed)
+        updates[PARENT_KEY] = remote_span_context(*parsed)
 
     def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
         """Append the B3 header(s) for ``span``."""

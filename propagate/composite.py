@@ -6,6 +6,10 @@ a later valid format overrides the span context of an earlier one, exactly as Op
 context and the baggage once, lets each format append its headers, and writes them in one go. When the
 context has neither a valid span nor baggage, inject writes nothing and returns at once.
 
+Hops use two shortcuts that build no intermediate ``Context``: a server takes the remote parent as a bare
+``SpanContext`` plus the other extracted entries (``extract_*_parent``), and a client injects its new span's ids
+with the caller's baggage (``inject_span_*``).
+
 ``extract`` / ``inject`` / ``fields`` make :class:`Propagator` an OpenTelemetry
 :class:`~opentelemetry.propagators.textmap.TextMapPropagator`, so it can be installed with
 ``opentelemetry.propagate.set_global_textmap(propagator)`` and serve the official instrumentations.
@@ -25,8 +29,9 @@ from opentelemetry.propagators.textmap import (
     default_getter,
     default_setter,
 )
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from ._core import BAGGAGE_KEY, WireFormat, span_fields
+from ._core import BAGGAGE_KEY, PARENT_KEY, SPAN_KEY, SpanFields, WireFormat, span_fields, span_fields_of
 from .b3 import B3Format
 from .baggage import BaggageFormat
 from .carriers import (
@@ -148,6 +153,28 @@ class Propagator(TextMapPropagator):
             values = {}
         return self._extract_values(values, context)
 
+    def extract_metadata_parent(self, metadata: Metadata) -> tuple[SpanContext | None, dict[str, object]]:
+        """For a server hop: the remote parent in gRPC metadata and the other entries extracted; never raises.
+
+        Returns:
+            The parent's span context (``None`` when no valid one) and the other context entries (baggage) as
+            a fresh dict: ``Context(entries | {SPAN_KEY: server_span})`` is what ``set_span_in_context`` would
+            give for the server span in ``extract_metadata(metadata)``.
+        """
+        try:
+            values = gather_metadata(metadata, self._reads)
+        except Exception:  # a carrier that cannot even be tested for truth
+            return None, {}
+        return self._parent_and_updates(values)
+
+    def extract_asgi_parent(self, scope: Mapping[str, Any]) -> tuple[SpanContext | None, dict[str, object]]:
+        """:meth:`extract_metadata_parent` for an ASGI scope's ``headers``; never raises."""
+        try:
+            values = gather_asgi(scope, self._reads, self._reads_bytes)
+        except Exception:  # a scope that is not a scope
+            return None, {}
+        return self._parent_and_updates(values)
+
     def inject_metadata(self, metadata: Metadata = None, context: Context | None = None) -> MetadataList:
         """Return a new metadata list: the caller's entries in order, then ours (lower-case names).
 
@@ -158,6 +185,22 @@ class Propagator(TextMapPropagator):
         if not mask:
             return copy_metadata(metadata)
         return merge_metadata(metadata, out, self._owned_by_mask[mask])
+
+    def inject_span_metadata(self, metadata: Metadata, span_context: SpanContext, context: Context) -> MetadataList:
+        """``inject_metadata`` for a client hop's new span, not yet in any context, with ``context``'s baggage.
+
+        The same as ``inject_metadata(metadata, set_span_in_context(span, context))``, without that context.
+        """
+        out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
+        if not mask:
+            return copy_metadata(metadata)
+        return merge_metadata(metadata, out, self._owned_by_mask[mask])
+
+    def inject_span_headers(self, headers: HeadersCarrier, span_context: SpanContext, context: Context) -> None:
+        """``inject_headers`` for a client hop's new span with ``context``'s baggage (see above)."""
+        out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
+        if mask:
+            set_headers(headers, out, self._owned_by_mask[mask], self._owned_bytes_by_mask[mask])
 
     def inject_headers(self, headers: HeadersCarrier, context: Context | None = None) -> None:
         """Write our headers into ``headers`` in place, replacing any the caller already had.
@@ -224,23 +267,35 @@ class Propagator(TextMapPropagator):
 
     # -- internals -------------------------------------------------------------------------------------------
 
-    def _extract_values(self, values: dict[str, str], context: Context | None) -> Context:
-        if not values:
-            return Context() if context is None else context
+    def _updates(self, values: dict[str, str], context: Context) -> dict[str, object]:
         updates: dict[str, object] = {}
         for extract in self._extractors:
-            extract(values, _EMPTY if context is None else context, updates)
-        if not updates:
-            return Context() if context is None else context
-        if context:
-            return Context(context, **updates)
-        return Context(updates)
+            extract(values, context, updates)
+        return updates
+
+    def _extract_values(self, values: dict[str, str], context: Context | None) -> Context:
+        if values:
+            updates = self._updates(values, _EMPTY if context is None else context)
+            if updates:
+                parent = updates.pop(PARENT_KEY, None)
+                if parent is not None:
+                    updates[SPAN_KEY] = NonRecordingSpan(parent)  # type: ignore[arg-type]  # formats store SpanContexts
+                return Context(context, **updates) if context else Context(updates)
+        return Context() if context is None else context
+
+    def _parent_and_updates(self, values: dict[str, str]) -> tuple[SpanContext | None, dict[str, object]]:
+        if not values:
+            return None, {}
+        updates = self._updates(values, _EMPTY)
+        parent: SpanContext | None = updates.pop(PARENT_KEY, None)  # type: ignore[assignment]  # formats store SpanContexts
+        return parent, updates
 
     def _render(self, context: Context | None) -> tuple[list[tuple[str, str]], int]:
         if context is None:
             context = get_current()
-        span = span_fields(context)
-        baggage = context.get(BAGGAGE_KEY)
+        return self._render_fields(span_fields(context), context.get(BAGGAGE_KEY))
+
+    def _render_fields(self, span: SpanFields | None, baggage: object) -> tuple[list[tuple[str, str]], int]:
         if not baggage or not isinstance(baggage, dict):
             if span is None:
                 return [], 0

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from opentelemetry.context import Context
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, TraceFlags, TraceState
 
-from ._core import SPAN_KEY, TRACE_FLAGS, HeaderPairs, SpanFields, remote_span
+from ._core import PARENT_KEY, TRACE_FLAGS, HeaderPairs, SpanFields, remote_span_context
 
 __all__ = [
     "MAX_TRACEPARENT_LENGTH",
@@ -149,7 +149,7 @@ class TraceContextFormat:
         state = DEFAULT_TRACE_STATE
         if tracestate:
             state = parse_tracestate(tracestate) or DEFAULT_TRACE_STATE
-        updates[SPAN_KEY] = remote_span(trace_id, span_id, flags, state)
+        updates[PARENT_KEY] = remote_span_context(trace_id, span_id, flags, state)
 
     def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
         """Append ``traceparent`` (and a non-empty ``tracestate``) for ``span``."""

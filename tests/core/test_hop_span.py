@@ -15,7 +15,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusC
 
 import hoptel
 from hoptel.config import SamplerConfig
-from hoptel.hop_span import HopSpan, HopTracer
+from hoptel.hop_span import HopSpan, HopTracer, remote_child_starter
 from hoptel.otlp_wire import HopSpanEncoder
 from hoptel.receiver import OTLPReceiver
 from hoptel.telemetry import build_sampler
@@ -63,6 +63,44 @@ def test_sampling_matches_the_sdk_sampler(sampler: SamplerConfig) -> None:
             parent = trace.get_current_span(context).get_span_context()
             if parent.is_valid:
                 assert span_context.trace_id == parent.trace_id
+
+
+@pytest.mark.parametrize(
+    "sampler", [SamplerConfig("parentbased_always_on"), SamplerConfig("parentbased_traceidratio", 0.5)]
+)
+def test_remote_child_decides_as_start_span_under_that_parent(sampler: SamplerConfig) -> None:
+    """start_remote_child(parent) samples, keeps the trace and records the parent as start_span does."""
+    provider = TracerProvider(sampler=build_sampler(sampler))
+    hop_tracer = HopTracer(sampler, CollectingSink(), provider, provider.get_tracer("t"))  # type: ignore[arg-type]
+    sdk_sampler = build_sampler(sampler)
+    for _ in range(200):
+        for context in (Context(), _parent(True), _parent(False)):
+            parent = trace.get_current_span(context).get_span_context()
+            span = hop_tracer.start_remote_child("x", parent if parent.is_valid else None, SpanKind.SERVER, None)
+            span_context = span.get_span_context()
+            expected = sdk_sampler.should_sample(context, span_context.trace_id, "x").decision.is_sampled()
+            assert span_context.trace_flags.sampled == expected
+            assert not span_context.is_remote
+            if parent.is_valid:
+                assert span_context.trace_id == parent.trace_id
+                if isinstance(span, HopSpan):
+                    assert span.parent == parent
+            else:
+                assert span_context.trace_id != 0
+
+
+def test_remote_child_starter_works_with_any_tracer() -> None:
+    """For an SDK tracer (no start_remote_child), the starter builds the context the extraction would have."""
+    provider = TracerProvider()
+    parent = trace.get_current_span(_parent(True)).get_span_context()
+    start = remote_child_starter(provider.get_tracer("t"))
+    span = start("x", parent, SpanKind.SERVER, {"k": "v"})
+    assert isinstance(span, ReadableSpan)
+    assert span.parent == parent
+    assert span.get_span_context().trace_id == parent.trace_id
+    root = start("y", None, SpanKind.SERVER, None)
+    assert isinstance(root, ReadableSpan)
+    assert root.parent is None
 
 
 def test_encoding_carries_every_field() -> None:
@@ -194,6 +232,12 @@ def test_added_processor_switches_hops_to_the_sdk(receiver: OTLPReceiver) -> Non
         span = tel.hop_tracer.start_span("after", Context())
         assert not isinstance(span, HopSpan)
         span.end()
-    assert seen.names == ["after"]
+        parent = trace.get_current_span(_parent(True)).get_span_context()
+        child = tel.hop_tracer.start_remote_child("remote child", parent, SpanKind.SERVER, None)
+        assert not isinstance(child, HopSpan)
+        assert isinstance(child, ReadableSpan)
+        assert child.parent == parent
+        child.end()
+    assert seen.names == ["after", "remote child"]
     names: Sequence[str] = [s.name for s in receiver.wait_for_spans(1)]
     assert "after" in names

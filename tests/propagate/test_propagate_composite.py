@@ -8,6 +8,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from propagate_support import SPAN_HEX, SPAN_ID, TRACE_HEX, TRACEPARENT, remote, span_ctx, with_baggage
 
+from hoptel.hop_span import SPAN_KEY
 from hoptel.propagate import DEFAULT_PROPAGATORS, Propagator, propagator_from_env
 
 B3_VALUE = f"{'1' * 32}-{'2' * 16}-0"
@@ -151,3 +152,59 @@ def test_generic_extract_with_a_getter_returning_odd_values(prop: Propagator) ->
 def test_repr() -> None:
     """The repr names the formats."""
     assert repr(Propagator()) == "Propagator(['tracecontext', 'baggage'])"
+
+
+HOP_CARRIERS = [
+    [],
+    [("traceparent", TRACEPARENT)],
+    [("traceparent", TRACEPARENT), ("tracestate", "a=1,b=2"), ("baggage", "user=alice")],
+    [("baggage", "user=alice,tier=gold")],
+    [("traceparent", "00-not-a-valid-header-01"), ("baggage", "user=bob")],
+    [("b3", B3_VALUE), ("traceparent", TRACEPARENT)],
+    [("x-b3-traceid", "1" * 32), ("x-b3-spanid", "2" * 16), ("x-b3-sampled", "1")],
+]
+
+
+@pytest.mark.parametrize("names", ["tracecontext,baggage", "b3,tracecontext", "tracecontext,b3multi,baggage", "none"])
+@pytest.mark.parametrize("pairs", HOP_CARRIERS)
+def test_parent_extraction_gives_what_extract_gives(names: str, pairs: list[tuple[str, str]]) -> None:
+    """extract_*_parent: the remote parent and entries are those of extract_* (metadata and ASGI scope alike)."""
+    prop = Propagator(names)
+    scope = {"type": "http", "headers": [(k.encode(), v.encode()) for k, v in pairs]}
+    for parent, entries, full in (
+        (*prop.extract_metadata_parent(pairs), prop.extract_metadata(pairs)),
+        (*prop.extract_asgi_parent(scope), prop.extract_asgi(scope)),
+    ):
+        expected = remote(full)
+        assert parent == (expected if expected.is_valid else None)
+        if parent is not None:
+            assert parent.is_remote
+        assert entries == {key: value for key, value in full.items() if key != SPAN_KEY}
+
+
+def test_parent_extraction_never_raises() -> None:
+    """A carrier that cannot be read gives no parent and no entries, as extract gives an empty context."""
+
+    class Unreadable:
+        def __bool__(self) -> bool:
+            raise RuntimeError("no")
+
+    assert Propagator().extract_metadata_parent(Unreadable()) == (None, {})  # type: ignore[arg-type]
+    assert Propagator().extract_asgi_parent({"headers": 42}) == (None, {})
+
+
+@pytest.mark.parametrize("names", ["tracecontext,baggage", "b3", "b3multi,baggage", "none"])
+@pytest.mark.parametrize("sampled", [True, False])
+@pytest.mark.parametrize("caller", [Context(), with_baggage({"user": "alice"})])
+def test_span_injection_gives_what_inject_gives(names: str, sampled: bool, caller: Context) -> None:
+    """inject_span_*(child, caller) writes what inject_* writes for a context with the child current."""
+    prop = Propagator(names)
+    child_context = span_ctx(trace_id=0x1234, span_id=0x99, sampled=sampled, context=caller)
+    child = remote(child_context)
+    metadata = [("x-user", "1"), ("traceparent", "stale")]
+    assert prop.inject_span_metadata(metadata, child, caller) == prop.inject_metadata(metadata, child_context)
+    via_span: dict[str, str] = {"traceparent": "stale"}
+    via_context: dict[str, str] = {"traceparent": "stale"}
+    prop.inject_span_headers(via_span, child, caller)
+    prop.inject_headers(via_context, child_context)
+    assert via_span == via_context
