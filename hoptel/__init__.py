@@ -17,8 +17,10 @@ from hoptel.telemetry import Telemetry, setup
 
 if TYPE_CHECKING:
     from hoptel.interceptors.asgi import ASGIMiddleware
+    from hoptel.interceptors.grpc_aio_channel import instrument_aio_channel
     from hoptel.interceptors.grpc_aio_client import aio_client_interceptor
     from hoptel.interceptors.grpc_aio_server import aio_server_interceptor
+    from hoptel.interceptors.grpc_channel import instrument_channel
     from hoptel.interceptors.grpc_client import client_interceptor
     from hoptel.interceptors.grpc_server import server_interceptor
     from hoptel.interceptors.httpx_transport import AsyncHTTPTransport, HTTPTransport, instrument_httpx
@@ -33,6 +35,8 @@ __all__ = [
     "aio_server_interceptor",
     "client_interceptor",
     "instrument",
+    "instrument_aio_channel",
+    "instrument_channel",
     "instrument_httpx",
     "server_interceptor",
     "setup",
@@ -47,6 +51,8 @@ _LAZY = {
     "aio_client_interceptor": "hoptel.interceptors.grpc_aio_client",
     "aio_server_interceptor": "hoptel.interceptors.grpc_aio_server",
     "client_interceptor": "hoptel.interceptors.grpc_client",
+    "instrument_channel": "hoptel.interceptors.grpc_channel",
+    "instrument_aio_channel": "hoptel.interceptors.grpc_aio_channel",
     "server_interceptor": "hoptel.interceptors.grpc_server",
     "instrument": "hoptel.zerocode",
     "uninstrument": "hoptel.zerocode",

@@ -47,7 +47,7 @@ from opentelemetry import context as otel_context
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+__all__ = ["instrument", "is_instrumented", "step_aside", "uninstrument"]
 
 _log = logging.getLogger("hoptel.instrument")
 
@@ -310,6 +310,18 @@ def _zero_code_entry(session: _Session, channel: Any) -> tuple[Any, Any] | None:
         return session.channels.get(channel)
     except TypeError:  # not weak-referenceable: not one of ours
         return None
+
+
+def step_aside(channel: Any) -> Any:
+    """The channel an application's own hoptel instrumentation should wrap instead of ``channel``.
+
+    ``channel`` itself unless ``instrument()`` is active: then a zero-code channel is replaced by the channel it
+    wraps (see ``_step_aside``), so every RPC is recorded once.
+    """
+    session = _session
+    if session is None or not session.active:
+        return channel
+    return _step_aside(session, channel)
 
 
 def _step_aside(session: _Session, channel: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_support import AioEcho, AioServe, SyncEcho, SyncServe, aio_client, sync_client
+from grpc_support import CLIENT_WAYS, AioEcho, AioServe, SyncEcho, SyncServe, aio_client, sync_client
 from support import grpc_echo as echo
 from support.grpc_servers import aio_grpc_server, sync_grpc_server
 
@@ -47,20 +47,24 @@ async def serve_aio() -> AsyncIterator[AioServe]:
         yield start
 
 
-@pytest.fixture
-def sync_echo(telemetry: hoptel.Telemetry, serve_sync: SyncServe) -> Iterator[SyncEcho]:
-    """Sync client and server, both instrumented with the test's Telemetry."""
-    client = sync_client(telemetry, serve_sync(hoptel.server_interceptor(telemetry)))
+@pytest.fixture(params=CLIENT_WAYS)
+def sync_echo(request: pytest.FixtureRequest, telemetry: hoptel.Telemetry, serve_sync: SyncServe) -> Iterator[SyncEcho]:
+    """Sync client and server, both instrumented with the test's Telemetry (the client either way)."""
+    client = sync_client(telemetry, serve_sync(hoptel.server_interceptor(telemetry)), request.param)
     yield client
     client.channel.close()
 
 
-@pytest.fixture(params=["generator", "reader_writer"])
+@pytest.fixture(params=[(style, way) for style in ("generator", "reader_writer") for way in CLIENT_WAYS])
 async def aio_echo(
     request: pytest.FixtureRequest, telemetry: hoptel.Telemetry, serve_aio: AioServe
 ) -> AsyncIterator[AioEcho]:
-    """The aio client and server, both instrumented; streaming handlers as async generators or reader/writer."""
-    handler = echo.aio_handler(reader_writer=request.param == "reader_writer")
-    client = aio_client(telemetry, await serve_aio(hoptel.aio_server_interceptor(telemetry), handler=handler))
+    """The aio client and server, both instrumented (the client either way).
+
+    Streaming handlers are async generators or reader/writer style.
+    """
+    style, way = request.param
+    handler = echo.aio_handler(reader_writer=style == "reader_writer")
+    client = aio_client(telemetry, await serve_aio(hoptel.aio_server_interceptor(telemetry), handler=handler), way)
     yield client
     await client.channel.close()

@@ -14,6 +14,7 @@ from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
 __all__ = [
+    "CLIENT_WAYS",
     "AioEcho",
     "AioServe",
     "SyncEcho",
@@ -37,9 +38,10 @@ AioServe = Callable[..., Awaitable[str]]
 class SyncEcho:
     """A channel to the echo service with its four multi-callables."""
 
-    def __init__(self, channel: grpc.Channel, target: str) -> None:
+    def __init__(self, channel: grpc.Channel, target: str, way: str = "interceptor") -> None:
         self.channel = channel
         self.target = target
+        self.way = way
         self.unary: Any = channel.unary_unary(echo.UNARY)
         self.server_stream: Any = channel.unary_stream(echo.SERVER_STREAM)
         self.client_stream: Any = channel.stream_unary(echo.CLIENT_STREAM)
@@ -49,23 +51,34 @@ class SyncEcho:
 class AioEcho:
     """A grpc.aio channel to the echo service with its four multi-callables."""
 
-    def __init__(self, channel: grpc.aio.Channel, target: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, target: str, way: str = "interceptor") -> None:
         self.channel = channel
         self.target = target
+        self.way = way
         self.unary: Any = channel.unary_unary(echo.UNARY, None, None)
         self.server_stream: Any = channel.unary_stream(echo.SERVER_STREAM, None, None)
         self.client_stream: Any = channel.stream_unary(echo.CLIENT_STREAM, None, None)
         self.bidi: Any = channel.stream_stream(echo.BIDI, None, None)
 
 
-def sync_client(telemetry: hoptel.Telemetry, target: str, **options: Any) -> SyncEcho:
-    """An intercepted sync channel to ``target``."""
+CLIENT_WAYS = ("interceptor", "channel")
+"""The two ways a client records its RPCs: hoptel's client interceptor, or ``hoptel.instrument_*channel``."""
+
+
+def sync_client(telemetry: hoptel.Telemetry, target: str, way: str = "interceptor", **options: Any) -> SyncEcho:
+    """An instrumented sync channel to ``target``: intercepted, or wrapped by ``instrument_channel`` (``way``)."""
+    if way == "channel":
+        channel = hoptel.instrument_channel(grpc.insecure_channel(target), telemetry, target=target, **options)
+        return SyncEcho(channel, target, way)
     interceptor = hoptel.client_interceptor(telemetry, target=target, **options)
     return SyncEcho(grpc.intercept_channel(grpc.insecure_channel(target), interceptor), target)
 
 
-def aio_client(telemetry: hoptel.Telemetry, target: str, **options: Any) -> AioEcho:
-    """An intercepted grpc.aio channel to ``target`` (create inside the event loop)."""
+def aio_client(telemetry: hoptel.Telemetry, target: str, way: str = "interceptor", **options: Any) -> AioEcho:
+    """An instrumented grpc.aio channel to ``target`` (as ``sync_client``; create inside the event loop)."""
+    if way == "channel":
+        channel = hoptel.instrument_aio_channel(grpc.aio.insecure_channel(target), telemetry, target=target, **options)
+        return AioEcho(channel, target, way)
     interceptors = hoptel.aio_client_interceptor(telemetry, target=target, **options)
     return AioEcho(grpc.aio.insecure_channel(target, interceptors=interceptors), target)
 

@@ -42,13 +42,19 @@ def _pair(receiver: OTLPReceiver, method: str) -> tuple[ReceivedSpan, ReceivedSp
     return client, server
 
 
-def _sync_channel(tel: hoptel.Telemetry, target: str, **options: Any) -> grpc.Channel:
+WAYS = ("interceptor", "channel")  # hoptel's client interceptor, or hoptel.instrument_*channel
+
+
+def _sync_channel(tel: hoptel.Telemetry, target: str, way: str = "interceptor", **options: Any) -> grpc.Channel:
+    if way == "channel":
+        return hoptel.instrument_channel(grpc.insecure_channel(target), tel, **options)
     return grpc.intercept_channel(grpc.insecure_channel(target), hoptel.client_interceptor(tel, **options))
 
 
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("method", [UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI])
 def test_sync_hooks_tag_client_and_server_spans(
-    method: str, telemetry: hoptel.Telemetry, serve_grpc: Serve, receiver: OTLPReceiver
+    method: str, way: str, telemetry: hoptel.Telemetry, serve_grpc: Serve, receiver: OTLPReceiver
 ) -> None:
     """Every shape: both hooks on both sides add attributes (method, tenant, final code) seen by the receiver."""
     server_calls, client_calls = Calls(), Calls()
@@ -56,7 +62,7 @@ def test_sync_hooks_tag_client_and_server_spans(
         hoptel.server_interceptor(telemetry, request_hook=server_calls.request, response_hook=server_calls.response)
     )
     with _sync_channel(
-        telemetry, target, request_hook=client_calls.request, response_hook=client_calls.response
+        telemetry, target, way, request_hook=client_calls.request, response_hook=client_calls.response
     ) as channel:
         assert _call(channel, method) == EXPECTED[method]
     client, server = _pair(receiver, method)
@@ -75,13 +81,14 @@ def test_sync_hooks_tag_client_and_server_spans(
 _RPC_TYPES = {UNARY: "unary", SERVER_STREAM: "server_stream", CLIENT_STREAM: "client_stream", BIDI: "bidi_stream"}
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_response_hooks_see_the_error_status(
-    telemetry: hoptel.Telemetry, serve_grpc: Serve, receiver: OTLPReceiver
+    way: str, telemetry: hoptel.Telemetry, serve_grpc: Serve, receiver: OTLPReceiver
 ) -> None:
     """An aborted RPC: both response hooks get NOT_FOUND and its details."""
     server_calls, client_calls = Calls(), Calls()
     target = serve_grpc(hoptel.server_interceptor(telemetry, response_hook=server_calls.response))
-    channel = _sync_channel(telemetry, target, response_hook=client_calls.response)
+    channel = _sync_channel(telemetry, target, way, response_hook=client_calls.response)
     with channel, pytest.raises(grpc.RpcError) as raised:
         channel.unary_unary(UNARY, None, None)(b"abort")
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
@@ -114,19 +121,23 @@ def test_stream_response_hook_runs_when_the_stream_ends(telemetry: hoptel.Teleme
     assert [c.code for c in server_calls.responses] == [grpc.StatusCode.OK]
 
 
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("method", [UNARY, BIDI])
 async def test_aio_hooks_tag_client_and_server_spans(
-    method: str, telemetry: hoptel.Telemetry, serve_aio_grpc: AioServe, receiver: OTLPReceiver
+    method: str, way: str, telemetry: hoptel.Telemetry, serve_aio_grpc: AioServe, receiver: OTLPReceiver
 ) -> None:
     """grpc.aio: both hooks on both sides add attributes seen by the receiver; the stream's hook runs at its end."""
     server_calls, client_calls = Calls(), Calls()
     target = await serve_aio_grpc(
         hoptel.aio_server_interceptor(telemetry, request_hook=server_calls.request, response_hook=server_calls.response)
     )
-    interceptors: Any = hoptel.aio_client_interceptor(  # grpc-stubs want a list; grpc.aio takes any sequence
-        telemetry, request_hook=client_calls.request, response_hook=client_calls.response
-    )
-    async with grpc.aio.insecure_channel(target, interceptors=interceptors) as channel:
+    hooks: Any = {"request_hook": client_calls.request, "response_hook": client_calls.response}
+    if way == "channel":
+        channel = hoptel.instrument_aio_channel(grpc.aio.insecure_channel(target), telemetry, **hooks)
+    else:
+        interceptors: Any = hoptel.aio_client_interceptor(telemetry, **hooks)  # grpc.aio takes any sequence
+        channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+    async with channel:
         if method == UNARY:
             assert await channel.unary_unary(method, None, None)(b"hi", metadata=TENANT) == b"hi"
         else:

@@ -87,6 +87,34 @@ def test_a_zero_code_channel_deep_in_a_chain_steps_aside(
     assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
 
 
+def test_an_instrumented_channel_under_instrument_records_once(
+    telemetry: hoptel.Telemetry, plain_server: Serve, receiver: OTLPReceiver
+) -> None:
+    """hoptel.instrument_channel on a zero-code channel: the zero-code one steps aside, one CLIENT span."""
+    hoptel.instrument(telemetry)
+    target = plain_server()
+    zero_code = grpc.insecure_channel(target)
+    with hoptel.instrument_channel(zero_code, telemetry) as channel:
+        assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
+    spans = _all_spans(receiver, telemetry, 2)
+    assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
+
+
+async def test_an_instrumented_aio_channel_under_instrument_records_once(
+    telemetry: hoptel.Telemetry, receiver: OTLPReceiver
+) -> None:
+    """hoptel.instrument_aio_channel on a zero-code aio channel returns it as it is: one CLIENT span."""
+    hoptel.instrument(telemetry)
+    async with aio_grpc_server(aio_handler()) as target:
+        zero_code = grpc.aio.insecure_channel(target)
+        channel = hoptel.instrument_aio_channel(zero_code, telemetry)
+        assert channel is zero_code
+        async with channel:
+            assert await channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
+    spans = await asyncio.to_thread(_all_spans, receiver, telemetry, 2)
+    assert _kinds(spans) == [("CLIENT", "hoptel"), ("SERVER", "hoptel")]
+
+
 async def test_aio_channels_and_servers_the_app_instrumented(
     telemetry: hoptel.Telemetry, receiver: OTLPReceiver
 ) -> None:
