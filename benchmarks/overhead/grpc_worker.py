@@ -159,7 +159,7 @@ def run_aio_client(writer: ProtocolWriter, stack: Stack, work: Workload, target:
     loop = asyncio.new_event_loop()
 
     async def connect() -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(target, interceptors=stack.aio_client_interceptors())
+        return stack.aio_channel(target)
 
     channel = loop.run_until_complete(connect())
     unary = channel.unary_unary(UNARY_METHOD, request_serializer=None, response_deserializer=None)

@@ -180,7 +180,7 @@ def render_markdown(
     for row in rows:
         work: Workload = titles[row.workload]
         ratio_client = ratio_total = _NONE
-        if row.variant == "hoptel":
+        if row.variant.startswith("hoptel"):  # hoptel, and hoptel_interceptors when it ran
             off = _row(rows, row.workload, "official")
             rc = _ratio(row.added_client, _field(off, "added_client"))
             rt = _ratio(row.added_total, _field(off, "added_total"))

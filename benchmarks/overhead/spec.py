@@ -30,9 +30,10 @@ VARIANTS = ("bare", "hoptel", "official")
 """The default variants. bare: no instrumentation; hoptel: this project; official: the OTel instrumentations and
 py-grpc-prometheus."""
 
-ALL_VARIANTS = (*VARIANTS, "noop")
+ALL_VARIANTS = (*VARIANTS, "noop", "hoptel_interceptors")
 """Plus ``noop``: pass-through interceptors / transport / middleware that record nothing, the floor that any
-instrumentation built on the same hooks pays (run it with ``--variants bare,noop,hoptel``)."""
+instrumentation built on the same hooks pays (run it with ``--variants bare,noop,hoptel``); and
+``hoptel_interceptors``: hoptel with its gRPC client interceptors instead of its instrumented channels."""
 
 
 @dataclass(frozen=True, slots=True)

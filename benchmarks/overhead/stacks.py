@@ -2,7 +2,10 @@
 
 - ``bare``: nothing.
 - ``hoptel``: ``hoptel.setup()`` (OTLP/gRPC export to the benchmark's receiver, metrics endpoint on an
-  ephemeral port) and hoptel's interceptors, transport and middleware.
+  ephemeral port), hoptel's instrumented channels (``instrument_channel``, ``instrument_aio_channel``), server
+  interceptors, transport and middleware.
+- ``hoptel_interceptors``: the same with hoptel's client *interceptors* on grpc's interceptor hooks
+  (``grpc.intercept_channel``, ``interceptors=`` of a grpc.aio channel) instead of the instrumented channels.
 - ``noop``: pass-through hooks of the same kinds (``intercept_channel``, server interceptors, a wrapping httpx
   transport, an ASGI middleware) that record nothing: the floor any instrumentation on those hooks pays.
 - ``official``: an SDK ``TracerProvider`` + ``BatchSpanProcessor`` + OTLP/gRPC exporter to the same receiver,
@@ -22,7 +25,7 @@ import grpc
 import grpc.aio
 import httpx
 
-__all__ = ["HoptelStack", "NoopStack", "OfficialStack", "Stack", "build_stack"]
+__all__ = ["HoptelInterceptorsStack", "HoptelStack", "NoopStack", "OfficialStack", "Stack", "build_stack"]
 
 ASGIApp = Any
 """An ASGI application (kept loose: Starlette, uvicorn and the middlewares each type it differently)."""
@@ -45,9 +48,9 @@ class Stack:
         """Interceptors for ``grpc.aio.server(...)``."""
         return []
 
-    def aio_client_interceptors(self) -> list[Any]:
-        """Interceptors for ``grpc.aio.insecure_channel(...)`` (grpc-stubs leaves their type unspecified)."""
-        return []
+    def aio_channel(self, target: str) -> grpc.aio.Channel:
+        """A grpc.aio channel to ``target``, instrumented as the variant does it (create inside the event loop)."""
+        return grpc.aio.insecure_channel(target)
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         """The ASGI app with the variant's middleware around it."""
@@ -128,8 +131,8 @@ class NoopStack(Stack):
     def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
         return [_PassAioServer()]
 
-    def aio_client_interceptors(self) -> list[Any]:
-        return [_PassAioClient()]
+    def aio_channel(self, target: str) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(target, interceptors=[_PassAioClient()])
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         async def passthrough(scope: Any, receive: Any, send: Any) -> None:
@@ -156,14 +159,13 @@ class HoptelStack(Stack):
         return [self._hoptel.server_interceptor()]
 
     def grpc_channel(self, target: str) -> grpc.Channel:
-        interceptor = self._hoptel.client_interceptor(target=target)
-        return grpc.intercept_channel(grpc.insecure_channel(target), interceptor)
+        return self._hoptel.instrument_channel(grpc.insecure_channel(target), target=target)
 
     def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
         return [self._hoptel.aio_server_interceptor()]
 
-    def aio_client_interceptors(self) -> list[Any]:
-        return list(self._hoptel.aio_client_interceptor())  # one interceptor per RPC kind (grpc.aio files each once)
+    def aio_channel(self, target: str) -> grpc.aio.Channel:
+        return self._hoptel.instrument_aio_channel(grpc.aio.insecure_channel(target), target=target)
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         return self._hoptel.ASGIMiddleware(app)
@@ -176,6 +178,20 @@ class HoptelStack(Stack):
 
     def shutdown(self) -> None:
         self._telemetry.shutdown(timeout=10.0)
+
+
+class HoptelInterceptorsStack(HoptelStack):
+    """hoptel with its client interceptors on grpc's interceptor hooks instead of the instrumented channels."""
+
+    name = "hoptel_interceptors"
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        interceptor = self._hoptel.client_interceptor(target=target)
+        return grpc.intercept_channel(grpc.insecure_channel(target), interceptor)
+
+    def aio_channel(self, target: str) -> grpc.aio.Channel:
+        interceptors: Any = self._hoptel.aio_client_interceptor(target=target)  # grpc.aio takes any sequence
+        return grpc.aio.insecure_channel(target, interceptors=interceptors)
 
 
 class OfficialStack(Stack):
@@ -229,13 +245,13 @@ class OfficialStack(Stack):
         otel = aio_server_interceptor(tracer_provider=self._provider)  # type: ignore[no-untyped-call]  # untyped
         return [otel, PromAioServerInterceptor(self._registry)]
 
-    def aio_client_interceptors(self) -> list[Any]:
+    def aio_channel(self, target: str) -> grpc.aio.Channel:
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
         from benchmarks.overhead.prom_aio import PromAioClientInterceptor
 
         otel: list[Any] = aio_client_interceptors(tracer_provider=self._provider)  # type: ignore[no-untyped-call]
-        return [*otel, PromAioClientInterceptor(self._registry)]
+        return grpc.aio.insecure_channel(target, interceptors=[*otel, PromAioClientInterceptor(self._registry)])
 
     def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -257,7 +273,7 @@ class OfficialStack(Stack):
 
 
 def build_stack(variant: str, service_name: str) -> Stack:
-    """The stack for ``variant`` (``bare``, ``hoptel``, ``official`` or ``noop``), built in this process.
+    """The stack for ``variant`` (``bare``, ``hoptel``, ``official``, ``noop``, ``hoptel_interceptors``), here.
 
     Raises:
         ValueError: an unknown variant.
@@ -270,4 +286,6 @@ def build_stack(variant: str, service_name: str) -> Stack:
         return OfficialStack(service_name)
     if variant == "noop":
         return NoopStack()
+    if variant == "hoptel_interceptors":
+        return HoptelInterceptorsStack(service_name)
     raise ValueError(f"unknown variant {variant!r}")
