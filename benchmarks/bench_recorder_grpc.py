@@ -7,9 +7,10 @@ exporting the sampled spans is included; best of several rounds):
   sampled (span ended and queued for export, histogram observed with an exemplar) and unsampled (context still
   injected, histogram observed, no span recorded);
 - recorder, server side: ``start_grpc_server`` (context extracted from a ``traceparent``) + ``finish``, likewise;
-- the sync client interceptor's ``intercept_unary_unary`` and the sync server interceptor's ``intercept_service``
-  plus the wrapped handler, around a continuation/handler that does nothing (no network, so this is the
-  interceptors' own cost on top of the recorder);
+- the sync client interceptor's ``intercept_unary_unary``, a unary call through ``hoptel.instrument_channel``, and
+  the sync server interceptor's ``intercept_service`` plus the wrapped handler, around a continuation / channel /
+  handler that does nothing (no network, so this is their own cost on top of the recorder; grpcio's own
+  ``intercept_channel`` plumbing, which the interceptor rides on, is not included);
 - single metric operations: a counter increment and a histogram observation with and without an exemplar.
 
 Sampled spans go through hoptel's real batch processor into an exporter that discards them; each round ends with a
@@ -48,6 +49,19 @@ class DoneCall:
 
     def result(self) -> bytes:
         return b"response"
+
+
+class NoNetworkChannel:
+    """A channel whose unary multicallable answers at once (what ``instrument_channel`` wraps, minus grpcio)."""
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        done = DoneCall()
+
+        class Method:
+            def with_call(self, request: bytes, *options: Any, **keywords: Any) -> tuple[bytes, DoneCall]:
+                return b"response", done
+
+        return Method()
 
 
 class Context:
@@ -109,6 +123,12 @@ def hops(tel: hoptel.Telemetry) -> dict[str, Callable[[], object]]:
     def client_interceptor() -> None:
         client.intercept_unary_unary(continuation, details, b"request")
 
+    channel: Any = NoNetworkChannel()
+    unary = hoptel.instrument_channel(channel, tel, target=TARGET).unary_unary(METHOD)
+
+    def instrumented_channel() -> None:
+        unary(b"request", metadata=OUTGOING)
+
     server = hoptel.server_interceptor(tel)
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: b"response")
     call_details = Details()
@@ -122,6 +142,7 @@ def hops(tel: hoptel.Telemetry) -> dict[str, Callable[[], object]]:
         "recorder client hop": recorder_client,
         "recorder server hop": recorder_server,
         "client interceptor, unary (no network)": client_interceptor,
+        "instrumented channel, unary (no network)": instrumented_channel,
         "server interceptor + handler, unary (no network)": server_interceptor,
     }
 

@@ -42,7 +42,7 @@ class Orders:
     """The ``demo.Orders`` servicer.
 
     Args:
-        inventory: A stub on a channel with ``hoptel.aio_client_interceptor()``.
+        inventory: A stub on a channel from ``hoptel.instrument_aio_channel()``.
         pricing: An ``httpx.AsyncClient`` on ``hoptel.AsyncHTTPTransport()`` with pricing's base URL.
     """
 
@@ -125,10 +125,8 @@ async def serve(args: runtime.ServiceArgs, telemetry: hoptel.Telemetry) -> None:
         loop.call_soon_threadsafe(stop.set)
 
     runtime.on_stop_request(request_stop, args.watch_stdin)
-    # Unpacked: hoptel's aio client interceptor is one interceptor per RPC shape, because grpc.aio would see only
-    # the unary-unary side of a single object (and the Warehouses stream would go untraced).
-    interceptors = [*hoptel.aio_client_interceptor(target=args.inventory)]
-    channel = grpc.aio.insecure_channel(args.inventory, interceptors=interceptors)
+    # An instrumented channel records the Check calls and the Warehouses stream (the gateway shows the interceptor).
+    channel = hoptel.instrument_aio_channel(grpc.aio.insecure_channel(args.inventory), target=args.inventory)
     pricing = httpx.AsyncClient(base_url=args.pricing, transport=hoptel.AsyncHTTPTransport(), timeout=PRICING_TIMEOUT_S)
     orders = Orders(InventoryStub(channel), pricing)
     server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor()])
