@@ -261,3 +261,19 @@ def test_unimplemented_method(sync_echo: SyncEcho, receiver: OTLPReceiver, telem
     unknown = {"grpc_type": "unary", "grpc_service": "unknown", "grpc_method": "unknown"}
     assert sample(telemetry, "grpc_server_handled_total", grpc_code="Unimplemented", **unknown) == 1
     assert client.attributes["rpc.service"] == "no.Such"
+
+
+def _unserializable(message: bytes) -> bytes:
+    raise ValueError("cannot serialize")
+
+
+def test_request_that_cannot_be_serialized(sync_echo: SyncEcho, receiver: OTLPReceiver) -> None:
+    """The call fails INTERNAL in grpcio before it is sent; the caller gets that error, the CLIENT span says so."""
+    unary = sync_echo.channel.unary_unary(echo.UNARY, request_serializer=_unserializable)
+    with pytest.raises(grpc.RpcError) as raised:
+        unary(b"x")
+    assert raised.value.code() is grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]  # grpcio's errors are calls
+    (client,) = receiver.wait_for_spans(1, predicate=lambda span: span.kind == "CLIENT")
+    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
+    assert client.status_code == "ERROR"
+    assert [span for span in receiver.spans() if span.kind == "SERVER"] == []  # nothing was sent
