@@ -50,6 +50,7 @@ _MAX_ATTRIBUTES = 128
 _MAX_EVENTS = 128
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_SAMPLED_BIT = TraceFlags.SAMPLED
 _TRACE_ID_LIMIT = (1 << 64) - 1
 _tuple_new = tuple.__new__
 _UNSET = Status(StatusCode.UNSET)
@@ -257,19 +258,15 @@ class HopTracer:
         self._expected_processors = self._processors_holder._span_processors
         root = sampler.name.removeprefix("parentbased_")
         self._parent_based = sampler.name.startswith("parentbased_")
-        self._root_always = root == "always_on"
-        self._root_never = root == "always_off"
+        # A root's decision: fixed for always_on/always_off, else by trace id against the ratio's bound.
+        self._root_fixed: bool | None = {"always_on": True, "always_off": False}.get(root)
         self._ratio_bound = round(sampler.ratio * _TRACE_ID_LIMIT) if root == "traceidratio" else None
 
     def is_exact(self) -> bool:
         """True while hoptel's processor is the provider's only one (nobody added a processor since)."""
         return self._processors_holder._span_processors is self._expected_processors
 
-    def _root_sampled(self, trace_id: int) -> bool:
-        if self._root_always:
-            return True
-        if self._root_never:
-            return False
+    def _ratio_sampled(self, trace_id: int) -> bool:
         bound = self._ratio_bound
         return bound is not None and (trace_id & _TRACE_ID_LIMIT) < bound
 
@@ -309,15 +306,21 @@ class HopTracer:
         kind: SpanKind,
         attributes: Mapping[str, AttributeValue] | None,
     ) -> Span:
-        if parent.is_valid:
-            trace_id = parent.trace_id
-            state = parent.trace_state
-            sampled = parent.trace_flags.sampled if self._parent_based else self._root_sampled(trace_id)
+        if _FAST_CONTEXT and type(parent) is SpanContext:
+            trace_id, _, _, flags, state, valid = parent
+        else:  # pragma: no cover - another SpanContext layout
+            trace_id, flags, state, valid = parent.trace_id, parent.trace_flags, parent.trace_state, parent.is_valid
+        fixed = self._root_fixed
+        if valid:
+            if self._parent_based:
+                sampled = bool(flags & _SAMPLED_BIT)
+            else:
+                sampled = fixed if fixed is not None else self._ratio_sampled(trace_id)
             parent_context: SpanContext | None = parent
         else:
             trace_id = getrandbits(128) or 1
             state = DEFAULT_TRACE_STATE
-            sampled = self._root_sampled(trace_id)
+            sampled = fixed if fixed is not None else self._ratio_sampled(trace_id)
             parent_context = None
         span_id = getrandbits(64) or 1
         if not sampled:

@@ -102,7 +102,11 @@ class GrpcHop(_Hop):
     __slots__ = ("received", "route", "sent")
 
     def __init__(self, route: GrpcRoute, span: Span, context: Context) -> None:
-        super().__init__(span, context)
+        # _Hop's fields set here rather than through super().__init__: one call less on every RPC.
+        self.span = span
+        self.context = context
+        self.started_at = perf_counter()
+        self.ended = False
         self.route = route
         self.sent = 0
         self.received = 0

@@ -29,7 +29,7 @@ from opentelemetry.propagators.textmap import (
     default_getter,
     default_setter,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.trace import DEFAULT_TRACE_STATE, NonRecordingSpan, SpanContext
 
 from ._core import BAGGAGE_KEY, PARENT_KEY, SPAN_KEY, SpanFields, WireFormat, span_fields, span_fields_of
 from .b3 import B3Format
@@ -46,7 +46,7 @@ from .carriers import (
     set_headers,
 )
 from .textmap import ASGIGetter, HeadersGetter, HeadersSetter, MetadataGetter
-from .tracecontext import TraceContextFormat
+from .tracecontext import TRACEPARENT, TraceContextFormat, format_traceparent_fields
 
 __all__ = ["DEFAULT_PROPAGATORS", "PROPAGATOR_NAMES", "Propagator", "propagator_from_env"]
 
@@ -123,6 +123,13 @@ class Propagator(TextMapPropagator):
             frozenset(name.encode("latin-1") for name in owned) for owned in self._owned_by_mask
         )
         self._fields = frozenset(name for fmt in self._formats for name in fmt.fields)
+        # tracecontext first and at most baggage after it: a span with the default trace state, injected without
+        # baggage, needs exactly the one traceparent header (a hop's common case, rendered without the format loop).
+        self._traceparent_alone = (
+            bool(self._formats)
+            and isinstance(self._formats[0], TraceContextFormat)
+            and all(isinstance(fmt, BaggageFormat) for fmt in self._formats[1:])
+        )
 
     def __repr__(self) -> str:
         return f"Propagator({list(self.names)!r})"
@@ -191,7 +198,12 @@ class Propagator(TextMapPropagator):
 
         The same as ``inject_metadata(metadata, set_span_in_context(span, context))``, without that context.
         """
-        out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
+        fields = span_fields_of(span_context)
+        baggage = context.get(BAGGAGE_KEY)
+        if self._traceparent_alone and not baggage and fields is not None and fields[3] is DEFAULT_TRACE_STATE:
+            ours = [(TRACEPARENT, format_traceparent_fields(fields[0], fields[1], fields[2]))]
+            return merge_metadata(metadata, ours, self._owned_by_mask[1])
+        out, mask = self._render_fields(fields, baggage)
         if not mask:
             return copy_metadata(metadata)
         return merge_metadata(metadata, out, self._owned_by_mask[mask])

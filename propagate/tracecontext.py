@@ -36,6 +36,7 @@ __all__ = [
     "TRACESTATE",
     "TraceContextFormat",
     "format_traceparent",
+    "format_traceparent_fields",
     "parse_traceparent",
     "parse_tracestate",
 ]
@@ -115,6 +116,11 @@ def parse_tracestate(value: str) -> TraceState | None:
 def format_traceparent(span_context: SpanContext) -> str:
     """Render ``span_context`` as a version ``00`` ``traceparent`` value."""
     return _TRACEPARENT_FORMAT % (span_context.trace_id, span_context.span_id, span_context.trace_flags & 0xFF)
+
+
+def format_traceparent_fields(trace_id: int, span_id: int, flags: int) -> str:
+    """Render the ids and the flags byte as a version ``00`` ``traceparent`` value."""
+    return _TRACEPARENT_FORMAT % (trace_id, span_id, flags)
 
 
 class TraceContextFormat:

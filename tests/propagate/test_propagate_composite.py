@@ -6,6 +6,7 @@ import pytest
 from opentelemetry import baggage, propagate
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import TraceState
 from propagate_support import SPAN_HEX, SPAN_ID, TRACE_HEX, TRACEPARENT, remote, span_ctx, with_baggage
 
 from hoptel.hop_span import SPAN_KEY
@@ -193,13 +194,19 @@ def test_parent_extraction_never_raises() -> None:
     assert Propagator().extract_asgi_parent({"headers": 42}) == (None, {})
 
 
-@pytest.mark.parametrize("names", ["tracecontext,baggage", "b3", "b3multi,baggage", "none"])
+@pytest.mark.parametrize(
+    "names",
+    ["tracecontext,baggage", "tracecontext", "baggage,tracecontext", "tracecontext,b3", "b3", "b3multi", "none"],
+)
 @pytest.mark.parametrize("sampled", [True, False])
 @pytest.mark.parametrize("caller", [Context(), with_baggage({"user": "alice"})])
-def test_span_injection_gives_what_inject_gives(names: str, sampled: bool, caller: Context) -> None:
+@pytest.mark.parametrize("state", [None, TraceState([("vendor", "1")])])
+def test_span_injection_gives_what_inject_gives(
+    names: str, sampled: bool, caller: Context, state: TraceState | None
+) -> None:
     """inject_span_*(child, caller) writes what inject_* writes for a context with the child current."""
     prop = Propagator(names)
-    child_context = span_ctx(trace_id=0x1234, span_id=0x99, sampled=sampled, context=caller)
+    child_context = span_ctx(trace_id=0x1234, span_id=0x99, sampled=sampled, state=state, context=caller)
     child = remote(child_context)
     metadata = [("x-user", "1"), ("traceparent", "stale")]
     assert prop.inject_span_metadata(metadata, child, caller) == prop.inject_metadata(metadata, child_context)
