@@ -124,7 +124,8 @@ class Propagator(TextMapPropagator):
         )
         self._fields = frozenset(name for fmt in self._formats for name in fmt.fields)
         # tracecontext first and at most baggage after it: a span with the default trace state, injected without
-        # baggage, needs exactly the one traceparent header (a hop's common case, rendered without the format loop).
+        # baggage, needs exactly the one traceparent header, and a carrier holding only a traceparent yields only
+        # the parent (a hop's common cases, handled without the loop over the formats).
         self._traceparent_alone = (
             bool(self._formats)
             and isinstance(self._formats[0], TraceContextFormat)
@@ -298,6 +299,10 @@ class Propagator(TextMapPropagator):
     def _parent_and_updates(self, values: dict[str, str]) -> tuple[SpanContext | None, dict[str, object]]:
         if not values:
             return None, {}
+        if self._traceparent_alone and len(values) == 1:  # the common case: a traceparent and nothing else
+            traceparent = values.get(TRACEPARENT)
+            if traceparent is not None:
+                return TraceContextFormat.parent(traceparent, None), {}
         updates = self._updates(values, _EMPTY)
         parent: SpanContext | None = updates.pop(PARENT_KEY, None)  # type: ignore[assignment]  # formats store SpanContexts
         return parent, updates

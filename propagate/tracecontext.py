@@ -134,9 +134,15 @@ class TraceContextFormat:
 
     def extract(self, values: Mapping[str, str], context: Context, updates: dict[str, object]) -> None:
         """Record the remote parent from ``traceparent``/``tracestate`` in ``updates``, if valid."""
-        traceparent = values.get("traceparent")
-        if traceparent is None:
-            return
+        traceparent = values.get(TRACEPARENT)
+        if traceparent is not None:
+            parent = self.parent(traceparent, values.get(TRACESTATE))
+            if parent is not None:
+                updates[PARENT_KEY] = parent
+
+    @staticmethod
+    def parent(traceparent: str, tracestate: str | None) -> SpanContext | None:
+        """The remote parent these header values describe, or None if ``traceparent`` is invalid."""
         # parse_traceparent's fast path, inlined: this runs on every incoming request
         match = _VERSION_00_MATCH(traceparent)
         if match is not None:
@@ -144,18 +150,17 @@ class TraceContextFormat:
             trace_id = int(trace_hex, 16)
             span_id = int(span_hex, 16)
             if not trace_id or not span_id:
-                return
+                return None
             flags = TRACE_FLAGS[flags_hex]
         else:
             parsed = parse_traceparent(traceparent)
             if parsed is None:
-                return
+                return None
             trace_id, span_id, flags = parsed
-        tracestate = values.get("tracestate")
         state = DEFAULT_TRACE_STATE
         if tracestate:
             state = parse_tracestate(tracestate) or DEFAULT_TRACE_STATE
-        updates[PARENT_KEY] = remote_span_context(trace_id, span_id, flags, state)
+        return remote_span_context(trace_id, span_id, flags, state)
 
     def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
         """Append ``traceparent`` (and a non-empty ``tracestate``) for ``span``."""

@@ -298,18 +298,3 @@ def test_aio_client_interceptor_shapes(telemetry: hoptel.Telemetry) -> None:
     assert len(views) == len(kinds)
     for view, kind in zip(views, kinds, strict=True):
         assert [isinstance(view, other) for other in kinds] == [other is kind for other in kinds]
-
-
-def _unserializable(message: bytes) -> bytes:
-    raise ValueError("cannot serialize")
-
-
-async def test_request_that_cannot_be_serialized(aio_echo: AioEcho, receiver: OTLPReceiver) -> None:
-    """The call fails INTERNAL in grpc.aio before it is sent; the caller gets that error, the CLIENT span says so."""
-    unary = aio_echo.channel.unary_unary(echo.UNARY, request_serializer=_unserializable)
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await unary(b"x")
-    assert raised.value.code() is grpc.StatusCode.INTERNAL
-    (client,) = await asyncio.to_thread(receiver.wait_for_spans, 1, predicate=lambda span: span.kind == "CLIENT")
-    assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
-    assert client.status_code == "ERROR"
