@@ -16,8 +16,8 @@ proxy that is still a ``grpc.aio`` call (``read()``, ``write()``, ``done_writing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 from grpc import aio
@@ -28,9 +28,8 @@ from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
-from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes
+from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc_streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
@@ -158,9 +157,15 @@ class _CountedStreamStream(_CountedCall, _StreamStreamCall):
 
 
 class _Method:
-    """One method of an instrumented aio channel: grpc's multicallable, the route, how to start a hop."""
+    """One method of an instrumented aio channel: grpc's multicallable, the route, how to start a hop.
+
+    Each subclass's ``__call__`` has grpc.aio's signature and hands its arguments to ``_run``, which starts the hop,
+    starts grpc's call (that only queues the RPC) and wraps it in ``proxy`` when a streamed side is counted.
+    """
 
     __slots__ = ("_inner", "_peer", "_route", "_start")
+    proxy: ClassVar[type[_CountedCall] | None] = None  # wraps the call when a streamed side is counted
+    counts_requests: ClassVar[bool] = False  # request-streaming shapes count an iterator's requests
 
     def __init__(self, inner: Any, route: GrpcRoute, start: _Start, peer: Mapping[str, AttributeValue] | None) -> None:
         self._inner = inner
@@ -168,15 +173,20 @@ class _Method:
         self._start = start
         self._peer = peer
 
-    def _call(self, hop: GrpcHop, requests: Any, options: dict[str, Any]) -> Any:
-        """Start grpc's call (it only queues the RPC; a raise here means grpc refused the arguments)."""
+    def _run(self, requests: Any, metadata: Any, options: dict[str, Any]) -> Any:
+        started = self._start(self._route, metadata, self._peer)
+        if started is None:
+            return self._inner(requests, metadata=metadata, **options)
+        hop, options["metadata"] = started
+        if self.counts_requests and requests is not None:  # None: the caller writes with call.write()
+            requests = count_sent(requests, hop)
         try:
             call = self._inner(requests, **options)
-        except Exception as error:
+        except Exception as error:  # grpc refused the arguments
             hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
             raise
         watch_aio_call(call, hop)
-        return call
+        return call if self.proxy is None else self.proxy(call, hop)
 
 
 class _UnaryUnary(_Method, _UnaryUnaryBase):
@@ -185,67 +195,54 @@ class _UnaryUnary(_Method, _UnaryUnaryBase):
     __slots__ = ()
 
     def __call__(self, request: Any, *, metadata: Any = None, **options: Any) -> Any:  # type: ignore[override]  # grpc.aio's keyword-only signature (grpc-stubs differ)
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request, metadata=metadata, **options)
-        options["metadata"] = started[1]
-        return self._call(started[0], request, options)
+        return self._run(request, metadata, options)
 
 
 class _UnaryStream(_Method, _UnaryStreamBase):
-    """A recorded server-streaming method."""
+    """A recorded server-streaming method; responses are counted."""
 
     __slots__ = ()
+    proxy = _CountedUnaryStream
 
     def __call__(self, request: Any, *, metadata: Any = None, **options: Any) -> Any:  # type: ignore[override]  # grpc.aio's keyword-only signature (grpc-stubs differ)
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request, metadata=metadata, **options)
-        hop, options["metadata"] = started
-        return _CountedUnaryStream(self._call(hop, request, options), hop)
-
-
-def _counted_requests(requests: AsyncIterable[Any] | Iterable[Any] | None, hop: GrpcHop) -> Any:
-    return None if requests is None else count_sent(requests, hop)
+        return self._run(request, metadata, options)
 
 
 class _StreamUnary(_Method, _StreamUnaryBase):
     """A recorded client-streaming method (requests from an iterator or ``write()`` are counted)."""
 
     __slots__ = ()
+    proxy = _CountedStreamUnary
+    counts_requests = True
 
     def __call__(  # type: ignore[override]  # grpc.aio's signature (grpc-stubs differ)
         self, request_iterator: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
         options["timeout"] = timeout
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request_iterator, metadata=metadata, **options)
-        hop, options["metadata"] = started
-        return _CountedStreamUnary(self._call(hop, _counted_requests(request_iterator, hop), options), hop)
+        return self._run(request_iterator, metadata, options)
 
 
 class _StreamStream(_Method, _StreamStreamBase):
     """A recorded bidi-streaming method (requests and responses are counted)."""
 
     __slots__ = ()
+    proxy = _CountedStreamStream
+    counts_requests = True
 
     def __call__(  # type: ignore[override]  # grpc.aio's signature (grpc-stubs differ)
         self, request_iterator: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
         options["timeout"] = timeout
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request_iterator, metadata=metadata, **options)
-        hop, options["metadata"] = started
-        return _CountedStreamStream(self._call(hop, _counted_requests(request_iterator, hop), options), hop)
+        return self._run(request_iterator, metadata, options)
 
 
-class InstrumentedAioChannel(aio.Channel):
+class InstrumentedAioChannel(RecordingMethods, aio.Channel):
     """A ``grpc.aio.Channel`` recording every RPC made through it; build it with :func:`instrument_aio_channel`.
 
     Connectivity, ``close()`` and ``async with`` act on the wrapped channel.
     """
+
+    wrappers = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
 
     def __init__(
         self,
@@ -256,36 +253,7 @@ class InstrumentedAioChannel(aio.Channel):
         target: str | None,
     ) -> None:
         self._channel = channel
-        self._start = start
-        self._peer = target_attributes(target) or None
-        self._unary_unary = RouteTable(recorder, "client", UNARY, method_filter)
-        self._unary_stream = RouteTable(recorder, "client", SERVER_STREAM, method_filter)
-        self._stream_unary = RouteTable(recorder, "client", CLIENT_STREAM, method_filter)
-        self._stream_stream = RouteTable(recorder, "client", BIDI_STREAM, method_filter)
-
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Grpc's multicallable for ``method``, recording each call (unless the filter skips the method)."""
-        inner = self._channel.unary_unary(method, *args, **kwargs)
-        route = self._unary_unary[method]
-        return inner if route is None else _UnaryUnary(inner, route, self._start, self._peer)
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a server-streaming method."""
-        inner = self._channel.unary_stream(method, *args, **kwargs)
-        route = self._unary_stream[method]
-        return inner if route is None else _UnaryStream(inner, route, self._start, self._peer)
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a client-streaming method."""
-        inner = self._channel.stream_unary(method, *args, **kwargs)
-        route = self._stream_unary[method]
-        return inner if route is None else _StreamUnary(inner, route, self._start, self._peer)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a bidi-streaming method."""
-        inner = self._channel.stream_stream(method, *args, **kwargs)
-        route = self._stream_stream[method]
-        return inner if route is None else _StreamStream(inner, route, self._start, self._peer)
+        self._routes = ClientRoutes(recorder, start, method_filter, target)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the wrapped channel."""
@@ -293,7 +261,8 @@ class InstrumentedAioChannel(aio.Channel):
 
     def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
         """See ``grpc.aio.Channel.get_state``."""
-        return self._channel.get_state(try_to_connect)
+        state: grpc.ChannelConnectivity = self._channel.get_state(try_to_connect)
+        return state
 
     async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
         """See ``grpc.aio.Channel.wait_for_state_change``."""

@@ -16,16 +16,15 @@ future (``future()``), or for a response stream a ``grpc.Call`` iterator that co
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes
+from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc_status import finish_from_call
 from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -59,13 +58,18 @@ def _failed(hop: GrpcHop, error: Exception) -> None:
         hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
 
 
+_BLOCKING, _FUTURE, _STREAM = "with_call", "future", "__call__"  # grpcio's multicallable method each mode calls
+
+
 class _Method:
     """What every wrapped multicallable holds: grpcio's multicallable, the route, how to start a hop.
 
-    Each call method has grpcio's signature; ``_blocking``/``_future``/``_stream`` run the call once a hop started.
+    Each public method has grpcio's signature and hands its arguments to ``_run``, which starts the hop and makes
+    the call in one of three modes: blocking (``with_call``), ``future``, or response stream.
     """
 
     __slots__ = ("_inner", "_peer", "_route", "_start")
+    counts_requests: ClassVar[bool] = False  # request-streaming shapes count what grpcio sends
 
     def __init__(self, inner: Any, route: GrpcRoute, start: _Start, peer: Mapping[str, AttributeValue] | None) -> None:
         self._inner = inner
@@ -73,34 +77,27 @@ class _Method:
         self._start = start
         self._peer = peer
 
-    def _blocking(self, hop: GrpcHop, requests: Any, *options: Any) -> tuple[Any, Any]:
-        """Run a unary-response call to its end; grpcio raises an RpcError for any status but OK."""
+    def _run(self, mode: str, requests: Any, timeout: Any, metadata: Any, *options: Any) -> Any:
+        """Make the call in ``mode``, recording it; ``options`` are grpcio's (credentials, wait_for_ready, ...)."""
+        call_inner = getattr(self._inner, mode)
+        started = self._start(self._route, metadata, self._peer)
+        if started is None:
+            return call_inner(requests, timeout, metadata, *options)
+        hop, outgoing = started
+        if self.counts_requests:
+            requests = SentCounter(requests, hop)
         try:
-            response, call = self._inner.with_call(requests, *options)
-        except Exception as error:
+            outcome = call_inner(requests, timeout, outgoing, *options)
+        except Exception as error:  # grpcio raises an RpcError for any status but OK (blocking mode)
             _failed(hop, error)
             raise
-        hop.finish(_OK)
-        return response, call
-
-    def _future(self, hop: GrpcHop, requests: Any, *options: Any) -> Any:
-        """Start a unary-response call as a future; the hop ends when the RPC terminates."""
-        try:
-            call = self._inner.future(requests, *options)
-        except Exception as error:
-            _failed(hop, error)
-            raise
-        watch_call(call, hop)
-        return call
-
-    def _stream(self, hop: GrpcHop, requests: Any, *options: Any) -> ClientResponses:
-        """Start a response-streaming call; its responses are counted and the hop ends with the stream."""
-        try:
-            call = self._inner(requests, *options)
-        except Exception as error:
-            _failed(hop, error)
-            raise
-        return ClientResponses(call, hop)
+        if mode is _BLOCKING:
+            hop.finish(_OK)
+            return outcome
+        if mode is _FUTURE:
+            watch_call(outcome, hop)
+            return outcome
+        return ClientResponses(outcome, hop)
 
 
 class _UnaryUnary(_Method, _UnaryUnaryBase):
@@ -117,11 +114,8 @@ class _UnaryUnary(_Method, _UnaryUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        return self._blocking(hop, request, timeout, outgoing, credentials, wait_for_ready, compression)[0]
+        """The response, as grpcio returns it."""
+        return self._run(_BLOCKING, request, timeout, metadata, credentials, wait_for_ready, compression)[0]
 
     def with_call(
         self,
@@ -132,11 +126,8 @@ class _UnaryUnary(_Method, _UnaryUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner.with_call(request, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        return self._blocking(hop, request, timeout, outgoing, credentials, wait_for_ready, compression)
+        """``(response, call)``, as grpcio returns them."""
+        return self._run(_BLOCKING, request, timeout, metadata, credentials, wait_for_ready, compression)
 
     def future(
         self,
@@ -147,11 +138,8 @@ class _UnaryUnary(_Method, _UnaryUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner.future(request, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        return self._future(hop, request, timeout, outgoing, credentials, wait_for_ready, compression)
+        """The call as a ``grpc.Future``, as grpcio returns it."""
+        return self._run(_FUTURE, request, timeout, metadata, credentials, wait_for_ready, compression)
 
 
 class _UnaryStream(_Method, _UnaryStreamBase):
@@ -168,17 +156,15 @@ class _UnaryStream(_Method, _UnaryStreamBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        return self._stream(hop, request, timeout, outgoing, credentials, wait_for_ready, compression)
+        """The responses: grpcio's call, counting each response."""
+        return self._run(_STREAM, request, timeout, metadata, credentials, wait_for_ready, compression)
 
 
 class _StreamUnary(_Method, _StreamUnaryBase):
     """A recorded client-streaming method; requests are counted as grpcio sends them."""
 
     __slots__ = ()
+    counts_requests = True
 
     def __call__(
         self,
@@ -189,12 +175,8 @@ class _StreamUnary(_Method, _StreamUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        requests = SentCounter(request_iterator, hop)
-        return self._blocking(hop, requests, timeout, outgoing, credentials, wait_for_ready, compression)[0]
+        """The response, as grpcio returns it."""
+        return self._run(_BLOCKING, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)[0]
 
     def with_call(
         self,
@@ -205,12 +187,8 @@ class _StreamUnary(_Method, _StreamUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner.with_call(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        requests = SentCounter(request_iterator, hop)
-        return self._blocking(hop, requests, timeout, outgoing, credentials, wait_for_ready, compression)
+        """``(response, call)``, as grpcio returns them."""
+        return self._run(_BLOCKING, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
 
     def future(
         self,
@@ -221,18 +199,15 @@ class _StreamUnary(_Method, _StreamUnaryBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner.future(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        requests = SentCounter(request_iterator, hop)
-        return self._future(hop, requests, timeout, outgoing, credentials, wait_for_ready, compression)
+        """The call as a ``grpc.Future``, as grpcio returns it."""
+        return self._run(_FUTURE, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
 
 
 class _StreamStream(_Method, _StreamStreamBase):
     """A recorded bidi-streaming method; requests and responses are counted."""
 
     __slots__ = ()
+    counts_requests = True
 
     def __call__(
         self,
@@ -243,19 +218,17 @@ class _StreamStream(_Method, _StreamStreamBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-        hop, outgoing = started
-        requests = SentCounter(request_iterator, hop)
-        return self._stream(hop, requests, timeout, outgoing, credentials, wait_for_ready, compression)
+        """The responses: grpcio's call, counting each response."""
+        return self._run(_STREAM, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
 
 
-class InstrumentedChannel(grpc.Channel):
+class InstrumentedChannel(RecordingMethods, grpc.Channel):
     """A ``grpc.Channel`` recording every RPC made through it; build it with :func:`instrument_channel`.
 
     Connectivity (``subscribe``, ``unsubscribe``), ``close()`` and the context manager act on the wrapped channel.
     """
+
+    wrappers = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
 
     def __init__(
         self,
@@ -266,36 +239,7 @@ class InstrumentedChannel(grpc.Channel):
         target: str | None,
     ) -> None:
         self._channel = channel  # the name grpcio's own intercepted channel uses (hoptel.zerocode follows it)
-        self._start = start
-        self._peer = target_attributes(target) or None
-        self._unary_unary = RouteTable(recorder, "client", UNARY, method_filter)
-        self._unary_stream = RouteTable(recorder, "client", SERVER_STREAM, method_filter)
-        self._stream_unary = RouteTable(recorder, "client", CLIENT_STREAM, method_filter)
-        self._stream_stream = RouteTable(recorder, "client", BIDI_STREAM, method_filter)
-
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Grpcio's multicallable for ``method``, recording each call (unless the filter skips the method)."""
-        inner = self._channel.unary_unary(method, *args, **kwargs)
-        route = self._unary_unary[method]
-        return inner if route is None else _UnaryUnary(inner, route, self._start, self._peer)
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a server-streaming method."""
-        inner = self._channel.unary_stream(method, *args, **kwargs)
-        route = self._unary_stream[method]
-        return inner if route is None else _UnaryStream(inner, route, self._start, self._peer)
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a client-streaming method."""
-        inner = self._channel.stream_unary(method, *args, **kwargs)
-        route = self._stream_unary[method]
-        return inner if route is None else _StreamUnary(inner, route, self._start, self._peer)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a bidi-streaming method."""
-        inner = self._channel.stream_stream(method, *args, **kwargs)
-        route = self._stream_stream[method]
-        return inner if route is None else _StreamStream(inner, route, self._start, self._peer)
+        self._routes = ClientRoutes(recorder, start, method_filter, target)
 
     def subscribe(self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False) -> None:
         """See ``grpc.Channel.subscribe``."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections import namedtuple
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
 
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
@@ -25,7 +25,9 @@ __all__ = [
     "MAX_CLIENT_METHODS",
     "MAX_SERVER_METHODS",
     "ClientCallDetails",
+    "ClientRoutes",
     "MethodFilter",
+    "RecordingMethods",
     "RouteTable",
     "method_name",
     "target_attributes",
@@ -103,6 +105,61 @@ class RouteTable(dict[Any, "GrpcRoute | None"]):
             route = self._recorder.grpc_route(self._side, self._rpc_type, method)
         self[method] = route
         return route
+
+
+class ClientRoutes:
+    """What an instrumented channel (sync or aio) needs to wrap the methods a stub takes from it.
+
+    One route table per RPC shape, the hop start (the recorder's, or the enrichment's with hooks) and the peer
+    attributes from the target; ``wrap`` resolves a method's route once, when the method is taken.
+    """
+
+    def __init__(
+        self, recorder: HopRecorder, start: Any, method_filter: MethodFilter | None, target: str | None
+    ) -> None:
+        self._tables = {
+            rpc_type: RouteTable(recorder, "client", rpc_type, method_filter)
+            for rpc_type in (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)
+        }
+        self._start = start
+        self._peer = target_attributes(target) or None
+
+    def wrap(self, rpc_type: str, method: str, inner: Any, wrapper: Callable[..., Any]) -> Any:
+        """``wrapper(inner, route, start, peer)``, or ``inner`` itself when the filter skips ``method``."""
+        route = self._tables[rpc_type][method]
+        return inner if route is None else wrapper(inner, route, self._start, self._peer)
+
+
+class RecordingMethods:
+    """The four method factories of an instrumented channel, sync or aio (both give out methods synchronously).
+
+    Each returns grpc's multicallable for the method wrapped in the class's wrapper for that shape (``wrappers``,
+    in the order unary-unary, unary-stream, stream-unary, stream-stream), or grpc's own when the filter skips it.
+    """
+
+    wrappers: ClassVar[tuple[Any, Any, Any, Any]]
+    _channel: Any
+    _routes: ClientRoutes
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Grpc's multicallable for ``method``, recording each call (unless the filter skips the method)."""
+        inner = self._channel.unary_unary(method, *args, **kwargs)
+        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`unary_unary`, for a server-streaming method."""
+        inner = self._channel.unary_stream(method, *args, **kwargs)
+        return self._routes.wrap(SERVER_STREAM, method, inner, self.wrappers[1])
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`unary_unary`, for a client-streaming method."""
+        inner = self._channel.stream_unary(method, *args, **kwargs)
+        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`unary_unary`, for a bidi-streaming method."""
+        inner = self._channel.stream_stream(method, *args, **kwargs)
+        return self._routes.wrap(BIDI_STREAM, method, inner, self.wrappers[3])
 
 
 def begin_server_hop(start: Callable[[GrpcRoute, Any], GrpcHop], route: GrpcRoute, context: Any) -> GrpcHop:
