@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import string
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -178,7 +179,13 @@ def test_random_url_paths_add_no_series(make_telemetry: Callable[..., hoptel.Tel
     with run_uvicorn(app) as base, httpx.Client(base_url=base, transport=hoptel.HTTPTransport(telemetry=tel)) as client:
         assert client.get("/items/first").status_code == 200
         assert client.get("/first/unrouted").status_code == 404
+        # The server records a request after its response went out, so the client can be faster than the last
+        # observation: wait until both warm-up requests (200 and 404) are series on the server side.
+        deadline = time.monotonic() + 10
+        while series_count(tel, "http_server_request_duration_seconds") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         before = _series(tel, HTTP_FAMILIES)
+        assert before["http_server_request_duration_seconds"] == 2
         statuses = {client.get(path).status_code for path in paths}
     assert statuses == {200, 404}
     assert _series(tel, HTTP_FAMILIES) == before
