@@ -310,18 +310,16 @@ class HopTracer:
             trace_id, _, _, flags, state, valid = parent
         else:  # pragma: no cover - another SpanContext layout
             trace_id, flags, state, valid = parent.trace_id, parent.trace_flags, parent.trace_state, parent.is_valid
-        fixed = self._root_fixed
-        if valid:
-            if self._parent_based:
-                sampled = bool(flags & _SAMPLED_BIT)
-            else:
-                sampled = fixed if fixed is not None else self._ratio_sampled(trace_id)
-            parent_context: SpanContext | None = parent
-        else:
+        parent_context: SpanContext | None = parent
+        if not valid:
             trace_id = getrandbits(128) or 1
             state = DEFAULT_TRACE_STATE
-            sampled = fixed if fixed is not None else self._ratio_sampled(trace_id)
             parent_context = None
+        if valid and self._parent_based:
+            sampled = bool(flags & _SAMPLED_BIT)
+        else:  # a root, or a sampler that ignores the parent
+            fixed = self._root_fixed
+            sampled = fixed if fixed is not None else self._ratio_sampled(trace_id)
         span_id = getrandbits(64) or 1
         if not sampled:
             return NonRecordingSpan(_local_context(trace_id, span_id, _NOT_SAMPLED, state))

@@ -199,12 +199,7 @@ class Propagator(TextMapPropagator):
 
         The same as ``inject_metadata(metadata, set_span_in_context(span, context))``, without that context.
         """
-        fields = span_fields_of(span_context)
-        baggage = context.get(BAGGAGE_KEY)
-        if self._traceparent_alone and not baggage and fields is not None and fields[3] is DEFAULT_TRACE_STATE:
-            ours = [(TRACEPARENT, format_traceparent_fields(fields[0], fields[1], fields[2]))]
-            return merge_metadata(metadata, ours, self._owned_by_mask[1])
-        out, mask = self._render_fields(fields, baggage)
+        out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
         if not mask:
             return copy_metadata(metadata)
         return merge_metadata(metadata, out, self._owned_by_mask[mask])
@@ -281,6 +276,11 @@ class Propagator(TextMapPropagator):
     # -- internals -------------------------------------------------------------------------------------------
 
     def _updates(self, values: dict[str, str], context: Context) -> dict[str, object]:
+        if self._traceparent_alone and len(values) == 1:  # the common case: a traceparent and nothing else
+            traceparent = values.get(TRACEPARENT)
+            if traceparent is not None:
+                parent = TraceContextFormat.parent(traceparent, None)
+                return {} if parent is None else {PARENT_KEY: parent}
         updates: dict[str, object] = {}
         for extract in self._extractors:
             extract(values, context, updates)
@@ -299,10 +299,6 @@ class Propagator(TextMapPropagator):
     def _parent_and_updates(self, values: dict[str, str]) -> tuple[SpanContext | None, dict[str, object]]:
         if not values:
             return None, {}
-        if self._traceparent_alone and len(values) == 1:  # the common case: a traceparent and nothing else
-            traceparent = values.get(TRACEPARENT)
-            if traceparent is not None:
-                return TraceContextFormat.parent(traceparent, None), {}
         updates = self._updates(values, _EMPTY)
         parent: SpanContext | None = updates.pop(PARENT_KEY, None)  # type: ignore[assignment]  # formats store SpanContexts
         return parent, updates
@@ -317,6 +313,8 @@ class Propagator(TextMapPropagator):
             if span is None:
                 return [], 0
             baggage = None
+            if self._traceparent_alone and span[3] is DEFAULT_TRACE_STATE:  # the common case: one header
+                return [(TRACEPARENT, format_traceparent_fields(span[0], span[1], span[2]))], 1
         out: list[tuple[str, str]] = []
         mask = 0
         for bit, inject in self._injectors:
