@@ -28,7 +28,7 @@ import httpx
 
 from examples import report
 from examples.scenarios import ALL_SERVICES, Outcome, drive
-from examples.supervisor import DemoError, Ready, Supervisor, taken_ports
+from examples.supervisor import DemoError, Ready, Supervisor, free_port, taken_ports
 from hoptel.receiver import OTLPReceiver, ReceivedSpan, format_trace
 
 __all__ = ["PROPAGATORS", "TraceTail", "main", "parse_args", "service_env"]
@@ -69,6 +69,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_METRICS_PORT,
         help="metrics ports are BASE..BASE+3 for gateway, orders, inventory, pricing; 0 = free ports "
         "(default: %(default)s, as in examples/prometheus.yml)",
+    )
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=1,
+        help="run the gateway as `uvicorn examples.services.gateway_app:app --workers N` (default: 1, one process)",
     )
     parser.add_argument("--log-dir", type=Path, help="where the services' logs go (default: a new temporary directory)")
     parser.add_argument(
@@ -169,7 +175,12 @@ def _start_services(
     orders = supervisor.start("orders", "examples.services.orders", peers, envs["orders"])
     ready["orders"] = supervisor.wait_ready(orders, time.monotonic() + timeout)
     gateway_args = ["--orders", ready["orders"].address, "--port", str(args.gateway_port)]
-    gateway = supervisor.start("gateway", "examples.services.gateway", gateway_args, envs["gateway"])
+    module = "examples.services.gateway"
+    if args.gateway_workers > 1:  # uvicorn's workers share one port, so it is chosen here rather than by each
+        module = "examples.services.gateway_workers"
+        gateway_args = ["--orders", ready["orders"].address, "--port", str(args.gateway_port or free_port(HOST))]
+        gateway_args += ["--workers", str(args.gateway_workers)]
+    gateway = supervisor.start("gateway", module, gateway_args, envs["gateway"])
     ready["gateway"] = supervisor.wait_ready(gateway, time.monotonic() + timeout)
     return ready
 
@@ -278,6 +289,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         DemoError: a port is taken, or a service died or never became ready.
     """
     ports = metrics_ports(args.metrics_port_base)
+    if args.gateway_workers > 1 and ports["gateway"] == 0:
+        ports["gateway"] = free_port(HOST)  # the gateway's workers share one metrics address: a fixed port
     busy = taken_ports(HOST, {f"{name} metrics": port for name, port in ports.items()})
     if busy:
         print(

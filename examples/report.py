@@ -150,6 +150,7 @@ def summary_trace(outcome: Outcome, spans: Sequence[ReceivedSpan], logs: Sequenc
             "expected_http_status": outcome.scenario.http_status,
             "expected_grpc_code": outcome.scenario.grpc_code,
             "trace_id": outcome.trace_id,
+            "served_by": outcome.served_by,
             "spans": [
                 {
                     "span_id": span.span_id,

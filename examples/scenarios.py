@@ -78,12 +78,14 @@ class Outcome:
         http_status: The status received.
         body: The JSON body received (``{}`` when it was not JSON).
         trace_id: The ``x-trace-id`` header, or ``None`` when absent.
+        served_by: The ``x-served-by`` header: the pid of the gateway process that answered.
     """
 
     scenario: Scenario
     http_status: int
     body: dict[str, object]
     trace_id: str | None
+    served_by: str | None = None
 
     @property
     def as_expected(self) -> bool:
@@ -106,7 +108,9 @@ def drive(gateway_url: str, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list
         httpx.HTTPError: the gateway could not be reached or did not answer in time.
     """
     outcomes: list[Outcome] = []
-    with httpx.Client(base_url=gateway_url, timeout=_REQUEST_TIMEOUT_S) as client:
+    # A new connection per request, so that a gateway with several worker processes spreads them out.
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=gateway_url, timeout=_REQUEST_TIMEOUT_S, limits=no_reuse) as client:
         for scenario in scenarios:
             response = client.post("/orders", json=scenario.body)
             try:
@@ -119,6 +123,7 @@ def drive(gateway_url: str, scenarios: tuple[Scenario, ...] = SCENARIOS) -> list
                     response.status_code,
                     body if isinstance(body, dict) else {},
                     response.headers.get("x-trace-id"),
+                    response.headers.get("x-served-by"),
                 )
             )
     return outcomes

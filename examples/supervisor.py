@@ -29,7 +29,7 @@ from typing import IO
 
 from examples.services.runtime import READY_PREFIX
 
-__all__ = ["DemoError", "Ready", "ServiceProcess", "Supervisor", "taken_ports"]
+__all__ = ["DemoError", "Ready", "ServiceProcess", "Supervisor", "free_port", "taken_ports"]
 
 _TAIL_LINES = 15
 _POLL_S = 0.05
@@ -66,6 +66,15 @@ def taken_ports(host: str, ports: Mapping[str, int]) -> list[str]:
             except OSError as error:
                 problems.append(f"{host}:{port} ({purpose}): {error.strerror or error}")
     return problems
+
+
+def free_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on right now (bound, then released)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 class ServiceProcess:

@@ -3,7 +3,8 @@
 ``POST /orders`` with ``{"sku": "widget", "quantity": 2}`` calls ``demo.Orders/PlaceOrder`` over a ``grpc.aio``
 channel with ``hoptel.aio_client_interceptor()`` and maps the gRPC status to HTTP: OK 200, NOT_FOUND 404,
 INVALID_ARGUMENT 400, FAILED_PRECONDITION 409, DEADLINE_EXCEEDED 504, UNAVAILABLE 503, anything else 502.
-Every answer carries ``x-trace-id``, the trace the request started, so a caller can look it up.
+Every answer carries ``x-trace-id``, the trace the request started, so a caller can look it up, and
+``x-served-by``, the pid of the process that answered (one of several under ``uvicorn --workers``).
 
 Run alone: ``python -m examples.services.gateway --port 8000 --orders 127.0.0.1:50052``, then
 ``curl -s localhost:8000/orders -d '{"sku": "widget", "quantity": 2}'``.
@@ -14,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from opentelemetry import trace
@@ -47,9 +49,12 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 
 
 def _trace_header() -> dict[str, str]:
-    """``x-trace-id`` of the span hoptel's middleware made current for this request."""
+    """``x-trace-id`` of the span hoptel's middleware made current for this request, and ``x-served-by`` (the pid)."""
+    headers = {"x-served-by": str(os.getpid())}
     trace_id = trace.get_current_span().get_span_context().trace_id
-    return {"x-trace-id": format(trace_id, "032x")} if trace_id else {}
+    if trace_id:
+        headers["x-trace-id"] = format(trace_id, "032x")
+    return headers
 
 
 async def create_order(request: Request) -> JSONResponse:
@@ -69,8 +74,11 @@ async def create_order(request: Request) -> JSONResponse:
     return JSONResponse(reply, headers=_trace_header())
 
 
-def build_app(orders_address: str) -> Starlette:
-    """The gateway app; its gRPC channel to ``orders_address`` lives as long as the app (the lifespan)."""
+def build_app(orders_address: str, on_started: Callable[[], None] | None = None) -> Starlette:
+    """The gateway app; its gRPC channel to ``orders_address`` lives as long as the app (the lifespan).
+
+    ``on_started`` is called once the lifespan's startup is done (in each worker, under a multi-worker server).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,6 +87,8 @@ def build_app(orders_address: str) -> Starlette:
         interceptors = [*hoptel.aio_client_interceptor(target=orders_address)]
         channel = grpc.aio.insecure_channel(orders_address, interceptors=interceptors)
         app.state.orders = OrdersStub(channel)
+        if on_started is not None:
+            on_started()
         try:
             yield
         finally:
