@@ -18,7 +18,7 @@ from hoptel.telemetry import Telemetry, setup
 if TYPE_CHECKING:
     from hoptel.interceptors.asgi import ASGIMiddleware
     from hoptel.interceptors.grpc_aio_channel import instrument_aio_channel
-    from hoptel.interceptors.grpc_aio_client import aio_client_interceptor
+    from hoptel.interceptors.grpc_aio_client import aio_client_interceptor, aio_client_interceptors
     from hoptel.interceptors.grpc_aio_server import aio_server_interceptor
     from hoptel.interceptors.grpc_channel import instrument_channel
     from hoptel.interceptors.grpc_client import client_interceptor
@@ -32,6 +32,7 @@ __all__ = [
     "HTTPTransport",
     "Telemetry",
     "aio_client_interceptor",
+    "aio_client_interceptors",
     "aio_server_interceptor",
     "client_interceptor",
     "instrument",
@@ -49,6 +50,7 @@ _LAZY = {
     "HTTPTransport": "hoptel.interceptors.httpx_transport",
     "instrument_httpx": "hoptel.interceptors.httpx_transport",
     "aio_client_interceptor": "hoptel.interceptors.grpc_aio_client",
+    "aio_client_interceptors": "hoptel.interceptors.grpc_aio_client",
     "aio_server_interceptor": "hoptel.interceptors.grpc_aio_server",
     "client_interceptor": "hoptel.interceptors.grpc_client",
     "instrument_channel": "hoptel.interceptors.grpc_channel",

@@ -3,8 +3,13 @@
 >>> channel = grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptor(target=target))
 ...                                                                                   # doctest: +SKIP
 
-One object implements the four ``grpc.aio.*ClientInterceptor`` interfaces and iterates as four single-kind
-interceptors, which is how a grpc.aio channel must be given it (it files an object under one RPC kind only).
+grpc.aio's channel files each object of its ``interceptors`` under the first RPC shape it implements (an if/elif
+over the four ``grpc.aio.*ClientInterceptor`` interfaces), so one object can only ever see one shape. hoptel's
+interceptor is therefore a sequence of four single-shape interceptors sharing one state: pass it *as* the
+sequence, or spread it into a list (``[*hoptel.aio_client_interceptor(), other]``), or use
+:func:`aio_client_interceptors`, which returns the list. The sequence itself implements none of the four
+interfaces, so put inside a list by mistake it makes the channel constructor raise a ``ValueError`` whose message
+(the object's ``repr``) names these forms, instead of tracing unary-unary calls alone.
 The CLIENT span is a child of the span current where the call was made (grpc runs interceptors in a task that
 copies that context), injected into a copy of the call's metadata. The caller still gets grpc's call object,
 awaitable or async-iterable, with ``cancel()``, ``add_done_callback()``, ``code()`` and the rest; response
@@ -16,8 +21,8 @@ in-flight call alive until its RPC ends, so a call that is merely dropped ends w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import grpc
 from grpc import aio
@@ -44,7 +49,7 @@ else:
     _StreamUnary = aio.StreamUnaryClientInterceptor
     _StreamStream = aio.StreamStreamClientInterceptor
 
-__all__ = ["AioClientInterceptor", "aio_client_interceptor"]
+__all__ = ["AioClientInterceptor", "aio_client_interceptor", "aio_client_interceptors"]
 
 _CANCELLED = grpc.StatusCode.CANCELLED
 _INTERNAL = grpc.StatusCode.INTERNAL
@@ -161,14 +166,21 @@ class _StreamStreamOnly(_AioClientCore, _StreamStream):
     """The stream-stream kind of an :class:`AioClientInterceptor` (shares its state)."""
 
 
-class AioClientInterceptor(_AioClientCore, _UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
+_LIST_FORMS = (
+    "interceptors=hoptel.aio_client_interceptors(...) or [*hoptel.aio_client_interceptor(...), ...]; "
+    "grpc.aio would file one object under a single RPC shape"
+)
+
+
+class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
     """Records every RPC of a grpc.aio channel; build it with :func:`aio_client_interceptor`.
 
-    It implements all four ``grpc.aio`` client interceptor interfaces, and iterating it yields one
-    single-kind interceptor per RPC shape, all sharing its state. Pass it *as* the interceptor sequence
-    (``interceptors=hoptel.aio_client_interceptor()``, or ``[*hoptel.aio_client_interceptor(), other]``):
-    grpc.aio's channel registers an object for the first interface it implements only (grpc/grpc#31442, still
-    so in grpcio 1.85), so inside a list it would see unary-unary calls alone.
+    A sequence of four single-shape interceptors (unary-unary, unary-stream, stream-unary, stream-stream) sharing
+    one state. Pass it *as* the channel's interceptor sequence (``interceptors=hoptel.aio_client_interceptor()``)
+    or spread it into a list (``[*hoptel.aio_client_interceptor(), other]``). It implements none of grpc.aio's
+    interceptor interfaces itself: grpc.aio files an object under the first shape it implements only
+    (grpc/grpc#31442, still so in grpcio 1.85), so an object inside a list would trace unary-unary calls alone.
+    Placed inside a list it is rejected by the channel constructor, with a message naming the forms above.
     """
 
     def __init__(
@@ -186,18 +198,32 @@ class AioClientInterceptor(_AioClientCore, _UnaryUnary, _UnaryStream, _StreamUna
         )
         start = recorder.start_grpc_client if enrichment is None else enrichment.start_client
         peer = target_attributes(target) or None
-        super().__init__(start, peer, tables)
-        self._kinds: tuple[_AioClientCore, ...] = tuple(
+        self._kinds: tuple[Any, ...] = tuple(
             kind(start, peer, tables)
             for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
         )
 
-    def __iter__(self) -> Iterator[Any]:
-        """The four single-kind interceptors, for a channel's ``interceptors=``."""
+    @overload
+    def __getitem__(self, index: int) -> aio.ClientInterceptor: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[aio.ClientInterceptor]: ...
+
+    def __getitem__(self, index: int | slice) -> aio.ClientInterceptor | Sequence[aio.ClientInterceptor]:
+        """One single-shape interceptor (a slice: a tuple of them)."""
+        return self._kinds[index]
+
+    def __iter__(self) -> Iterator[aio.ClientInterceptor]:
+        """The four single-shape interceptors, for a channel's ``interceptors=``."""
         return iter(self._kinds)
 
     def __len__(self) -> int:
+        """Four: one interceptor per RPC shape."""
         return len(self._kinds)
+
+    def __repr__(self) -> str:
+        """Also what grpc.aio's ``ValueError`` shows when this sequence is put inside a list: the right forms."""
+        return f"<hoptel aio client interceptor: a sequence of 4 per-shape interceptors; pass {_LIST_FORMS}>"
 
 
 def aio_client_interceptor(
@@ -220,10 +246,51 @@ def aio_client_interceptor(
         extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
 
     Returns:
-        The interceptor, to pass as the channel's interceptor sequence:
-        ``grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptor(target=target))``
-        (grpc.aio would see only unary-unary calls of an object inside a list; see :class:`AioClientInterceptor`).
+        The interceptor, a sequence of four per-shape interceptors to pass as the channel's interceptor sequence:
+        ``grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptor(target=target))``, or
+        spread into a list. Inside a list (``[hoptel.aio_client_interceptor()]``) the channel constructor raises
+        ``ValueError`` naming these forms; see :class:`AioClientInterceptor`.
     """
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
     return AioClientInterceptor(recorder, filter, target, enrichment)
+
+
+def aio_client_interceptors(
+    telemetry: Telemetry | None = None,
+    *,
+    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
+    target: str | None = None,
+    request_hook: GrpcHook | None = None,
+    response_hook: GrpcHook | None = None,
+    extra_labels: ExtraLabels[GrpcCall] | None = None,
+) -> list[aio.ClientInterceptor]:
+    """The list of interceptors for a grpc.aio channel, one per RPC shape (the OTel instrumentation's name).
+
+    >>> channel = grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptors(target=target))
+    ...                                                                                   # doctest: +SKIP
+
+    Takes the arguments of :func:`aio_client_interceptor` and returns its four per-shape interceptors as a list,
+    ready to be extended with other interceptors (``[*hoptel.aio_client_interceptors(), other]``).
+
+    Args:
+        telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
+        filter: Called once per method with its full name; False skips tracing and metrics for that method.
+        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
+        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+
+    Returns:
+        Four interceptors sharing one state: unary-unary, unary-stream, stream-unary, stream-stream.
+    """
+    return list(
+        aio_client_interceptor(
+            telemetry,
+            filter=filter,
+            target=target,
+            request_hook=request_hook,
+            response_hook=response_hook,
+            extra_labels=extra_labels,
+        )
+    )

@@ -13,6 +13,7 @@ PUBLIC = {
     "HTTPTransport",
     "Telemetry",
     "aio_client_interceptor",
+    "aio_client_interceptors",
     "aio_server_interceptor",
     "client_interceptor",
     "instrument",

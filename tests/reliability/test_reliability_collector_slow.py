@@ -123,7 +123,7 @@ async def test_aio_requests_are_not_slowed_by_a_slow_collector(
 
 def _aio_client_interceptors(tel: hoptel.Telemetry) -> list[Any]:
     """The channel's interceptor list (grpc-stubs types it too narrowly for an interceptor object)."""
-    return [hoptel.aio_client_interceptor(tel)]
+    return hoptel.aio_client_interceptors(tel)
 
 
 def _one_span(tel: hoptel.Telemetry, name: str = "retried") -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 import pytest
@@ -105,7 +104,7 @@ async def test_concurrent_aio_counts_are_exact(
     """500 aio RPCs in flight at once: handled counts, histogram counts and received spans equal the calls made."""
     tel = make_telemetry("concurrency-aio", bsp_max_queue_size=4 * AIO_CALLS)
     async with aio_grpc_server(hoptel.aio_server_interceptor(tel)) as target:
-        interceptors: list[Any] = [hoptel.aio_client_interceptor(tel)]  # grpc-stubs types the list too narrowly
+        interceptors = hoptel.aio_client_interceptors(tel)
         channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS, interceptors=interceptors)
         async with channel:
             call = channel.unary_unary(ECHO_METHOD, None, None)
