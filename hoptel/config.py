@@ -63,6 +63,8 @@ _VARIABLES = (
     "HOPTEL_METRICS_TLS_CERT",
     "HOPTEL_METRICS_TLS_KEY",
     "HOPTEL_METRICS_TLS_CLIENT_CA",
+    "HOPTEL_METRICS_DIR",
+    "HOPTEL_METRICS_PUBLISH_INTERVAL",
     "HOPTEL_LOG",
     "HOPTEL_LOG_FORMAT",
     "HOPTEL_LOG_QUEUE_SIZE",
@@ -147,6 +149,8 @@ class Config:
     metrics_tls_cert: str | None = None
     metrics_tls_key: str | None = None
     metrics_tls_client_ca: str | None = None
+    metrics_dir: str | None = None  # the worker-state directory; None: automatic; "off": no worker group
+    metrics_publish_interval_s: float = 1.0
     log_directives: str = DEFAULT_LOG_DIRECTIVES
     log_format: str = "json"
     log_queue_size: int = 10_000
@@ -384,6 +388,10 @@ class _Parser:
             raise _fail(missing, "", "TLS for the metrics endpoint needs both a certificate and its key")
         if tls_client_ca and not tls_cert:
             raise _fail("HOPTEL_METRICS_TLS_CLIENT_CA", tls_client_ca, "mutual TLS also needs HOPTEL_METRICS_TLS_CERT")
+        metrics_dir = self._get("HOPTEL_METRICS_DIR") or None
+        if metrics_dir is not None and metrics_dir.lower() in {"auto", "off"}:
+            metrics_dir = None if metrics_dir.lower() == "auto" else "off"
+        publish_ms = self._number("HOPTEL_METRICS_PUBLISH_INTERVAL", 1000.0, minimum=10.0)
         return Config(
             sdk_disabled=self._bool("OTEL_SDK_DISABLED", False),
             service_name=name or "unknown_service",
@@ -403,6 +411,8 @@ class _Parser:
             metrics_tls_cert=tls_cert,
             metrics_tls_key=tls_key,
             metrics_tls_client_ca=tls_client_ca,
+            metrics_dir=metrics_dir,
+            metrics_publish_interval_s=publish_ms / 1000.0,
             log_directives=self._get("HOPTEL_LOG") or DEFAULT_LOG_DIRECTIVES,
             log_format=log_format,
             log_queue_size=self._integer("HOPTEL_LOG_QUEUE_SIZE", 10_000),

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from hoptel.tls import TLSFiles, server_context
 
-__all__ = ["ADDR_VARIABLE", "METRICS_PATH", "MetricsEndpoint", "TLSFiles"]
+__all__ = ["ADDR_VARIABLE", "METRICS_PATH", "AddressInUseError", "MetricsEndpoint", "TLSFiles"]
 
 ADDR_VARIABLE = "HOPTEL_METRICS_ADDR"
 METRICS_PATH = "/metrics"
@@ -46,6 +46,10 @@ _JOIN_TIMEOUT_S = 5.0
 _GZIP_LEVEL = 6
 
 _logger = logging.getLogger("hoptel.endpoint")
+
+
+class AddressInUseError(ValueError):
+    """The metrics address is held by another socket (a ``ValueError`` naming ``HOPTEL_METRICS_ADDR``)."""
 
 
 def _format_address(host: str, port: int) -> str:
@@ -218,7 +222,8 @@ class MetricsEndpoint:
             server.server_activate()
         except OSError as exc:
             server.server_close()
-            raise ValueError(f"{ADDR_VARIABLE}={address!r}: {_bind_reason(exc)}") from None
+            error = AddressInUseError if exc.errno == errno.EADDRINUSE else ValueError
+            raise error(f"{ADDR_VARIABLE}={address!r}: {_bind_reason(exc)}") from None
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL_S},
@@ -247,6 +252,17 @@ class MetricsEndpoint:
         self._server.shutdown()
         self._thread.join(_JOIN_TIMEOUT_S)
         self._server.server_close()
+
+    def abandon_after_fork(self) -> None:
+        """In a process forked from the one serving: close this copy of the socket, leave the parent serving.
+
+        The serving thread does not exist in the child, so :meth:`close` (which waits for it) must not run there.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._server.socket.close()
 
     def __enter__(self) -> MetricsEndpoint:
         return self

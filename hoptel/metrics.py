@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from time import time
@@ -39,6 +40,7 @@ __all__ = [
     "Histogram",
     "HistogramChild",
     "ObservationCount",
+    "families_of",
 ]
 
 # Seconds. A Python unary RPC on loopback takes ~0.3 ms, so resolution starts at 100 µs.
@@ -69,6 +71,19 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 ChildT = TypeVar("ChildT")
 
+# Every hoptel family registered into a registry, so that a process forked after setup() can zero them (see
+# ``families_of``). Weak on both sides: a registry or a family that is dropped is forgotten.
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, weakref.WeakSet[_Family[object]]] = (
+    weakref.WeakKeyDictionary()
+)
+_registered_lock = threading.Lock()
+
+
+def families_of(registry: CollectorRegistry) -> list[_Family[object]]:
+    """The hoptel families (``Counter``, ``Histogram``, ``Gauge``) registered into ``registry`` so far."""
+    with _registered_lock:
+        return list(_registered.get(registry, ()))
+
 
 def _exemplar(trace_id: int | str, value: float, timestamp: float) -> Exemplar:
     trace_hex = trace_id if isinstance(trace_id, str) else format(trace_id, "032x")
@@ -92,6 +107,11 @@ class CounterChild:
         """Add ``amount`` (>= 0) to the counter."""
         with self._lock:
             self.value += amount
+
+    def reset(self) -> None:
+        """Start again from zero with a new lock (in a forked child, the parent's lock may have been held)."""
+        self._lock = threading.Lock()
+        self.value = 0.0
 
 
 class ObservationCount(CounterChild):
@@ -119,6 +139,9 @@ class ObservationCount(CounterChild):
         """Not allowed: the value follows the histogram."""
         raise TypeError("an ObservationCount counts a histogram's observations; it cannot be incremented")
 
+    def reset(self) -> None:
+        """Nothing to do: the value follows the histogram, which is reset on its own."""
+
 
 class HistogramChild:
     """One labelled series of a histogram; the last exemplar per bucket is kept."""
@@ -143,6 +166,13 @@ class HistogramChild:
             self.sum += value
         if trace_id is not None:
             self._exemplars[index] = (trace_id, value, time())
+
+    def reset(self) -> None:
+        """Start again from zero, without exemplars, with a new lock (see ``CounterChild.reset``)."""
+        self._lock = threading.Lock()
+        self._counts = [0] * len(self._upper)
+        self._exemplars = [None] * len(self._upper)
+        self.sum = 0.0
 
     @property
     def count(self) -> int:
@@ -173,6 +203,20 @@ class _Family(Generic[ChildT]):
         self._children: dict[tuple[str, ...], ChildT] = {}
         if registry is not None:
             registry.register(self)
+            with _registered_lock:
+                _registered.setdefault(registry, weakref.WeakSet()).add(self)  # type: ignore[arg-type]  # ChildT varies
+
+    def reset(self) -> None:
+        """Zero every series, keeping the series themselves (cached children stay valid).
+
+        Used in a process forked after ``setup()`` whose state is merged with its parent's: the parent already
+        counts what happened before the fork.
+        """
+        self._lock = threading.Lock()
+        for child in list(self._children.values()):
+            reset = getattr(child, "reset", None)
+            if reset is not None:
+                reset()
 
     def _new_child(self) -> ChildT:
         raise NotImplementedError  # pragma: no cover - each labelled family overrides it

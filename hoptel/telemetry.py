@@ -34,6 +34,7 @@ from hoptel.self_metrics import SelfMetrics
 if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
     from hoptel.propagate import Propagator
+    from hoptel.worker_group import WorkerGroup
 
 __all__ = ["LOG_DRAIN_FLOOR_S", "Telemetry", "current", "setup"]
 
@@ -94,7 +95,7 @@ class Telemetry:
         self._processor = processor
         self.self_metrics = self_metrics or SelfMetrics(registry, self._queue_length)
         self.metrics_url: str | None = None
-        self._endpoint: MetricsEndpoint | None = None
+        self._endpoint: MetricsEndpoint | WorkerGroup | None = None
         self._logs: LogPipeline | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -280,13 +281,23 @@ def _start_logs(
     )
 
 
-def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpoint | None:
+def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpoint | WorkerGroup | None:
     if config.metrics_addr is None:
         return None
     from hoptel.endpoint import MetricsEndpoint, TLSFiles
 
     tls = TLSFiles.from_settings(config.metrics_tls_cert, config.metrics_tls_key, config.metrics_tls_client_ca)
-    return MetricsEndpoint.start(registry, host=config.metrics_addr.host, port=config.metrics_addr.port, tls=tls)
+    host, port = config.metrics_addr.host, config.metrics_addr.port
+    if port != 0 and config.metrics_dir != "off":
+        # A fixed address may be shared by several worker processes of this service: see hoptel.worker_group.
+        from hoptel.worker_dir import WorkerDirectory
+        from hoptel.worker_group import WorkerGroup
+
+        directory = WorkerDirectory.resolve(config.metrics_dir, config.service_name, host, port)
+        return WorkerGroup.join(
+            registry, directory, host=host, port=port, tls=tls, interval_s=config.metrics_publish_interval_s
+        )
+    return MetricsEndpoint.start(registry, host=host, port=port, tls=tls)
 
 
 def _disabled(config: Config) -> Telemetry:

@@ -1,0 +1,228 @@
+"""The worker-state directory of a group: where it is, who is in it, and what exited members left behind.
+
+**Where.** ``HOPTEL_METRICS_DIR`` names the directory. Unset (or ``auto``), it is found automatically: under the
+temporary directory, ``hoptel-metrics-<uid>/<ppid>-<start>-<key>``, where ``<ppid>`` and ``<start>`` are the parent
+process's pid and its start time (from ``/proc``, so a recycled pid is another group), and ``<key>`` hashes the
+service name and the metrics address. The worker processes of uvicorn ``--workers``, gunicorn and
+``multiprocessing`` share a parent, so they find each other without configuration; two services (or two
+addresses) started by one shell do not. A process forked after ``setup()`` stays in its parent's group.
+
+**Who.** Every member writes ``member-<pid>-<start>-<n>.json`` (its :mod:`hoptel.worker_state`); a member is live
+while a process with that pid *and* start time runs. ``serving.json`` names the member that holds the metrics
+address. ``exited.json`` holds the merged state of every member that exited (folded by the serving member: the
+member's file is merged into it and removed, so the file count stays bounded and counters never go backwards).
+
+**Earlier runs.** Joining a directory with no live member clears it first, explicit or automatic; automatic
+directories of other groups whose parent process and members are all gone are removed.
+
+Every change to the directory's membership happens under an exclusive ``flock`` on its ``.lock`` file, opened anew
+each time (an open lock file inherited across ``fork()`` would share its lock with the parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DIR_VARIABLE", "Member", "WorkerDirectory", "process_start"]
+
+DIR_VARIABLE = "HOPTEL_METRICS_DIR"
+
+_MEMBER = re.compile(r"^member-(\d+)-(\d+)-(\d+)\.json$")
+_GROUP = re.compile(r"^(\d+)-(\d+)-[0-9a-f]{16}$")
+SERVING = "serving.json"
+EXITED = "exited.json"
+_LOCK = ".lock"
+
+
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """A process's state letter and start time (clock ticks since boot) from ``/proc``, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return fields[0], int(fields[19])  # fields 3 and 22 of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def process_start(pid: int) -> int:
+    """The start time of process ``pid`` in clock ticks since boot, from ``/proc``; 0 where that cannot be read."""
+    found = _stat(pid)
+    return 0 if found is None else found[1]
+
+
+def _running(pid: int, start: int) -> bool:
+    """Whether ``pid`` runs (not a zombie) and started at ``start``: a recycled pid is another process.
+
+    Without ``/proc`` (start 0) a signal-0 probe decides.
+    """
+    if pid <= 0:
+        return False
+    found = _stat(pid)
+    if found is not None:
+        state, actual = found
+        return state not in (b"Z", b"X") and (start == 0 or actual == start)
+    if os.path.isdir("/proc/self"):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member of a group: its process (pid and start time) and its join number within that process."""
+
+    pid: int
+    start: int
+    number: int
+
+    @property
+    def file_name(self) -> str:
+        """The name of its state file."""
+        return f"member-{self.pid}-{self.start}-{self.number}.json"
+
+    @classmethod
+    def parse(cls, file_name: str) -> Member | None:
+        """The member a state file belongs to, or None for any other file."""
+        match = _MEMBER.match(file_name)
+        return None if match is None else cls(int(match[1]), int(match[2]), int(match[3]))
+
+    def alive(self) -> bool:
+        """Whether its process still runs."""
+        return _running(self.pid, self.start)
+
+
+class WorkerDirectory:
+    """A group's directory (see the module docstring). Create it with :meth:`resolve`."""
+
+    def __init__(self, path: Path, automatic: bool) -> None:
+        self.path = path
+        self.automatic = automatic
+
+    @classmethod
+    def resolve(cls, setting: str | None, service_name: str, host: str, port: int) -> WorkerDirectory:
+        """The directory named by ``HOPTEL_METRICS_DIR`` (``setting``), or the automatic one; created and checked.
+
+        Raises:
+            ValueError: the directory cannot be created or written, or is not a directory; the message names
+                ``HOPTEL_METRICS_DIR``.
+        """
+        if setting is not None:
+            path = Path(setting).expanduser().absolute()
+            _usable(path, setting, explicit=True)
+            return cls(path, automatic=False)
+        root = Path(tempfile.gettempdir()) / f"hoptel-metrics-{os.getuid()}"
+        _usable(root, str(root), explicit=False, private=True)
+        parent = os.getppid()
+        key = hashlib.sha256(f"{service_name}\0{host}\0{port}".encode()).hexdigest()[:16]
+        path = root / f"{parent}-{process_start(parent)}-{key}"
+        _usable(path, str(path), explicit=False)
+        return cls(path, automatic=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's exclusive lock for the block."""
+        descriptor = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing the only descriptor of this open file releases the lock
+
+    def members(self) -> list[Member]:
+        """Every member with a state file, live or not."""
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return []
+        return [member for member in map(Member.parse, sorted(names)) if member is not None]
+
+    def file(self, name: str) -> Path:
+        """A file of the directory."""
+        return self.path / name
+
+    def serving(self) -> Member | None:
+        """The member ``serving.json`` names (it may have died since), or None."""
+        try:
+            return Member.parse(self.file(SERVING).read_text().strip())
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def set_serving(self, member: Member | None) -> None:
+        """Record which member serves the address (None: nobody). Call with the lock held."""
+        if member is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.file(SERVING).unlink()
+            return
+        temporary = self.file(f".{SERVING}.{os.getpid()}.tmp")
+        temporary.write_text(member.file_name)
+        os.replace(temporary, self.file(SERVING))
+
+    def clear_if_abandoned(self) -> bool:
+        """Remove every state file when no member is live (state of an earlier run). Call with the lock held."""
+        if any(member.alive() for member in self.members()):
+            return False
+        for name in os.listdir(self.path):
+            if name != _LOCK:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    (self.path / name).unlink()
+        return True
+
+    def sweep_other_groups(self) -> int:
+        """Remove automatic group directories beside this one whose parent process and members are all gone."""
+        if not self.automatic:
+            return 0
+        removed = 0
+        for entry in self.path.parent.iterdir():
+            match = _GROUP.match(entry.name)
+            if entry == self.path or match is None or _running(int(match[1]), int(match[2])):
+                continue
+            if any(member.alive() for member in WorkerDirectory(entry, automatic=True).members()):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        return removed
+
+
+def _usable(path: Path, shown: str, *, explicit: bool, private: bool = False) -> None:
+    """Create ``path`` (mode 0700) if needed and check that it is a directory this process can write.
+
+    ``private``: it must also belong to this user and not be a symbolic link (a shared temporary directory).
+    """
+    where = f"{DIR_VARIABLE}={shown!r}" if explicit else f"{DIR_VARIABLE} (unset; the automatic directory {shown!r})"
+    hint = "" if explicit else f"; set {DIR_VARIABLE} to a writable directory, or to 'off'"
+    try:
+        path.mkdir(mode=0o700, parents=explicit, exist_ok=True)
+        info = path.lstat()
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot create the worker-state directory ({exc.strerror or exc}){hint}") from None
+    if stat.S_ISLNK(info.st_mode) and private:
+        raise ValueError(f"{where}: is a symbolic link; refusing to use it{hint}")
+    if not path.is_dir():
+        raise ValueError(f"{where}: not a directory{hint}")
+    if private and info.st_uid != os.getuid():
+        raise ValueError(f"{where}: belongs to another user{hint}")
+    probe = path / f".probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{where}: cannot write in the worker-state directory ({exc.strerror or exc}){hint}") from None

@@ -1,0 +1,350 @@
+"""Several worker processes, one metrics address: each publishes its state, whichever holds the port serves them all.
+
+Worker processes of one service instance (uvicorn ``--workers``, gunicorn ``-w``, a ``multiprocessing`` gRPC
+server) are all configured with the same ``HOPTEL_METRICS_ADDR``. Only one can bind it. With a fixed port (not 0)
+``setup()`` makes each process a member of a *worker group* instead (``hoptel.worker_dir`` says how the members
+find their directory, and how state of an earlier run is cleared):
+
+- **Publishing.** A daemon thread writes the process's registry state (``hoptel.worker_state``) to its member
+  file every ``HOPTEL_METRICS_PUBLISH_INTERVAL`` milliseconds (default 1000), and once more at ``shutdown()``.
+  Nothing is shared on the hot path: an observation stays a bisect and two increments in process memory.
+- **Serving.** The member that binds the address serves, at each scrape, its own live registry merged
+  (``hoptel.worker_merge``) with every other member's latest file and with ``exited.json``, the folded state of the
+  members that exited. Before answering, it writes its own state too, so a count that was served is on disk and
+  cannot go backwards when this process dies. The others try to bind at each tick while no live member serves, so
+  the role moves within about one interval when the serving process dies.
+- **Strangers.** A bind that fails while no live member serves means the port belongs to something outside the
+  group: ``setup()`` fails with the usual ``ValueError`` naming ``HOPTEL_METRICS_ADDR``.
+- **Exits.** The serving member folds the files of members whose process is gone into ``exited.json``; a member
+  that shuts down folds its own final state. Counters therefore never go backwards when a worker dies or is
+  replaced; what a worker killed with SIGKILL counted after its last publish is lost.
+- **Fork.** A process forked after ``setup()`` (gunicorn ``--preload``, ``multiprocessing`` with ``fork``) is a
+  new member of its parent's group: its copy of every hoptel series starts again from zero (the parent counts
+  what happened before the fork), it closes its copy of the listening socket and starts its own publisher.
+
+A scrape also says how fresh it is: ``hoptel_worker_processes{state="live"|"exited"}``,
+``hoptel_worker_state_age_seconds`` (the age of the oldest state a live member published) and
+``hoptel_worker_state_errors_total`` (state files skipped because they were damaged; a damaged file never fails a
+scrape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+
+from hoptel.endpoint import AddressInUseError, MetricsEndpoint, TLSFiles
+from hoptel.metrics import Counter, families_of
+from hoptel.worker_dir import EXITED, Member, WorkerDirectory, process_start
+from hoptel.worker_merge import merge_states, render
+from hoptel.worker_state import StateError, WorkerState, encode, read_state, snapshot, write_atomically
+
+__all__ = ["PUBLISH_VARIABLE", "WorkerGroup"]
+
+PUBLISH_VARIABLE = "HOPTEL_METRICS_PUBLISH_INTERVAL"
+
+_log = logging.getLogger("hoptel.workers")
+_numbers = itertools.count(1)
+_JOIN_TIMEOUT_S = 5.0
+
+
+def _new_member() -> Member:
+    pid = os.getpid()
+    return Member(pid, process_start(pid), next(_numbers))
+
+
+class _Served:
+    """The collector the serving member's endpoint serves: the group's merged state."""
+
+    def __init__(self, group: WorkerGroup) -> None:
+        self._group = weakref.ref(group)
+
+    def collect(self) -> Iterable[Metric]:
+        group = self._group()
+        return [] if group is None else group.collect_merged()
+
+
+class WorkerGroup:
+    """This process's membership of a worker group. Create it with :meth:`join`; end it with :meth:`close`.
+
+    Attributes:
+        url: the group's metrics URL (served by whichever member holds the address).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        directory: WorkerDirectory,
+        host: str,
+        port: int,
+        tls: TLSFiles | None,
+        interval_s: float,
+    ) -> None:
+        self._registry = registry
+        self._directory = directory
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._interval_s = interval_s
+        self._member = _new_member()
+        self._endpoint: MetricsEndpoint | None = None
+        self._closed = False
+        self._warned_foreign = False
+        self._errors = Counter(
+            "hoptel_worker_state_errors_total",
+            "Worker state files skipped because they could not be read or parsed.",
+            (),
+            registry,
+        ).labels()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.url = f"{'http' if tls is None else 'https'}://{shown}/metrics"
+        self._reset_process_state()
+
+    def _reset_process_state(self) -> None:
+        """The per-process parts: locks, caches and the publisher's stop flag (new ones after a fork)."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cache: dict[str, tuple[tuple[int, int, int], WorkerState]] = {}
+        self._bad: dict[str, tuple[int, int, int]] = {}
+
+    @classmethod
+    def join(
+        cls,
+        registry: CollectorRegistry,
+        directory: WorkerDirectory,
+        *,
+        host: str,
+        port: int,
+        tls: TLSFiles | None = None,
+        interval_s: float = 1.0,
+    ) -> WorkerGroup:
+        """Join the group in ``directory``: publish, and serve the address if no live member does.
+
+        Raises:
+            ValueError: the address is held by a process outside the group, or cannot be bound (the message
+                names ``HOPTEL_METRICS_ADDR``); a TLS file is unusable.
+        """
+        group = cls(registry, directory, host, port, tls, interval_s)
+        with directory.locked():
+            directory.sweep_other_groups()
+            directory.clear_if_abandoned()
+            group._publish()
+            try:
+                group._take_address(at_join=True)
+            except BaseException:
+                group._remove_own_file()
+                raise
+        group._start_publisher()
+        self_ref = weakref.ref(group)
+
+        def after_fork_in_child() -> None:
+            member = self_ref()
+            if member is not None:
+                member._after_fork_in_child()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
+        return group
+
+    @property
+    def serving(self) -> bool:
+        """Whether this process holds the address now."""
+        return self._endpoint is not None
+
+    @property
+    def directory(self) -> WorkerDirectory:
+        """The group's directory."""
+        return self._directory
+
+    @property
+    def member(self) -> Member:
+        """This process's member identity."""
+        return self._member
+
+    def _take_address(self, *, at_join: bool) -> None:
+        """Bind the address unless a live member serves it. Call with the directory lock held."""
+        server = self._directory.serving()
+        if server is not None and server != self._member and server.alive():
+            return
+        try:
+            self._endpoint = MetricsEndpoint.start(_Served(self), host=self._host, port=self._port, tls=self._tls)
+        except AddressInUseError:
+            if at_join:
+                raise
+            if not self._warned_foreign:
+                self._warned_foreign = True
+                _log.warning("%s is held by a process outside the worker group; retrying", self.url)
+            return
+        self._warned_foreign = False
+        self._directory.set_serving(self._member)
+
+    def _publish(self) -> WorkerState:
+        state = snapshot(self._registry)
+        path = self._directory.file(self._member.file_name)
+        try:
+            write_atomically(path, encode(state))
+        except FileNotFoundError:  # the directory was removed under a live member: make it again
+            self._directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_atomically(path, encode(state))
+        return state
+
+    def _start_publisher(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hoptel-metrics-publish", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self._interval_s):
+            try:
+                self.tick()
+            except Exception:
+                _log.warning("publishing this worker's metrics failed; retrying", exc_info=True)
+
+    def tick(self) -> None:
+        """Publish this process's state; fold exited members if serving, else take the address if it is free."""
+        with self._lock:
+            if self._closed:
+                return
+            self._publish()
+            with self._directory.locked():
+                if self._endpoint is not None:
+                    self._fold_exited()
+                else:
+                    self._take_address(at_join=False)
+
+    def _read(self, name: str) -> WorkerState | None:
+        """A state file, parsed once per version; a damaged version is counted once and skipped."""
+        path = self._directory.file(name)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return None
+        signature = (info.st_mtime_ns, info.st_size, info.st_ino)
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        if self._bad.get(name) == signature:
+            return None
+        try:
+            state = read_state(path)
+        except FileNotFoundError:
+            return None
+        except StateError as exc:
+            self._bad[name] = signature
+            self._errors.inc()
+            _log.warning("skipping the worker state file %s: %s", path, exc)
+            return None
+        self._cache[name] = (signature, state)
+        return state
+
+    def _fold_exited(self) -> None:
+        """Merge the files of members whose process is gone into ``exited.json``, then remove them. Lock held."""
+        dead = [m for m in self._directory.members() if m != self._member and not m.alive()]
+        if not dead:
+            return
+        exited = self._read(EXITED) or WorkerState(0, time.time(), ())
+        present = {m.file_name for m in self._directory.members()}
+        folded = [name for name in exited.folded if name in present]
+        states = [exited]
+        count = exited.exited
+        for member in dead:
+            if member.file_name in exited.folded:
+                continue  # folded before, its file not yet removed
+            state = self._read(member.file_name)
+            if state is not None:
+                states.append(state)
+            count += 1
+            folded.append(member.file_name)
+        merged = WorkerState(0, time.time(), merge_states(states), count, tuple(folded))
+        write_atomically(self._directory.file(EXITED), encode(merged))
+        for member in dead:
+            with contextlib.suppress(FileNotFoundError):
+                self._directory.file(member.file_name).unlink()
+            self._cache.pop(member.file_name, None)
+            self._bad.pop(member.file_name, None)
+
+    def collect_merged(self) -> list[Metric]:
+        """The group's metrics: this registry now, every other member's file and the exited members' state."""
+        now = time.time()
+        with self._directory.locked():
+            others: list[tuple[Member, WorkerState | None]] = [
+                (m, self._read(m.file_name)) for m in self._directory.members() if m != self._member
+            ]
+            exited = self._read(EXITED)
+            own = self._publish()
+        states = [own, *(state for _, state in others if state is not None)]
+        if exited is not None:
+            states.append(exited)
+        live = [state for member, state in others if member.alive()]
+        dead = len(others) - len(live)
+        ages = [now - state.written for state in live if state is not None]
+        metrics = render(merge_states(states))
+        workers = GaugeMetricFamily(
+            "hoptel_worker_processes", "Worker processes of this metrics address, by state.", labels=("state",)
+        )
+        workers.add_metric(("live",), float(1 + len(live)))
+        workers.add_metric(("exited",), float(dead + (exited.exited if exited is not None else 0)))
+        age = GaugeMetricFamily(
+            "hoptel_worker_state_age_seconds",
+            "Age of the oldest state a live worker published (the serving worker's own is read at the scrape).",
+            value=max(ages, default=0.0),
+        )
+        return [*metrics, workers, age]
+
+    def _remove_own_file(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._directory.file(self._member.file_name).unlink()
+
+    def close(self) -> None:
+        """Stop publishing, stop serving, and fold this process's final state into the group's; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT_S)
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.close()
+        with self._lock, self._directory.locked():
+            final = snapshot(self._registry)
+            exited = self._read(EXITED) or WorkerState(0, time.time(), ())
+            present = {m.file_name for m in self._directory.members()}
+            folded = (*(name for name in exited.folded if name in present), self._member.file_name)
+            merged = WorkerState(0, time.time(), merge_states([exited, final]), exited.exited + 1, folded)
+            write_atomically(self._directory.file(EXITED), encode(merged))
+            self._remove_own_file()
+            if self._directory.serving() == self._member:
+                self._directory.set_serving(None)
+
+    def _after_fork_in_child(self) -> None:
+        """In a process forked after ``setup()``: a new member starting from zero, not serving."""
+        if self._closed:
+            return
+        self._reset_process_state()
+        endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            endpoint.abandon_after_fork()
+        self._member = _new_member()
+        for family in families_of(self._registry):
+            family.reset()
+        try:
+            self._publish()
+        except OSError:
+            _log.warning("a forked worker could not publish its metrics; retrying", exc_info=True)
+        self._start_publisher()
+
+    def __repr__(self) -> str:
+        role = "serving" if self.serving else "publishing"
+        return f"<WorkerGroup {self.url} {self._directory.path} {role}>"
