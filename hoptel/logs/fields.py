@@ -37,8 +37,11 @@ STANDARD_ATTRIBUTES: frozenset[str] = frozenset(vars(logging.makeLogRecord({})))
     "otelTraceID",
     "otelTraceSampled",
     "otelServiceName",
+    # uvicorn's copy of the message with ANSI colour codes, for its own console formatter only.
+    "color_message",
 }
-"""Attributes every ``LogRecord`` has; anything else on a record is an extra field (``extra={...}``)."""
+"""Attributes every ``LogRecord`` has (and a few that only one console formatter reads); anything else on a record
+is an extra field (``extra={...}``)."""
 
 _PLAIN_RECORD_SIZE = len(vars(logging.makeLogRecord({})))
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes})

@@ -7,7 +7,22 @@
 3. starts the worker thread and installs **one** :class:`~hoptel.logs.queue_handler.BoundedQueueHandler` on the
    root logger, writing JSON or text lines to ``stream`` (``sys.stdout``) and, with an OTLP exporter, sending
    the same records through an OTel batch log processor;
-4. takes the root logger's console handlers out (see below), so output is not written twice.
+4. takes the root logger's console handlers out (see below), so output is not written twice;
+5. routes the loggers of uvicorn and gunicorn into it (see :mod:`~hoptel.logs.server_loggers`);
+6. when it writes to ``sys.stdout``, puts a :class:`~hoptel.logs.line_guard.LineGuard` in its place, so that its
+   lines and the application's ``print()`` output never cut into each other;
+7. starts watching for a later logging reconfiguration (see :mod:`~hoptel.logs.reconfigure_watch`).
+
+A reconfiguration after ``start()`` (``uvicorn.run()`` applying its logging config, a ``dictConfig``,
+``fileConfig`` or ``basicConfig(force=True)`` by the application) is handled before the next record is:
+
+- hoptel's handler still on the root logger: the server loggers are adopted again (uvicorn's new handlers are
+  moved aside);
+- hoptel's handler taken off the root logger, and the new configuration put no console handler there (records
+  would be lost, or reach only a file): it is put back, and the server loggers are adopted again;
+- hoptel's handler taken off, and the new configuration put its own console handler on the root logger: the
+  application chose its console output, so hoptel steps aside and says so once on the real stderr (records no
+  longer reach hoptel's lines nor OTLP export).
 
 Existing handlers: a ``logging.StreamHandler`` on the root logger that writes to ``sys.stdout``/``sys.stderr``
 (what ``logging.basicConfig()`` installs) would print every record a second time, so it is removed while the
@@ -34,7 +49,10 @@ from hoptel.config import DEFAULT_LOG_DIRECTIVES
 from hoptel.logs.directives import Directives, LoggerLevels, parse_directives
 from hoptel.logs.grpc_verbosity import GrpcVerbosity, quiet_grpc_core, undo_grpc_verbosity
 from hoptel.logs.json_format import JSONFormatter
+from hoptel.logs.line_guard import LineGuard
 from hoptel.logs.queue_handler import BoundedQueueHandler, DropCounter
+from hoptel.logs.reconfigure_watch import ReconfigureWatch
+from hoptel.logs.server_loggers import ServerLoggers
 from hoptel.logs.text_format import TextFormatter
 from hoptel.logs.writer import Formatter, StreamWriter
 
@@ -57,13 +75,16 @@ def console_handlers(logger: logging.Logger, extra_stream: TextIO | None = None)
     """The handlers of ``logger`` that write to the console: the ones a log pipeline replaces.
 
     A handler counts when it is a ``logging.StreamHandler`` but not a ``FileHandler`` and its stream is
-    ``sys.stdout``, ``sys.stderr`` (current or original) or ``extra_stream``.
+    ``sys.stdout`` (or the stream a :class:`~hoptel.logs.line_guard.LineGuard` there wraps), ``sys.stderr``
+    (current or original) or ``extra_stream``.
 
     Args:
         logger: Usually the root logger.
         extra_stream: The pipeline's own output stream, when it is not stdout.
     """
-    streams = [s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, extra_stream) if s is not None]
+    guarded = sys.stdout.stream if isinstance(sys.stdout, LineGuard) else None
+    candidates = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, extra_stream, guarded)
+    streams = [s for s in candidates if s is not None]
     return [
         handler
         for handler in logger.handlers
@@ -86,6 +107,10 @@ class LogPipeline:
         otlp: OTLPLogBridge | None,
         displaced: list[logging.Handler],
         grpc_verbosity: GrpcVerbosity,
+        stream: TextIO | None = None,
+        servers: ServerLoggers | None = None,
+        watch: ReconfigureWatch | None = None,
+        guard: LineGuard | None = None,
     ) -> None:
         self._directives = directives
         self._log_format = log_format
@@ -94,6 +119,11 @@ class LogPipeline:
         self._otlp = otlp
         self._displaced = displaced
         self._grpc_verbosity = grpc_verbosity
+        self._stream = stream
+        self._servers = servers or ServerLoggers(lambda logger: console_handlers(logger, stream))
+        self._watch = watch
+        self._guard = guard
+        self._stepped_aside = False
         self._lock = threading.Lock()
         self._closed = False
         self._result = False
@@ -160,14 +190,27 @@ class LogPipeline:
             otlp = OTLPLogBridge(otlp_exporter, resource or Resource.create({"service.name": service_name}))
         if grpc_verbosity is None:
             grpc_verbosity = quiet_grpc_core()
-        handler = BoundedQueueHandler(StreamWriter(formatter, stream, otlp), queue_size, dropped_counter)
+        pipeline: LogPipeline | None = None
+
+        def after_reconfigure() -> None:
+            if pipeline is not None:
+                pipeline._after_reconfigure()
+
+        watch = ReconfigureWatch(after_reconfigure)
+        handler = BoundedQueueHandler(
+            StreamWriter(formatter, stream, otlp), queue_size, dropped_counter, on_close=watch.mark
+        )
         root = logging.getLogger()
         displaced = [] if keep_handlers else console_handlers(root, stream)
         levels = LoggerLevels()
         levels.apply(parsed)
+        guard = LineGuard.install() if stream is None else None
+        servers = ServerLoggers(lambda logger: console_handlers(logger, stream))
         root.addHandler(handler)
         for old in displaced:
             root.removeHandler(old)
+        if not keep_handlers:
+            servers.adopt()
         pipeline = cls(
             directives=parsed,
             log_format=log_format,
@@ -176,7 +219,12 @@ class LogPipeline:
             otlp=otlp,
             displaced=displaced,
             grpc_verbosity=grpc_verbosity,
+            stream=stream,
+            servers=servers,
+            watch=watch,
+            guard=guard,
         )
+        watch.start()
         with _live_lock:
             _live = pipeline
         atexit.register(pipeline._at_exit)
@@ -216,6 +264,50 @@ class LogPipeline:
     def closed(self) -> bool:
         """Whether ``shutdown()`` was called."""
         return self._closed
+
+    @property
+    def server_loggers(self) -> ServerLoggers:
+        """The uvicorn and gunicorn loggers routed into the pipeline."""
+        return self._servers
+
+    @property
+    def stepped_aside(self) -> bool:
+        """Whether a later logging configuration took the root logger's console over (see the module docstring)."""
+        return self._stepped_aside
+
+    def _after_reconfigure(self) -> None:
+        """React to a logging reconfiguration; runs before the first record created after it is handled."""
+        if self._closed or self._stepped_aside:
+            return
+        root = logging.getLogger()
+        if self._handler not in root.handlers:
+            self._displaced = []  # the new configuration decides the root logger's handlers now
+            theirs = console_handlers(root, self._stream)
+            if theirs:
+                self._step_aside(theirs)
+                return
+            root.addHandler(self._handler)
+        self._servers.adopt()
+
+    def _step_aside(self, theirs: list[logging.Handler]) -> None:
+        self._stepped_aside = True
+        if self._watch is not None:
+            self._watch.stop()
+        stderr = sys.__stderr__
+        if stderr is None:
+            return
+        names = ", ".join(repr(handler) for handler in theirs)
+        try:
+            stderr.write(
+                "hoptel: WARNING: logging was reconfigured after hoptel.setup() (dictConfig, fileConfig or "
+                f"basicConfig(force=True)) and the root logger now writes to the console through {names}; "
+                "hoptel's log handler was removed and stays out: records are no longer written as hoptel's "
+                f"{self._log_format} lines nor exported over OTLP. Configure logging before hoptel.setup() to keep "
+                "both, or remove that console handler.\n"
+            )
+            stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def set_filter(self, directives: str) -> Directives:
         """Replace the directives at run time, e.g. ``"debug,grpc=info"``.
@@ -265,13 +357,18 @@ class LogPipeline:
                 return self._result
             self._closed = True
         deadline = time.monotonic() + timeout
+        if self._watch is not None:
+            self._watch.stop()
         root = logging.getLogger()
         for old in self._displaced:
             if old not in root.handlers:
                 root.addHandler(old)
         root.removeHandler(self._handler)
+        self._servers.restore()
         self._levels.restore()
         drained = self._handler.stop(timeout)
+        if self._guard is not None:
+            self._guard.uninstall()
         exported = True
         if self._otlp is not None:
             exported = self._otlp.shutdown(max(0.0, deadline - time.monotonic()))

@@ -11,6 +11,11 @@ The worker thread (a daemon named ``hoptel-log-writer``) takes everything queued
 and writes. ``drain()`` (and ``flush()``) waits until everything queued before it was handed to the sink;
 ``stop()`` does the same and ends the worker.
 
+``close()`` from someone else than the owner: ``logging.config.dictConfig``/``fileConfig`` close every handler
+they find, and ``basicConfig(force=True)`` the root logger's, before installing their own. A handler built with
+``on_close`` keeps its worker running then and calls ``on_close`` (the log pipeline uses it to notice the
+reconfiguration); the owner ends it with ``stop()`` first. Without ``on_close``, ``close()`` stops the worker.
+
 After ``os.fork()`` (gunicorn's pre-fork workers) the child starts its own queue and worker; records queued in
 the parent before the fork are written by the parent only.
 
@@ -74,6 +79,8 @@ class BoundedQueueHandler(logging.Handler):
         maxsize: How many entries may wait in the queue (>= 1).
         dropped_counter: Incremented once per dropped record (e.g. ``hoptel_log_records_dropped_total``).
         batch_size: The most entries handed to the sink in one call.
+        on_close: Called (on the closing thread, with ``logging``'s module lock possibly held: keep it short) when
+            ``close()`` is called before ``stop()``; the worker then keeps running. ``None``: ``close()`` stops it.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class BoundedQueueHandler(logging.Handler):
         dropped_counter: DropCounter | None = None,
         *,
         batch_size: int = 512,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be >= 1, got {maxsize}")
@@ -91,6 +99,7 @@ class BoundedQueueHandler(logging.Handler):
         self._maxsize = maxsize
         self._batch_size = batch_size
         self._counter = dropped_counter
+        self._on_close = on_close
         self._dropped = 0
         self._closed = False
         self._reported = False
@@ -194,8 +203,11 @@ class BoundedQueueHandler(logging.Handler):
         return not self._thread.is_alive()
 
     def close(self) -> None:
-        """Stop the worker unless ``stop()`` already did (waiting up to 5 s to drain), then close the handler."""
+        """Close the handler; before ``stop()``, call ``on_close`` and keep working, or stop (draining up to 5 s)."""
         if not self._closed:
+            if self._on_close is not None:
+                self._on_close()
+                return
             self.stop(5.0)
         super().close()
 

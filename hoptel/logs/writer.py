@@ -1,6 +1,8 @@
 """The worker's sink: format a batch, write it to the stream in one call, flush, and pass it on to OTLP.
 
-Runs on the worker thread only. A record that fails to format becomes a short description line instead of
+Runs on the worker thread only. When the stream is the pipeline's
+:class:`~hoptel.logs.line_guard.LineGuard` (``sys.stdout`` while the pipeline runs), the batch goes in between the
+application's lines, never inside one. A record that fails to format becomes a short description line instead of
 stopping the batch; a stream that fails (closed, broken pipe) is reported once on the real stderr and the
 batch is dropped, so the application never sees the error.
 """
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from hoptel.logs.fields import Entry
+from hoptel.logs.line_guard import LineGuard
 
 __all__ = ["Formatter", "StreamWriter"]
 
@@ -58,12 +61,13 @@ class StreamWriter:
         stream = self._stream if self._stream is not None else sys.stdout
         if stream is None:  # e.g. pythonw: there is no stdout
             return
+        write = stream.write_lines if isinstance(stream, LineGuard) else stream.write
         try:
             try:
-                stream.write(text)
+                write(text)
             except UnicodeEncodeError:
                 encoding = getattr(stream, "encoding", None) or "ascii"
-                stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+                write(text.encode(encoding, "backslashreplace").decode(encoding))
             stream.flush()
         except (OSError, ValueError) as error:  # closed stream, broken pipe, full disk
             self._report(error)

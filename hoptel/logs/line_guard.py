@@ -1,0 +1,183 @@
+"""Whole lines on a shared stdout: the application's writes and the log writer's never cut into each other.
+
+``print("SPAN", a, b)`` is six ``write()`` calls; the log writer thread writing its batch to the same
+``sys.stdout`` between two of them gives ``SPAN{...json...}`` and then `` a b``. :class:`LineGuard` stands in for
+``sys.stdout`` while the log pipeline runs and passes the application's text to the real stream in whole lines:
+
+- ``write()`` keeps the text after the last newline aside, per thread, and writes everything up to and including
+  that newline in one call to the real stream. So a line one thread assembles is written whole, and the lines
+  of different threads no longer interleave either.
+- ``flush()`` (``print(..., flush=True)``, a progress bar, a prompt) writes the calling thread's partial line
+  as it is: the application asked to see it. The real stream then ends mid-line until a newline follows.
+- The log writer calls :meth:`LineGuard.write_lines`: under the same lock, so never between the parts of a line.
+  If the stream ends mid-line after a ``flush()``, it waits up to ``open_line_wait_s`` for the newline, then
+  starts its lines on a new line (the application's line continues after them).
+- A partial line longer than ``max_partial`` characters is written as it is, as if flushed.
+
+Everything else (``fileno()``, ``isatty()``, ``encoding``, ``buffer``, ...) is the real stream's. Binary writes to
+``sys.stdout.buffer`` and writes to ``sys.__stdout__`` bypass the guard. After :meth:`LineGuard.uninstall` every
+write passes straight through, for code that kept a reference (a ``StreamHandler`` made meanwhile).
+
+After ``os.fork()`` the child gets fresh locks; the partial lines of the parent's other threads are dropped
+there (the parent writes them).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any, TextIO, cast
+
+__all__ = ["LineGuard"]
+
+
+def _reinit_in_child(guard: weakref.ref[LineGuard]) -> None:
+    live = guard()
+    if live is not None:
+        live._after_fork_in_child()
+
+
+class LineGuard:
+    """A stand-in for a text stream that passes text on in whole lines; see the module docstring.
+
+    Args:
+        stream: The real stream (usually ``sys.stdout``).
+        max_partial: The longest partial line kept aside, in characters.
+        open_line_wait_s: How long :meth:`write_lines` waits for a line left open by ``flush()``.
+    """
+
+    def __init__(self, stream: TextIO, *, max_partial: int = 65_536, open_line_wait_s: float = 0.25) -> None:
+        self.stream = stream
+        self._max_partial = max_partial
+        self._open_line_wait_s = open_line_wait_s
+        self._partial: dict[int, str] = {}
+        self._retired = False
+        self._init_locks()
+        if hasattr(os, "register_at_fork"):
+            guard = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _reinit_in_child(guard))
+
+    def _init_locks(self) -> None:
+        self._lock = threading.Lock()
+        self._line_closed = threading.Condition(self._lock)
+        self._open_line = False  # the real stream ends mid-line (a flushed partial line)
+
+    def _after_fork_in_child(self) -> None:
+        mine = self._partial.get(threading.get_ident())
+        self._partial = {} if mine is None else {threading.get_ident(): mine}
+        self._init_locks()
+
+    @classmethod
+    def install(cls, **options: Any) -> LineGuard | None:
+        """Put a guard in place of ``sys.stdout`` (the current one is wrapped).
+
+        Args:
+            **options: Passed to the constructor.
+
+        Returns:
+            The guard, or ``None`` when there is no ``sys.stdout`` or it already is a guard.
+        """
+        stream = sys.stdout
+        if stream is None or isinstance(stream, LineGuard):
+            return None
+        guard = cls(stream, **options)
+        sys.stdout = cast(TextIO, guard)
+        return guard
+
+    def uninstall(self) -> None:
+        """Write every thread's partial line, put the real stream back as ``sys.stdout`` if the guard still is it.
+
+        A ``sys.stdout`` replaced since (by the application, pytest's capture, ``redirect_stdout``) is left alone.
+        """
+        with self._lock:
+            self._retired = True
+            partial, self._partial = self._partial, {}
+            try:
+                for text in partial.values():
+                    self.stream.write(text)
+            except (OSError, ValueError):  # closed or broken: nothing can be done with the text
+                pass
+        if sys.stdout is cast(TextIO, self):
+            sys.stdout = self.stream
+
+    def write(self, text: str) -> int:
+        """Write ``text``: complete lines now, in one call; a trailing partial line when it is completed."""
+        if self._retired:
+            return self.stream.write(text)
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        ident = threading.get_ident()
+        cut = text.rfind("\n")
+        if cut < 0:
+            if self.stream.closed:
+                raise ValueError("I/O operation on closed file.")
+            partial = self._partial.get(ident)
+            joined = text if partial is None else partial + text
+            if len(joined) > self._max_partial:
+                self._partial.pop(ident, None)
+                self._write_open(joined)
+            else:
+                self._partial[ident] = joined
+            return len(text)
+        partial = self._partial.pop(ident, None)
+        whole = text[: cut + 1] if partial is None else partial + text[: cut + 1]
+        with self._lock:
+            self.stream.write(whole)
+            if self._open_line:
+                self._open_line = False
+                self._line_closed.notify_all()
+        if cut + 1 < len(text):
+            self._partial[ident] = text[cut + 1 :]
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        """Write each string in turn (no newlines are added)."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Write the calling thread's partial line as it is, then flush the real stream."""
+        partial = self._partial.pop(threading.get_ident(), None)
+        if partial:
+            self._write_open(partial)
+        with self._lock:
+            self.stream.flush()
+
+    def _write_open(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text)
+            self._open_line = True
+
+    def write_lines(self, text: str) -> None:
+        """Write the log writer's ``text`` (whole lines, ending in a newline) between the application's lines.
+
+        Args:
+            text: One or more complete lines.
+        """
+        with self._lock:
+            if self._open_line and not self._retired:
+                self._line_closed.wait_for(lambda: not self._open_line, self._open_line_wait_s)
+                if self._open_line:
+                    text = "\n" + text
+                    self._open_line = False
+            self.stream.write(text)
+
+    def close(self) -> None:
+        """Write the calling thread's partial line, then close the real stream."""
+        partial = self._partial.pop(threading.get_ident(), None)
+        with self._lock:
+            if partial:
+                self.stream.write(partial)
+            self.stream.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the real stream's (``fileno``, ``isatty``, ``encoding``, ``buffer``, ...)."""
+        if name == "stream":  # not set yet (or no longer): no recursion
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+    def __repr__(self) -> str:
+        return f"<hoptel LineGuard over {self.stream!r}>"
