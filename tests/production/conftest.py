@@ -45,7 +45,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """``start_server(args, env, port)``: start a server in its own session; every one is killed at teardown."""
     started: list[Server] = []
 
-    def start(args: list[str], env: dict[str, str], port: int) -> Server:
+    def start(args: list[str], env: dict[str, str], port: int = 0) -> Server:
         metrics_port = free_port()
         env = {**env, "HOPTEL_METRICS_ADDR": f"127.0.0.1:{metrics_port}"}
         log = tmp_path / f"server-{len(started)}.log"
