@@ -68,6 +68,7 @@ _VARIABLES = (
     "HOPTEL_LOG",
     "HOPTEL_LOG_FORMAT",
     "HOPTEL_LOG_QUEUE_SIZE",
+    "HOPTEL_SIGNALS",
 )
 
 _SAMPLERS = {
@@ -154,6 +155,7 @@ class Config:
     log_directives: str = DEFAULT_LOG_DIRECTIVES
     log_format: str = "json"
     log_queue_size: int = 10_000
+    signals: bool = True
 
     @classmethod
     def load(
@@ -416,4 +418,5 @@ class _Parser:
             log_directives=self._get("HOPTEL_LOG") or DEFAULT_LOG_DIRECTIVES,
             log_format=log_format,
             log_queue_size=self._integer("HOPTEL_LOG_QUEUE_SIZE", 10_000),
+            signals=self._bool("HOPTEL_SIGNALS", True),
         )

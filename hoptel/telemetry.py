@@ -30,6 +30,7 @@ from hoptel.logs import GrpcVerbosity, LogPipeline, quiet_grpc_core
 from hoptel.logs.grpc_verbosity import undo_grpc_verbosity
 from hoptel.resource import build_resource
 from hoptel.self_metrics import SelfMetrics
+from hoptel.shutdown_signals import flush_on_signals, forget
 
 if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
@@ -125,6 +126,22 @@ class Telemetry:
             return True
         return self._processor.force_flush(int(timeout * 1000))
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Export the spans finished so far, then write (and export) the log records queued so far.
+
+        What a server's shutdown path runs when the process may end without ``atexit`` (see
+        ``hoptel.shutdown_signals``); unlike ``shutdown()`` everything keeps working afterwards.
+
+        Returns:
+            True if both completed within ``timeout`` seconds (the logs get at least ``LOG_DRAIN_FLOOR_S``).
+        """
+        deadline = time.monotonic() + timeout
+        spans = self.force_flush(timeout)
+        logs = self._logs
+        if logs is None:
+            return spans
+        return logs.flush(max(deadline - time.monotonic(), LOG_DRAIN_FLOOR_S)) and spans
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush spans and logs, stop the metrics endpoint and release the providers; idempotent.
 
@@ -138,6 +155,7 @@ class Telemetry:
             self._closed = True
         deadline = time.monotonic() + timeout
         atexit.unregister(self.shutdown)
+        forget(self)  # the last open Telemetry gives SIGTERM/SIGINT their default disposition back
         if self._processor is not None:
             self._processor.shutdown(timeout)
         if isinstance(self.tracer_provider, TracerProvider):
@@ -215,6 +233,8 @@ def setup(
     with _lock:
         _latest = telemetry
     atexit.register(telemetry.shutdown)
+    if telemetry.enabled and config.signals:
+        flush_on_signals(telemetry)  # a default SIGTERM/SIGINT disposition gets a bounded flush first
     return telemetry
 
 

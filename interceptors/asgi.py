@@ -7,7 +7,10 @@ Per ``http`` request: the trace context is extracted from the request headers, a
 the current context for the whole app call (the handler, a streamed body, background tasks), the status is taken
 from ``http.response.start``, and when the app returns the span ends and ``http_server_request_duration_seconds``
 is observed. An exception from the app ends the span as a 500 with the exception recorded, then propagates.
-``lifespan`` and ``websocket`` scopes are passed through untouched.
+``websocket`` scopes are passed through untouched, and so are ``lifespan`` scopes, except that when the app reports
+``lifespan.shutdown.complete`` the Telemetry's spans and log records are flushed first (bounded by
+``LIFESPAN_FLUSH_S``): a server may end its process with a signal right after its graceful shutdown, without
+``atexit`` (uvicorn raises the signal it caught again once the app has shut down).
 
 The route template (``http.route`` and the ``http_route`` label) is read from the scope after the app ran, where
 routers leave it: Starlette's ``scope["route"].path`` (``/items/{item_id}``), or ``scope["route"]`` /
@@ -28,7 +31,7 @@ from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEA
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.telemetry import Telemetry
 
-__all__ = ["ASGIApp", "ASGIMiddleware", "PathFilter", "route_template"]
+__all__ = ["LIFESPAN_FLUSH_S", "ASGIApp", "ASGIMiddleware", "PathFilter", "route_template"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +45,9 @@ PathFilter = Callable[[str], bool]
 
 # Status reported when the app returned without starting a response: what servers (uvicorn) then send.
 _NO_RESPONSE_STATUS = 500
+
+LIFESPAN_FLUSH_S = 5.0
+"""The longest the flush at ``lifespan.shutdown.complete`` holds the server's shutdown."""
 
 
 def route_template(scope: Mapping[str, Any]) -> str | None:
@@ -109,6 +115,8 @@ class ASGIMiddleware:
             or not self._recorder.enabled
             or (self._filter is not None and not self._filter(scope.get("path", "")))
         ):
+            if scope["type"] == "lifespan":
+                send = self._flushing_at_shutdown(send)
             await self.app(scope, receive, send)
             return
         hop = self._start(scope)
@@ -142,3 +150,14 @@ class ASGIMiddleware:
             hop.finish(status, route_template(scope))
         finally:
             detach(token)
+
+    def _flushing_at_shutdown(self, send: Send) -> Send:
+        """``send`` for a lifespan scope: flush spans and logs before the app's shutdown is reported complete."""
+        telemetry = self._recorder.telemetry
+
+        async def send_flushing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                telemetry.flush(LIFESPAN_FLUSH_S)  # blocking but bounded; the server is shutting down
+            await send(message)
+
+        return send_flushing
