@@ -33,6 +33,8 @@ from typing import Any, TextIO, cast
 
 __all__ = ["LineGuard"]
 
+_get_ident = threading.get_ident
+
 
 def _reinit_in_child(guard: weakref.ref[LineGuard]) -> None:
     live = guard()
@@ -66,8 +68,8 @@ class LineGuard:
         self._open_line = False  # the real stream ends mid-line (a flushed partial line)
 
     def _after_fork_in_child(self) -> None:
-        mine = self._partial.get(threading.get_ident())
-        self._partial = {} if mine is None else {threading.get_ident(): mine}
+        mine = self._partial.get(_get_ident())
+        self._partial = {} if mine is None else {_get_ident(): mine}
         self._init_locks()
 
     @classmethod
@@ -105,33 +107,39 @@ class LineGuard:
 
     def write(self, text: str) -> int:
         """Write ``text``: complete lines now, in one call; a trailing partial line when it is completed."""
-        if self._retired:
-            return self.stream.write(text)
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        ident = threading.get_ident()
+        if self._retired or not isinstance(text, str):
+            return self._write_other(text)
+        partials = self._partial
         cut = text.rfind("\n")
-        if cut < 0:
-            if self.stream.closed:
-                raise ValueError("I/O operation on closed file.")
-            partial = self._partial.get(ident)
+        ident = _get_ident()
+        if cut < 0:  # (a closed stream raises when the line is written, at its newline or a flush())
+            partial = partials.get(ident)
             joined = text if partial is None else partial + text
             if len(joined) > self._max_partial:
-                self._partial.pop(ident, None)
+                partials.pop(ident, None)
                 self._write_open(joined)
             else:
-                self._partial[ident] = joined
+                partials[ident] = joined
             return len(text)
-        partial = self._partial.pop(ident, None)
-        whole = text[: cut + 1] if partial is None else partial + text[: cut + 1]
+        partial = partials.pop(ident, None) if partials else None
+        size = len(text)
+        end = cut + 1
+        if end < size:
+            partials[ident] = text[end:]
+            text = text[:end]
+        # Every write to the real stream holds the lock: io.TextIOWrapper is not safe for concurrent writes (while
+        # one thread's write waits for the buffered writer, another's can be put in the middle of it).
         with self._lock:
-            self.stream.write(whole)
+            self.stream.write(text if partial is None else partial + text)
             if self._open_line:
                 self._open_line = False
                 self._line_closed.notify_all()
-        if cut + 1 < len(text):
-            self._partial[ident] = text[cut + 1 :]
-        return len(text)
+        return size
+
+    def _write_other(self, text: object) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        return self.stream.write(text)  # retired: straight through
 
     def writelines(self, lines: Iterable[str]) -> None:
         """Write each string in turn (no newlines are added)."""
@@ -140,7 +148,7 @@ class LineGuard:
 
     def flush(self) -> None:
         """Write the calling thread's partial line as it is, then flush the real stream."""
-        partial = self._partial.pop(threading.get_ident(), None)
+        partial = self._partial.pop(_get_ident(), None) if self._partial else None
         if partial:
             self._write_open(partial)
         with self._lock:
@@ -167,7 +175,7 @@ class LineGuard:
 
     def close(self) -> None:
         """Write the calling thread's partial line, then close the real stream."""
-        partial = self._partial.pop(threading.get_ident(), None)
+        partial = self._partial.pop(_get_ident(), None)
         with self._lock:
             if partial:
                 self.stream.write(partial)
