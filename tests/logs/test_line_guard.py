@@ -168,7 +168,7 @@ def test_bytes_are_refused_like_a_text_stream_does(guard: LineGuard) -> None:
 def test_a_closed_stream_fails_the_app_write_at_its_line(guard: LineGuard, stream: RecordingStream) -> None:
     """Writing a line to a closed stream raises ValueError to the app, as a closed sys.stdout would."""
     stream.close()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="closed file"):
         print("x", file=guard)
 
 
