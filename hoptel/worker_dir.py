@@ -212,6 +212,8 @@ def _usable(path: Path, shown: str, *, explicit: bool, private: bool = False) ->
     try:
         path.mkdir(mode=0o700, parents=explicit, exist_ok=True)
         info = path.lstat()
+    except FileExistsError:  # something that is not a directory
+        raise ValueError(f"{where}: not a directory{hint}") from None
     except OSError as exc:
         raise ValueError(f"{where}: cannot create the worker-state directory ({exc.strerror or exc}){hint}") from None
     if stat.S_ISLNK(info.st_mode) and private:

@@ -94,11 +94,16 @@ def listening_pids(port: int) -> set[int]:
         if not entry.isdigit():
             continue
         try:
-            links = {os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")}
+            descriptors = os.listdir(f"/proc/{entry}/fd")
         except OSError:
             continue
-        if links & inodes:
-            pids.add(int(entry))
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(f"/proc/{entry}/fd/{descriptor}")
+            except OSError:  # closed in the meantime
+                continue
+            if link in inodes:
+                pids.add(int(entry))
     return pids
 
 
