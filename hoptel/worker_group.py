@@ -112,6 +112,7 @@ class WorkerGroup:
     def _reset_process_state(self) -> None:
         """The per-process parts: locks, caches and the publisher's stop flag (new ones after a fork)."""
         self._lock = threading.Lock()
+        self._publish_lock = threading.Lock()  # a later snapshot is always written after an earlier one
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cache: dict[str, tuple[tuple[int, int, int], WorkerState]] = {}
@@ -188,13 +189,15 @@ class WorkerGroup:
         self._directory.set_serving(self._member)
 
     def _publish(self) -> WorkerState:
-        state = snapshot(self._registry)
-        path = self._directory.file(self._member.file_name)
-        try:
-            write_atomically(path, encode(state))
-        except FileNotFoundError:  # the directory was removed under a live member: make it again
-            self._directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_atomically(path, encode(state))
+        """Write this process's state now (the publisher's tick and every scrape served here both do)."""
+        with self._publish_lock:
+            state = snapshot(self._registry)
+            path = self._directory.file(self._member.file_name)
+            try:
+                write_atomically(path, encode(state))
+            except FileNotFoundError:  # the directory was removed under a live member: make it again
+                self._directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_atomically(path, encode(state))
         return state
 
     def _start_publisher(self) -> None:
