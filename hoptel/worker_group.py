@@ -320,6 +320,13 @@ class WorkerGroup:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is not None:
             endpoint.close()
+        try:
+            self._fold_own_state()
+        except OSError:
+            _log.warning("could not keep this worker's final metrics in %s", self._directory.path, exc_info=True)
+
+    def _fold_own_state(self) -> None:
+        """Merge this process's final state into ``exited.json`` and leave the group."""
         with self._lock, self._directory.locked():
             final = snapshot(self._registry)
             exited = self._read(EXITED) or WorkerState(0, time.time(), ())
