@@ -15,21 +15,33 @@ sees the new configuration complete, and the record that triggered it is already
 Cost: nothing per record while nothing happens (the record factory is only swapped while a mark is pending); one
 call on the first record after a reconfiguration.
 
+The child of an ``os.fork()`` is marked too: gunicorn with ``--preload`` runs the app module (and ``setup()``) in
+the master, then builds each worker there, and ``UvicornWorker`` hands uvicorn's loggers gunicorn's handler lists
+with ``propagate=False`` by plain assignment, which closes nothing.
+
 A handler removed with ``removeHandler()`` is not closed, so it is not noticed: that is taken as deliberate.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ReconfigureWatch"]
 
 RecordFactory = Callable[..., logging.LogRecord]
+
+
+def _mark_in_child(watch: weakref.ref[ReconfigureWatch]) -> None:
+    live = watch()
+    if live is not None:
+        live._after_fork_in_child()
 
 
 def _report() -> None:
@@ -81,6 +93,13 @@ class ReconfigureWatch:
         with self._lock:
             self._active = True
             self._tripwire = _Tripwire(self)
+        if hasattr(os, "register_at_fork"):
+            watch = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _mark_in_child(watch))
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # another thread of the parent may have held it at the fork
+        self.mark()
 
     def stop(self) -> None:
         """Stop watching; put the previous record factory back if it is still ours to remove."""

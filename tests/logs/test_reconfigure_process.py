@@ -139,3 +139,31 @@ def test_setup_after_uvicorns_config_adopts_its_loggers(run_script: ScriptRunner
     ]
     assert not any("color_message" in line for line in lines)
     assert done.stderr == ""
+
+
+FORK_SCRIPT = """
+    import logging, os, sys
+    from hoptel.logs import LogPipeline
+
+    pipeline = LogPipeline.start(directives="info", service_name="shop")
+    pid = os.fork()
+    if pid == 0:
+        # What gunicorn's UvicornWorker does to uvicorn's loggers: plain assignment, nothing is closed.
+        access = logging.getLogger("uvicorn.access")
+        access.handlers = [logging.StreamHandler(sys.stderr)]
+        access.propagate = False
+        access.info("child access line")
+        pipeline.shutdown()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    pipeline.shutdown()
+"""
+
+
+def test_a_forked_child_adopts_server_loggers_set_up_after_the_fork(run_script: ScriptRunner) -> None:
+    """In a forked child, server loggers given console handlers by assignment are still routed into hoptel."""
+    done = run_script(FORK_SCRIPT)
+    assert [(line["logger"], line["message"]) for line in _json_lines(done.stdout)] == [
+        ("uvicorn.access", "child access line")
+    ]
+    assert done.stderr == ""

@@ -50,6 +50,20 @@ LAUNCHES: dict[str, Callable[[int], list[str]]] = {
         f"127.0.0.1:{port}",
         "logging_app:app",
     ],
+    # The app module (and setup()) runs in the master, before the worker is built there and forked.
+    "gunicorn-uvicorn-worker-preload": lambda port: [
+        _program("gunicorn"),
+        "--preload",
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "--access-logfile",
+        "-",
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        "logging_app:app",
+    ],
 }
 
 
@@ -127,7 +141,7 @@ def test_app_and_server_lines_are_json_with_the_server_spans_ids(
     assert startup["logger"] == "uvicorn.error"
     messages = {(line["logger"], line["message"]) for line in server.json_lines()}
     assert ("logging_app", "app started") in messages  # logged after uvicorn configured logging: not lost
-    if launch != "gunicorn-uvicorn-worker":
+    if launch.startswith("uvicorn"):
         assert any(logger == "uvicorn.error" and m.startswith("Uvicorn running on") for logger, m in messages)
 
     stdout = server.stdout()
