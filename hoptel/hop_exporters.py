@@ -7,6 +7,8 @@ class (named below); ``hoptel.telemetry`` only uses hop spans when ``accepts_hop
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,10 +29,30 @@ class HopSpanExporter:
 
     accepts_hop_spans = False
     _encoder: HopSpanEncoder | None = None
+    _resource: Resource | None = None
 
     def set_resource(self, resource: Resource) -> None:
-        """Encode hop spans with this resource (the tracer provider's)."""
+        """Encode hop spans with this resource (the tracer provider's).
+
+        The encoder holds the resource already encoded; in a process forked later it encodes it again, since the
+        child's resource carries the child's own ``service.instance.id`` (see ``hoptel.resource``).
+        """
+        if self._resource is None:
+            _reencode_after_fork(self)
+        self._resource = resource
         self._encoder = HopSpanEncoder(resource)
+
+
+def _reencode_after_fork(exporter: HopSpanExporter) -> None:
+    """Register the child's re-encoding of ``exporter``'s resource (the hook holds the exporter weakly)."""
+    held = weakref.ref(exporter)
+
+    def after_in_child() -> None:
+        live = held()
+        if live is not None and live._resource is not None:
+            live._encoder = HopSpanEncoder(live._resource)
+
+    os.register_at_fork(after_in_child=after_in_child)
 
 
 class GrpcHopSpanExporter(HopSpanExporter, _GrpcSpanExporter):

@@ -252,11 +252,11 @@ def test_lifespan_passes_through_under_uvicorn(telemetry: hoptel.Telemetry, rece
     assert series(telemetry, SERVER_DURATION) == []
 
 
-@pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
+@pytest.mark.parametrize("scope_type", ["websocket"])
 async def test_non_http_scopes_are_handed_over_untouched(
     scope_type: str, telemetry: hoptel.Telemetry, receiver: OTLPReceiver
 ) -> None:
-    """Lifespan and websocket scopes reach the app as the very same scope, receive and send objects."""
+    """Websocket scopes reach the app as the very same scope, receive and send objects."""
     received: list[tuple[Any, Any, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -277,6 +277,41 @@ async def test_non_http_scopes_are_handed_over_untouched(
     telemetry.force_flush()
     assert receiver.spans() == []
     assert series(telemetry, SERVER_DURATION) == []
+
+
+async def test_lifespan_shutdown_flushes_before_it_is_reported(
+    make_telemetry: TelemetryFactory, receiver: OTLPReceiver
+) -> None:
+    """At lifespan shutdown a span queued behind a long batch delay is exported before the server hears "complete".
+
+    Every lifespan message the app sends is forwarded, in order.
+    """
+    tel = make_telemetry(bsp_schedule_delay=600_000)
+    forwarded: list[str] = []
+    exported_at_complete: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+        tel.tracer.start_span("before-shutdown").end()
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        forwarded.append(message["type"])
+        if message["type"] == "lifespan.shutdown.complete":
+            exported_at_complete.append(len(receiver.spans()))
+
+    scope: dict[str, Any] = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await hoptel.ASGIMiddleware(app, tel)(scope, receive, send)
+    assert forwarded == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert exported_at_complete == [1]
+    assert series(tel, SERVER_DURATION) == []
 
 
 def test_disabled_sdk_passes_requests_through(
