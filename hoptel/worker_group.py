@@ -7,7 +7,8 @@ find their directory, and how state of an earlier run is cleared):
 
 - **Publishing.** A daemon thread writes the process's registry state (``hoptel.worker_state``) to its member
   file every ``HOPTEL_METRICS_PUBLISH_INTERVAL`` milliseconds (default 1000), and once more at ``shutdown()``.
-  Nothing is shared on the hot path: an observation stays a bisect and two increments in process memory.
+  Nothing is shared on the hot path: an observation stays a bisect and two increments in process memory. A
+  serving member without live peers skips it: a lone process with a fixed address writes only when scraped.
 - **Serving.** The member that binds the address serves, at each scrape, its own live registry merged
   (``hoptel.worker_merge``) with every other member's latest file and with ``exited.json``, the folded state of the
   members that exited. Before answering, it writes its own state too, so a count that was served is on disk and
@@ -99,6 +100,7 @@ class WorkerGroup:
         self._endpoint: MetricsEndpoint | None = None
         self._closed = False
         self._warned_foreign = False
+        self._has_peers = True  # until the first fold says otherwise
         self._errors = Counter(
             "hoptel_worker_state_errors_total",
             "Worker state files skipped because they could not be read or parsed.",
@@ -217,10 +219,11 @@ class WorkerGroup:
         with self._lock:
             if self._closed:
                 return
-            self._publish()
+            if self._endpoint is None or self._has_peers:
+                self._publish()
             with self._directory.locked():
                 if self._endpoint is not None:
-                    self._fold_exited()
+                    self._has_peers = self._fold_exited()
                 else:
                     self._take_address(at_join=False)
 
@@ -249,11 +252,16 @@ class WorkerGroup:
         self._cache[name] = (signature, state)
         return state
 
-    def _fold_exited(self) -> None:
-        """Merge the files of members whose process is gone into ``exited.json``, then remove them. Lock held."""
-        dead = [m for m in self._directory.members() if m != self._member and not m.alive()]
+    def _fold_exited(self) -> bool:
+        """Merge the files of members whose process is gone into ``exited.json``, then remove them. Lock held.
+
+        Returns:
+            Whether other members are live.
+        """
+        others = [m for m in self._directory.members() if m != self._member]
+        dead = [m for m in others if not m.alive()]
         if not dead:
-            return
+            return bool(others)
         exited = self._read(EXITED) or WorkerState(0, time.time(), ())
         present = {m.file_name for m in self._directory.members()}
         folded = [name for name in exited.folded if name in present]
@@ -274,6 +282,7 @@ class WorkerGroup:
                 self._directory.file(member.file_name).unlink()
             self._cache.pop(member.file_name, None)
             self._bad.pop(member.file_name, None)
+        return len(others) > len(dead)
 
     def collect_merged(self) -> list[Metric]:
         """The group's metrics: this registry now, every other member's file and the exited members' state."""
