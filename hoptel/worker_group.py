@@ -26,7 +26,11 @@ find their directory, and how state of an earlier run is cleared):
 A scrape also says how fresh it is: ``hoptel_worker_processes{state="live"|"exited"}``,
 ``hoptel_worker_state_age_seconds`` (the age of the oldest state a live member published) and
 ``hoptel_worker_state_errors_total`` (state files skipped because they were damaged; a damaged file never fails a
-scrape).
+scrape). Gauges are summed over the members, like counters (see ``hoptel.worker_merge``).
+
+Port 0 and ``HOPTEL_METRICS_DIR=off`` make no group: one process serves its own registry, as before.
+Limits: a scrape served by a group ignores ``?name[]=`` filters; collectors other than hoptel's families that an
+application registers into ``Telemetry.registry`` are merged too, but are not zeroed in a forked child.
 """
 
 from __future__ import annotations
