@@ -211,7 +211,8 @@ def setup(
         keep_log_handlers: keep the root logger's console handlers (by default hoptel's JSON handler replaces
             them for the Telemetry's lifetime, so nothing prints twice).
         **overrides: any setting by variable name without prefix, lower case: ``traces_exporter="none"``,
-            ``metrics_addr="127.0.0.1:0"``, ``exporter_otlp_endpoint=...``, ``log="debug"``.
+            ``metrics_addr="127.0.0.1:0"``, ``exporter_otlp_endpoint=...``, ``log="debug"``, ``signals=False``
+            (``HOPTEL_SIGNALS``: no flush on a default-disposition SIGTERM/SIGINT, see ``hoptel.shutdown_signals``).
 
     Returns:
         The Telemetry; later factories without ``telemetry=`` use it.
