@@ -154,12 +154,14 @@ class LoggerLevels:
 
     Calling ``apply()`` again moves from the old directives to the new ones one logger at a time (there is no
     moment where the originals are back); ``restore()`` puts back the level every touched logger had before the
-    first ``apply()``.
+    first ``apply()``, or the level something else gave it since (``dictConfig`` after ``apply()``): that one
+    becomes the level to put back, and the next ``apply()`` sets the directive's level again.
     """
 
     def __init__(self, manager: logging.Manager | None = None) -> None:
         self._manager = manager or logging.Logger.manager
         self._originals: dict[str, int] = {}  # "" is the root logger
+        self._applied: dict[str, int] = {}  # the level apply() left each touched logger at
 
     def _logger(self, name: str) -> logging.Logger:
         return self._manager.root if name == "" else self._manager.getLogger(name)
@@ -175,6 +177,10 @@ class LoggerLevels:
         Args:
             directives: What to apply.
         """
+        for name, applied in self._applied.items():
+            level = self._logger(name).level
+            if level != applied:  # changed by something else since: that is now the level to put back
+                self._originals[name] = level
         targets: dict[str, int] = {"": directives.default}
         named = dict(directives.loggers)
         targets.update(named)
@@ -195,6 +201,7 @@ class LoggerLevels:
             logger = self._logger(name)
             if logger.level != level:
                 logger.setLevel(level)
+            self._applied[name] = level
 
     def restore(self) -> None:
         """Put back the original level of every logger ``apply()`` touched."""
@@ -203,3 +210,4 @@ class LoggerLevels:
             if logger.level != original:
                 logger.setLevel(original)
         self._originals.clear()
+        self._applied.clear()

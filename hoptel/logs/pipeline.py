@@ -16,6 +16,9 @@
 A reconfiguration after ``start()`` (``uvicorn.run()`` applying its logging config, a ``dictConfig``,
 ``fileConfig`` or ``basicConfig(force=True)`` by the application) is handled before the next record is:
 
+- in every case below but the last, the per-logger levels of the directives (``uvicorn.access=warning``) are
+  applied again, since the new configuration may have set its own (the root logger's level stays as it set it;
+  the record that triggers the reaction already passed its logger's level check);
 - hoptel's handler still on the root logger: the server loggers are adopted again (uvicorn's new handlers are
   moved aside);
 - hoptel's handler taken off the root logger, and the new configuration put no console handler there (records
@@ -52,7 +55,7 @@ from hoptel.logs.json_format import JSONFormatter
 from hoptel.logs.line_guard import LineGuard
 from hoptel.logs.queue_handler import BoundedQueueHandler, DropCounter
 from hoptel.logs.reconfigure_watch import ReconfigureWatch
-from hoptel.logs.server_loggers import ServerLoggers
+from hoptel.logs.server_loggers import SERVER_LOGGERS, ServerLoggers
 from hoptel.logs.text_format import TextFormatter
 from hoptel.logs.writer import Formatter, StreamWriter
 
@@ -154,7 +157,8 @@ class LogPipeline:
             dropped_counter: Incremented per record dropped because the queue was full.
             queue_size: How many records may wait for the writer (``HOPTEL_LOG_QUEUE_SIZE``).
             stream: Where lines go; ``None`` means ``sys.stdout`` as it is when each batch is written.
-            keep_handlers: Keep the root logger's console handlers (output is then duplicated).
+            keep_handlers: Keep the root logger's console handlers (output is then duplicated), and leave the server
+                loggers' handlers alone.
             grpc_verbosity: What an earlier :func:`~hoptel.logs.grpc_verbosity.quiet_grpc_core` call did, for a
                 caller that had to run it before importing grpc (``shutdown()`` undoes it); default: run it now.
 
@@ -205,12 +209,13 @@ class LogPipeline:
         levels = LoggerLevels()
         levels.apply(parsed)
         guard = LineGuard.install() if stream is None else None
-        servers = ServerLoggers(lambda logger: console_handlers(logger, stream))
+        servers = ServerLoggers(
+            lambda logger: console_handlers(logger, stream), () if keep_handlers else SERVER_LOGGERS
+        )
         root.addHandler(handler)
         for old in displaced:
             root.removeHandler(old)
-        if not keep_handlers:
-            servers.adopt()
+        servers.adopt()
         pipeline = cls(
             directives=parsed,
             log_format=log_format,
@@ -288,6 +293,9 @@ class LogPipeline:
                 return
             root.addHandler(self._handler)
         self._servers.adopt()
+        with self._lock:  # the per-logger directives win over levels the new configuration set (not the default)
+            if not self._closed:
+                self._levels.apply(Directives(root.level, self._directives.loggers))
 
     def _step_aside(self, theirs: list[logging.Handler]) -> None:
         self._stepped_aside = True

@@ -167,3 +167,47 @@ def test_a_forked_child_adopts_server_loggers_set_up_after_the_fork(run_script: 
         ("uvicorn.access", "child access line")
     ]
     assert done.stderr == ""
+
+
+LEVELS_SCRIPT = """
+    import logging, logging.config
+    from uvicorn.config import LOGGING_CONFIG
+    from hoptel.logs import LogPipeline
+
+    pipeline = LogPipeline.start(directives="info,uvicorn.access=warning", service_name="shop")
+    logging.config.dictConfig(LOGGING_CONFIG)  # sets uvicorn.access to INFO
+    # The first record after a reconfiguration was level-checked before hoptel reacted: let it be another one.
+    logging.getLogger("uvicorn.error").info("first after the config")
+    logging.getLogger("uvicorn.access").info("access info")
+    logging.getLogger("uvicorn.access").warning("access warning")
+    logging.getLogger("uvicorn.error").info("error info")
+    pipeline.shutdown()
+    assert logging.getLogger("uvicorn.access").level == logging.INFO  # uvicorn's level is back after shutdown
+"""
+
+
+def test_per_logger_directives_win_over_a_later_configurations_levels(run_script: ScriptRunner) -> None:
+    """HOPTEL_LOG's uvicorn.access=warning still holds after uvicorn's config set that logger to INFO."""
+    done = run_script(LEVELS_SCRIPT)
+    messages = [line["message"] for line in _json_lines(done.stdout)]
+    assert messages == ["first after the config", "access warning", "error info"]
+
+
+KEEP_SCRIPT = """
+    import logging, logging.config
+    from uvicorn.config import LOGGING_CONFIG
+    from hoptel.logs import LogPipeline
+
+    pipeline = LogPipeline.start(directives="info", service_name="shop", keep_handlers=True)
+    logging.config.dictConfig(LOGGING_CONFIG)
+    logging.getLogger("uvicorn.error").info("error info")
+    logging.getLogger("shop").info("app info")
+    pipeline.shutdown()
+"""
+
+
+def test_keep_handlers_leaves_the_server_loggers_alone(run_script: ScriptRunner) -> None:
+    """With keep_handlers=True uvicorn keeps writing its own lines; the app's still reach hoptel."""
+    done = run_script(KEEP_SCRIPT)
+    assert [line["message"] for line in _json_lines(done.stdout)] == ["app info"]
+    assert done.stderr.splitlines() == ["INFO:     error info"]
