@@ -147,6 +147,17 @@ def test_reapply_moves_to_new_directives_and_restore_undoes_all(manager: logging
     assert manager.getLogger("grpc").level == logging.NOTSET
 
 
+def test_a_level_set_by_others_in_between_is_the_one_restored(manager: logging.Manager) -> None:
+    """A level changed after apply() (a later dictConfig) is overridden by the next apply(), put back by restore()."""
+    levels = LoggerLevels(manager)
+    levels.apply(parse_directives("info,uvicorn.access=warning"))
+    manager.getLogger("uvicorn.access").setLevel(logging.INFO)  # what uvicorn's dictConfig does
+    levels.apply(parse_directives("info,uvicorn.access=warning"))
+    assert manager.getLogger("uvicorn.access").level == logging.WARNING
+    levels.restore()
+    assert manager.getLogger("uvicorn.access").level == logging.INFO
+
+
 def test_off_silences_even_critical(manager: logging.Manager) -> None:
     """Off makes a logger skip critical records too."""
     LoggerLevels(manager).apply(parse_directives("info,noisy=off"))
