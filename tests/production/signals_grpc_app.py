@@ -92,8 +92,10 @@ async def _serve_aio() -> None:
 
 def main() -> None:
     """Run the entrypoint named by the first argument (``sync`` or ``aio``)."""
-    # A plain process: SIGTERM has its default disposition, whatever the test runner left it at.
+    # A plain process started from a shell, whatever the test runner left: SIGTERM has its default disposition and
+    # SIGINT Python's KeyboardInterrupt handler (Python leaves an ignored SIGINT ignored, as in background jobs).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.argv[1:] == ["aio"]:
         asyncio.run(_serve_aio())
     else:

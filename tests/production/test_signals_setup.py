@@ -23,6 +23,7 @@ import hoptel
 from hoptel.shutdown_signals import installed_signals
 
 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python starts, unless SIGINT was ignored
 seen = {}
 
 def ours():
