@@ -83,3 +83,22 @@ def test_uvicorn_sigterm_flushes(
         assert {span.kind for span in spans} == {"SERVER"}
         logs = receiver.wait_for_logs(len(names), timeout=WAIT_S, predicate=lambda log: log.body.startswith("handled"))
         assert sorted(log.body for log in logs) == sorted(f"handled {name}" for name in names)
+
+
+def test_uvicorn_workers_flush_at_lifespan_shutdown(receiver: OTLPReceiver, tmp_path: Path) -> None:
+    """``--workers 2``: workers import the app after uvicorn took SIGTERM over; the lifespan flush exports it all."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "signals_asgi_app:app", "--port", str(port), "--workers", "2"]
+    with started(args, app_env(receiver), tmp_path / "uvicorn.log") as app:
+        wait_for(lambda: len(app.lines_with("IMPORTED")) == 2, "both workers to import the app")
+        _serve(port)
+        assert app.lines_with("IMPORTED") == ["IMPORTED none", "IMPORTED none"]  # uvicorn's handler was there first
+        names = _drive(port)
+        wait_for(lambda: _handled(app) >= len(names), "the workers' log lines")
+        assert receiver.spans() == []
+        app.signal(signal.SIGTERM)
+        assert app.wait() == 0  # the supervisor exits normally once its workers are gone
+        spans = receiver.wait_for_spans(len(names), timeout=WAIT_S)
+        assert sorted(span.attributes["url.path"] for span in spans) == sorted(f"/items/{name}" for name in names)
+        logs = receiver.wait_for_logs(len(names), timeout=WAIT_S, predicate=lambda log: log.body.startswith("handled"))
+        assert sorted(log.body for log in logs) == sorted(f"handled {name}" for name in names)
