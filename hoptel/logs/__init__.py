@@ -1,5 +1,8 @@
 """The log pipeline: ``HOPTEL_LOG`` directives, a non-blocking queue handler, JSON/text lines, OTLP log export.
 
+It also takes over the loggers of uvicorn and gunicorn, notices a later logging reconfiguration, and keeps its lines
+and the application's ``print()`` lines whole on a shared stdout.
+
 >>> from hoptel.logs import parse_directives
 >>> str(parse_directives("INFO, grpc=warn"))
 'info,grpc=warning'

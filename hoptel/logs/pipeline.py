@@ -34,8 +34,9 @@ handler and handlers on other loggers are kept. ``keep_handlers=True`` keeps the
 
 Only one pipeline is live at a time: starting another one shuts the previous one down first.
 
-``shutdown()`` drains the queue (within its timeout), flushes and shuts down OTLP log export, removes the handler,
-puts back the handlers it removed and the logger levels it changed, and removes ``GRPC_VERBOSITY`` if it set it.
+``shutdown()`` stops watching, drains the queue (within its timeout), flushes and shuts down OTLP log export, removes
+the handler, puts back the handlers it removed or moved aside (root and server loggers), the ``propagate`` values
+and logger levels it changed and the real ``sys.stdout``, and removes ``GRPC_VERBOSITY`` if it set it.
 It also runs at interpreter exit if it was not called.
 """
 
@@ -208,7 +209,6 @@ class LogPipeline:
         displaced = [] if keep_handlers else console_handlers(root, stream)
         levels = LoggerLevels()
         levels.apply(parsed)
-        guard = LineGuard.install() if stream is None else None
         servers = ServerLoggers(
             lambda logger: console_handlers(logger, stream), () if keep_handlers else SERVER_LOGGERS
         )
@@ -216,6 +216,7 @@ class LogPipeline:
         for old in displaced:
             root.removeHandler(old)
         servers.adopt()
+        guard = LineGuard.install() if stream is None else None
         pipeline = cls(
             directives=parsed,
             log_format=log_format,
