@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from hoptel.tls import TLSFiles, server_context
 
@@ -86,8 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         registry: Collector = self.server.registry
         names = parse_qs(url.query).get("name[]")
-        if names and isinstance(registry, CollectorRegistry):
-            registry = registry.restricted_registry(names)
+        restrict = getattr(registry, "restricted_registry", None)  # CollectorRegistry, and a worker group's view
+        if names and restrict is not None:
+            registry = restrict(names)
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         try:
             body = encoder(registry)

@@ -29,8 +29,9 @@ A scrape also says how fresh it is: ``hoptel_worker_processes{state="live"|"exit
 scrape). Gauges are summed over the members, like counters (see ``hoptel.worker_merge``).
 
 Port 0 and ``HOPTEL_METRICS_DIR=off`` make no group: one process serves its own registry, as before.
-Limits: a scrape served by a group ignores ``?name[]=`` filters; collectors other than hoptel's families that an
-application registers into ``Telemetry.registry`` are merged too, but are not zeroed in a forked child.
+``?name[]=`` filters the merged samples by name, as for a single process. Limit: collectors other than hoptel's
+families that an application registers into ``Telemetry.registry`` are merged too, but are not zeroed in a
+forked child.
 """
 
 from __future__ import annotations
@@ -68,14 +69,32 @@ def _new_member() -> Member:
 
 
 class _Served:
-    """The collector the serving member's endpoint serves: the group's merged state."""
+    """The collector the serving member's endpoint serves: the group's merged state (``names``: only samples named so).
 
-    def __init__(self, group: WorkerGroup) -> None:
+    ``restricted_registry`` gives ``?name[]=`` the meaning it has for a ``CollectorRegistry``: the samples whose
+    name is listed.
+    """
+
+    def __init__(self, group: WorkerGroup, names: frozenset[str] | None = None) -> None:
         self._group = weakref.ref(group)
+        self._names = names
+
+    def restricted_registry(self, names: Iterable[str]) -> _Served:
+        group = self._group()
+        return _Served(group, frozenset(names)) if group is not None else self
 
     def collect(self) -> Iterable[Metric]:
         group = self._group()
-        return [] if group is None else group.collect_merged()
+        metrics = [] if group is None else group.collect_merged()
+        if self._names is None:
+            return metrics
+        restricted = []
+        for metric in metrics:
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                metric.samples = samples
+                restricted.append(metric)
+        return restricted
 
 
 class WorkerGroup:

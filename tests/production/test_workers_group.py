@@ -217,3 +217,25 @@ def test_a_process_forked_after_setup_starts_from_zero_and_its_counts_outlive_it
     assert result.total("hoptel_worker_processes", state="exited") == 1
     calls.inc()
     assert scrape(telemetry.metrics_url).total("demo_calls_total") == 9
+
+
+def test_a_scrape_says_how_old_the_oldest_live_state_is_and_filters_by_name(
+    made: list[hoptel.Telemetry], tmp_path: Path
+) -> None:
+    """hoptel_worker_state_age_seconds is the age of the oldest live member's state; ?name[]= restricts the merge."""
+    directory = tmp_path / "state"
+    telemetry = _setup(made, free_port(), directory)
+    _calls(telemetry).inc(1)
+    pid, start = os.getpid(), process_start(os.getpid())
+    registry = CollectorRegistry()
+    Counter("demo_calls_total", "Calls.", (), registry).labels().inc(2)
+    old = snapshot(registry)
+    stale = type(old)(old.pid, old.written - 120.0, old.families)
+    (directory / f"member-{pid}-{start}-900001.json").write_bytes(encode(stale))
+    assert telemetry.metrics_url is not None
+    result = scrape(telemetry.metrics_url)
+    assert result.total("demo_calls_total") == 3
+    assert result.total("hoptel_worker_state_age_seconds") >= 120.0
+    only = scrape(f"{telemetry.metrics_url}?name[]=demo_calls_total")
+    assert {sample.name for sample in only.samples} == {"demo_calls_total"}
+    assert only.total("demo_calls_total") == 3
