@@ -6,6 +6,7 @@ test's receiver, ``HOPTEL_METRICS_ADDR=off``).
 * ``app``: an ASGI app wrapped in ``hoptel.ASGIMiddleware``. Its lifespan startup logs ``app started`` (after
   uvicorn configured logging); each request logs ``handling <path>`` through the app's logger and through
   ``gunicorn.error`` (what apps under gunicorn often use), and prints ``APP print <path>`` in several parts.
+  ``/reconfigure`` first calls ``logging.basicConfig(force=True)`` with a format of its own.
 * ``wsgi_app``: a WSGI app for gunicorn's gthread worker, whose access lines go through ``gunicorn.access``.
 """
 
@@ -32,6 +33,8 @@ async def _serve(scope: dict[str, Any], receive: Callable[..., Any], send: Calla
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]
+    if path == "/reconfigure":  # the app takes the console over after setup(): hoptel must say so
+        logging.basicConfig(force=True, level=logging.INFO, format="APP-CONFIG %(name)s %(message)s")
     log.info("handling %s", path)
     logging.getLogger("gunicorn.error").info("gunicorn.error from the app: %s", path)
     print("APP", "print", path)

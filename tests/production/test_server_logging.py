@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from logging_support import LoggedServer
+from logging_support import LoggedServer, wait_for
 from support.ports import free_port
 
 from hoptel.receiver import OTLPReceiver
@@ -173,3 +173,25 @@ def test_gunicorn_access_lines_of_a_gthread_worker_are_json(
     for text in server.stdout().splitlines():
         assert isinstance(json.loads(text), dict), text
     assert "GET /hello" not in server.stderr()
+
+
+def test_an_app_taking_the_console_over_after_setup_is_reported_once_on_stderr(
+    start_server: Callable[[list[str], int], LoggedServer],
+) -> None:
+    """A basicConfig(force=True) in a running uvicorn app: one loud hoptel line on stderr, then the app's format."""
+    port = free_port()
+    server = start_server(LAUNCHES["uvicorn"](port), port)
+    server.wait_ready()
+    _request(server, "/reconfigure")
+    _request(server, "/hello")
+
+    def reported() -> str | None:
+        stderr = server.stderr()
+        return stderr if "APP-CONFIG logging_app handling /hello" in stderr else None
+
+    stderr = wait_for(reported, "the app's own lines on stderr", server.details)
+    server.stop()
+    warnings = [line for line in stderr.splitlines() if line.startswith("hoptel: WARNING: logging was reconfigured")]
+    assert len(warnings) == 1
+    assert "APP-CONFIG logging_app handling /reconfigure" in stderr  # the record that revealed it is not lost
+    assert "handling /reconfigure" not in server.stdout()
