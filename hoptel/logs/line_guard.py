@@ -14,9 +14,12 @@
   starts its lines on a new line (the application's line continues after them).
 - A partial line longer than ``max_partial`` characters is written as it is, as if flushed.
 
-Everything else (``fileno()``, ``isatty()``, ``encoding``, ``buffer``, ...) is the real stream's. Binary writes to
-``sys.stdout.buffer`` and writes to ``sys.__stdout__`` bypass the guard. After :meth:`LineGuard.uninstall` every
-write passes straight through, for code that kept a reference (a ``StreamHandler`` made meanwhile).
+``sys.stdout.buffer`` is guarded the same way, for byte lines, under the same lock (the two share one open-line
+state: they end up in one byte stream). As with Python's own streams, text and bytes written without a
+``flush()`` in between may reach the stream in another order. Everything else (``fileno()``, ``isatty()``,
+``encoding``, ...) is the real stream's. Writes to ``sys.__stdout__``, to ``sys.stdout.buffer.raw`` or to a
+``sys.stdout`` replaced after the guard was put in place bypass it. After :meth:`LineGuard.uninstall` every write
+passes straight through, for code that kept a reference (a ``StreamHandler`` made meanwhile).
 
 After ``os.fork()`` the child gets fresh locks; the partial lines of the parent's other threads are dropped
 there (the parent writes them).
@@ -28,8 +31,8 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
-from typing import Any, TextIO, cast
+from collections.abc import Callable, Iterable
+from typing import Any, AnyStr, BinaryIO, TextIO, cast
 
 __all__ = ["LineGuard"]
 
@@ -56,6 +59,7 @@ class LineGuard:
         self._max_partial = max_partial
         self._open_line_wait_s = open_line_wait_s
         self._partial: dict[int, str] = {}
+        self._binary: _BinaryLineGuard | None = None
         self._retired = False
         self._init_locks()
         if hasattr(os, "register_at_fork"):
@@ -70,6 +74,8 @@ class LineGuard:
     def _after_fork_in_child(self) -> None:
         mine = self._partial.get(_get_ident())
         self._partial = {} if mine is None else {_get_ident(): mine}
+        if self._binary is not None:
+            self._binary._after_fork_in_child()
         self._init_locks()
 
     @classmethod
@@ -100,6 +106,8 @@ class LineGuard:
             try:
                 for text in partial.values():
                     self.stream.write(text)
+                if self._binary is not None:
+                    self._binary._write_all_partials()
             except (OSError, ValueError):  # closed or broken: nothing can be done with the text
                 pass
         if sys.stdout is cast(TextIO, self):
@@ -108,38 +116,38 @@ class LineGuard:
     def write(self, text: str) -> int:
         """Write ``text``: complete lines now, in one call; a trailing partial line when it is completed."""
         if self._retired or not isinstance(text, str):
-            return self._write_other(text)
-        partials = self._partial
-        cut = text.rfind("\n")
+            if not isinstance(text, str):
+                raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+            return self.stream.write(text)  # retired: straight through
+        return self._put(self._partial, text, "\n", self.stream.write)
+
+    def _put(self, partials: dict[int, AnyStr], data: AnyStr, newline: AnyStr, write: Callable[[AnyStr], Any]) -> int:
+        """Keep ``data`` after its last newline aside for this thread; write what comes before it with ``write``."""
+        cut = data.rfind(newline)
         ident = _get_ident()
         if cut < 0:  # (a closed stream raises when the line is written, at its newline or a flush())
             partial = partials.get(ident)
-            joined = text if partial is None else partial + text
+            joined = data if partial is None else partial + data
             if len(joined) > self._max_partial:
                 partials.pop(ident, None)
-                self._write_open(joined)
+                self._write_open(joined, write)
             else:
                 partials[ident] = joined
-            return len(text)
+            return len(data)
         partial = partials.pop(ident, None) if partials else None
-        size = len(text)
+        size = len(data)
         end = cut + 1
         if end < size:
-            partials[ident] = text[end:]
-            text = text[:end]
+            partials[ident] = data[end:]
+            data = data[:end]
         # Every write to the real stream holds the lock: io.TextIOWrapper is not safe for concurrent writes (while
         # one thread's write waits for the buffered writer, another's can be put in the middle of it).
         with self._lock:
-            self.stream.write(text if partial is None else partial + text)
+            write(data if partial is None else partial + data)
             if self._open_line:
                 self._open_line = False
                 self._line_closed.notify_all()
         return size
-
-    def _write_other(self, text: object) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        return self.stream.write(text)  # retired: straight through
 
     def writelines(self, lines: Iterable[str]) -> None:
         """Write each string in turn (no newlines are added)."""
@@ -150,14 +158,23 @@ class LineGuard:
         """Write the calling thread's partial line as it is, then flush the real stream."""
         partial = self._partial.pop(_get_ident(), None) if self._partial else None
         if partial:
-            self._write_open(partial)
+            self._write_open(partial, self.stream.write)
         with self._lock:
             self.stream.flush()
 
-    def _write_open(self, text: str) -> None:
+    def _write_open(self, data: AnyStr, write: Callable[[AnyStr], Any]) -> None:
         with self._lock:
-            self.stream.write(text)
+            write(data)
             self._open_line = True
+
+    @property
+    def buffer(self) -> BinaryIO:
+        """The real stream's binary buffer, guarded the same way: whole byte lines."""
+        buffer = self.stream.buffer
+        guard = self._binary
+        if guard is None or guard.raw_buffer is not buffer:
+            guard = self._binary = _BinaryLineGuard(self, buffer)
+        return cast(BinaryIO, guard)
 
     def write_lines(self, text: str) -> None:
         """Write the log writer's ``text`` (whole lines, ending in a newline) between the application's lines.
@@ -172,6 +189,7 @@ class LineGuard:
                     text = "\n" + text
                     self._open_line = False
             self.stream.write(text)
+            self.stream.flush()  # into the binary buffer now, not after a binary partial line flushed meanwhile
 
     def close(self) -> None:
         """Write the calling thread's partial line, then close the real stream."""
@@ -189,3 +207,51 @@ class LineGuard:
 
     def __repr__(self) -> str:
         return f"<hoptel LineGuard over {self.stream!r}>"
+
+
+class _BinaryLineGuard:
+    """``sys.stdout.buffer`` while a :class:`LineGuard` is ``sys.stdout``: whole byte lines, the same lock."""
+
+    def __init__(self, guard: LineGuard, buffer: BinaryIO) -> None:
+        self.raw_buffer = buffer
+        self._guard = guard
+        self._partial: dict[int, bytes] = {}
+
+    def _after_fork_in_child(self) -> None:
+        mine = self._partial.get(_get_ident())
+        self._partial = {} if mine is None else {_get_ident(): mine}
+
+    def _write_all_partials(self) -> None:
+        """Called by the guard's ``uninstall()``, with its lock held."""
+        partial, self._partial = self._partial, {}
+        for data in partial.values():
+            self.raw_buffer.write(data)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write ``data``: complete lines now, in one call; a trailing partial line when it is completed."""
+        guard = self._guard
+        if guard._retired:
+            return self.raw_buffer.write(data)
+        return guard._put(self._partial, bytes(data), b"\n", self.raw_buffer.write)  # a copy: data may be reused
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        """Write each bytes object in turn."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Write the calling thread's partial line as it is, then flush the real buffer."""
+        partial = self._partial.pop(_get_ident(), None) if self._partial else None
+        if partial:
+            self._guard._write_open(partial, self.raw_buffer.write)
+        with self._guard._lock:
+            self.raw_buffer.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the real buffer's (``raw``, ``fileno``, ``closed``, ...)."""
+        if name == "raw_buffer":
+            raise AttributeError(name)
+        return getattr(self.raw_buffer, name)
+
+    def __repr__(self) -> str:
+        return f"<hoptel line guard over {self.raw_buffer!r}>"

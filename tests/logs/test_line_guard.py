@@ -181,3 +181,46 @@ def test_writelines_keeps_lines_whole(guard: LineGuard, stream: RecordingStream)
 def test_write_returns_the_length_it_was_given(guard: LineGuard) -> None:
     """write() returns len(text) whether the text is kept aside, written, or both."""
     assert [guard.write(text) for text in ("ab", "c\nde", "\n")] == [2, 4, 1]
+
+
+@pytest.fixture
+def text_over_bytes() -> io.TextIOWrapper:
+    """A text stream over a BytesIO, like sys.stdout over its buffer."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=False)
+
+
+def _bytes_written(stream: io.TextIOWrapper) -> bytes:
+    stream.flush()
+    raw = stream.buffer
+    assert isinstance(raw, io.BytesIO)
+    return raw.getvalue()
+
+
+def test_binary_lines_through_buffer_are_kept_whole(text_over_bytes: io.TextIOWrapper) -> None:
+    """sys.stdout.buffer.write() in parts: the writer's lines land before the byte line, not inside it."""
+    guard = LineGuard(text_over_bytes, open_line_wait_s=0.05)
+    guard.buffer.write(b"BIN ")
+    guard.write_lines("LOG\n")
+    guard.buffer.write(bytearray(b"a b\n"))
+    assert _bytes_written(text_over_bytes) == b"LOG\nBIN a b\n"
+
+
+def test_a_flushed_binary_partial_line_is_ended_before_the_log_lines(text_over_bytes: io.TextIOWrapper) -> None:
+    """A byte line left open by buffer.flush() is treated like a text one: the writer starts on a new line."""
+    guard = LineGuard(text_over_bytes, open_line_wait_s=0.05)
+    guard.buffer.write(b"prompt: ")
+    guard.buffer.flush()
+    guard.write_lines("LOG\n")
+    assert _bytes_written(text_over_bytes) == b"prompt: \nLOG\n"
+
+
+def test_the_guarded_buffer_passes_other_attributes_and_retires(text_over_bytes: io.TextIOWrapper) -> None:
+    """The guarded buffer shows the real one's attributes; after uninstall() its writes go straight through."""
+    guard = LineGuard(text_over_bytes)
+    buffer = guard.buffer
+    assert buffer.writable() is True
+    assert buffer is guard.buffer  # one guard per real buffer
+    buffer.write(b"pending")
+    guard.uninstall()
+    buffer.write(b" then direct")
+    assert _bytes_written(text_over_bytes) == b"pending then direct"

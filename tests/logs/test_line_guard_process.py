@@ -32,6 +32,9 @@ STRESS_SCRIPT = f"""
         for i in range({LINES}):
             if i % 3 == 0:
                 print("APP", n, i, "x" * (i % 40), "end")
+            elif i % 3 == 1 and n == 0:  # one thread writes bytes to sys.stdout.buffer, in parts
+                for part in ("APP ", str(n), " ", str(i), " ", "x" * (i % 40), " end", "\\n"):
+                    sys.stdout.buffer.write(part.encode())
             elif i % 3 == 1:
                 for part in ("APP ", str(n), " ", str(i), " ", "x" * (i % 40), " end", "\\n"):
                     sys.stdout.write(part)
