@@ -13,7 +13,8 @@ address. ``exited.json`` holds the merged state of every member that exited (fol
 member's file is merged into it and removed, so the file count stays bounded and counters never go backwards).
 
 **Earlier runs.** Joining a directory with no live member clears it first, explicit or automatic; automatic
-directories of other groups whose parent process and members are all gone are removed.
+directories of other groups with no live member are removed. The last member to leave (``shutdown()``) removes
+the group's state, and an automatic directory with it.
 
 Every change to the directory's membership happens under an exclusive ``flock`` on its ``.lock`` file, opened anew
 each time (an open lock file inherited across ``fork()`` would share its lock with the parent).
@@ -139,17 +140,40 @@ class WorkerDirectory:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the directory's exclusive lock for the block."""
+        """Hold the directory's exclusive lock for the block (making the directory again if it was removed)."""
+        descriptor = self._lock(blocking=True)
+        if descriptor is None:  # pragma: no cover - a blocking flock returns with the lock held
+            raise RuntimeError(f"could not lock {self.path}")
         try:
-            descriptor = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:  # removed under a live member (a temporary-directory cleaner): make it again
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
         finally:
             os.close(descriptor)  # closing the only descriptor of this open file releases the lock
+
+    def _lock(self, *, blocking: bool) -> int | None:
+        """Lock ``.lock``; the descriptor, or None when ``blocking`` is False and another process holds it.
+
+        The directory may be removed while a process waits for its lock (the last member leaving, a sweep): the lock
+        then belongs to a file no longer in the directory, so it is taken again on the file that is there now.
+        """
+        lock_path = self.path / _LOCK
+        while True:
+            try:
+                descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:
+                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                return None
+            try:
+                current = os.stat(lock_path).st_ino == os.fstat(descriptor).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                return descriptor
+            os.close(descriptor)
 
     def members(self) -> list[Member]:
         """Every member with a state file, live or not."""
@@ -180,9 +204,12 @@ class WorkerDirectory:
         temporary.write_text(member.file_name)
         os.replace(temporary, self.file(SERVING))
 
-    def clear_if_abandoned(self) -> bool:
-        """Remove every state file when no member is live (state of an earlier run). Call with the lock held."""
-        if any(member.alive() for member in self.members()):
+    def clear_if_abandoned(self, leaving: Member | None = None) -> bool:
+        """Remove every state file when no member is live (state of an earlier run). Call with the lock held.
+
+        ``leaving``: a member of this process that is leaving, not counted as live.
+        """
+        if any(member.alive() for member in self.members() if member != leaving):
             return False
         for name in os.listdir(self.path):
             if name != _LOCK:
@@ -190,19 +217,38 @@ class WorkerDirectory:
                     (self.path / name).unlink()
         return True
 
+    def remove_if_abandoned(self, leaving: Member) -> None:
+        """The last live member leaves: remove the state (an automatic directory entirely). Call with the lock held."""
+        if not self.clear_if_abandoned(leaving) or not self.automatic:
+            return
+        with contextlib.suppress(OSError):
+            (self.path / _LOCK).unlink()  # a process waiting for this lock notices and takes the new one
+            self.path.rmdir()
+
     def sweep_other_groups(self) -> int:
-        """Remove automatic group directories beside this one whose parent process and members are all gone."""
+        """Remove the automatic group directories beside this one that have no live member (an earlier run's).
+
+        A directory whose lock is held is left alone: a process is joining it or leaving it.
+        """
         if not self.automatic:
             return 0
         removed = 0
         for entry in self.path.parent.iterdir():
-            match = _GROUP.match(entry.name)
-            if entry == self.path or match is None or _running(int(match[1]), int(match[2])):
+            if entry == self.path or _GROUP.match(entry.name) is None:
                 continue
-            if any(member.alive() for member in WorkerDirectory(entry, automatic=True).members()):
+            other = WorkerDirectory(entry, automatic=True)
+            try:
+                descriptor = other._lock(blocking=False)
+            except OSError:
                 continue
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
+            if descriptor is None:
+                continue
+            try:
+                if not any(member.alive() for member in other.members()):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+            finally:
+                os.close(descriptor)
         return removed
 
 

@@ -17,8 +17,9 @@ find their directory, and how state of an earlier run is cleared):
 - **Strangers.** A bind that fails while no live member serves means the port belongs to something outside the
   group: ``setup()`` fails with the usual ``ValueError`` naming ``HOPTEL_METRICS_ADDR``.
 - **Exits.** The serving member folds the files of members whose process is gone into ``exited.json``; a member
-  that shuts down folds its own final state. Counters therefore never go backwards when a worker dies or is
-  replaced; what a worker killed with SIGKILL counted after its last publish is lost.
+  that shuts down folds its own final state (the last one removes the group's state). Counters therefore never go
+  backwards when a worker dies or is replaced; what a worker killed with SIGKILL counted after its last publish is
+  lost.
 - **Fork.** A process forked after ``setup()`` (gunicorn ``--preload``, ``multiprocessing`` with ``fork``) is a
   new member of its parent's group: its copy of every hoptel series starts again from zero (the parent counts
   what happened before the fork), it closes its copy of the listening socket and starts its own publisher.
@@ -311,10 +312,13 @@ class WorkerGroup:
         """The group's metrics: this registry now, every other member's file and the exited members' state."""
         now = time.time()
         with self._directory.locked():
-            others: list[tuple[Member, WorkerState | None]] = [
-                (m, self._read(m.file_name)) for m in self._directory.members() if m != self._member
-            ]
             exited = self._read(EXITED)
+            folded = set() if exited is None else set(exited.folded)  # already in exited.json
+            others: list[tuple[Member, WorkerState | None]] = [
+                (m, self._read(m.file_name))
+                for m in self._directory.members()
+                if m != self._member and m.file_name not in folded
+            ]
             own = self._publish()
         states = [own, *(state for _, state in others if state is not None)]
         if exited is not None:
@@ -358,17 +362,23 @@ class WorkerGroup:
             _log.warning("could not keep this worker's final metrics in %s", self._directory.path, exc_info=True)
 
     def _fold_own_state(self) -> None:
-        """Merge this process's final state into ``exited.json`` and leave the group."""
+        """Leave the group: fold this process's final state into ``exited.json``; the last live member clears it."""
         with self._lock, self._directory.locked():
-            final = snapshot(self._registry)
-            exited = self._read(EXITED) or WorkerState(0, time.time(), ())
-            present = {m.file_name for m in self._directory.members()}
-            folded = (*(name for name in exited.folded if name in present), self._member.file_name)
-            merged = WorkerState(0, time.time(), merge_states([exited, final]), exited.exited + 1, folded)
-            write_atomically(self._directory.file(EXITED), encode(merged))
-            self._remove_own_file()
             if self._directory.serving() == self._member:
                 self._directory.set_serving(None)
+            members = self._directory.members()
+            if not any(member.alive() for member in members if member != self._member):
+                self._directory.remove_if_abandoned(leaving=self._member)
+                return
+            final = snapshot(self._registry)
+            exited = self._read(EXITED) or WorkerState(0, time.time(), ())
+            present = {m.file_name for m in members}
+            folded = (*(name for name in exited.folded if name in present), self._member.file_name)
+            merged = WorkerState(0, time.time(), merge_states([exited, final]), exited.exited + 1, folded)
+            # exited.json first, naming this file as folded (a scrape skips it): a crash before the unlink below
+            # then neither loses nor double-counts anything.
+            write_atomically(self._directory.file(EXITED), encode(merged))
+            self._remove_own_file()
 
     def _after_fork_in_child(self) -> None:
         """In a process forked after ``setup()``: a new member starting from zero, not serving."""

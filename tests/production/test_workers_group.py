@@ -150,14 +150,26 @@ def test_state_of_an_earlier_run_is_cleared_on_join(made: list[hoptel.Telemetry]
     first = _setup(made, free_port(), directory)
     _calls(first).inc(10)
     first.shutdown()
-    assert (directory / "exited.json").exists()  # the shut-down member folded its state
-    (directory / "member-999999999-1-1.json").write_bytes(_member_state(50))  # no such process
+    assert sorted(p.name for p in directory.iterdir()) == [".lock"]  # the last member out cleared the state
+    # What a run killed with SIGKILL leaves: a member file of a process that no longer runs, a folded state.
+    (directory / "member-999999999-1-1.json").write_bytes(_member_state(50))
+    (directory / "exited.json").write_bytes(_member_state(7))
     second = _setup(made, free_port(), directory)
     _calls(second).inc(2)
     assert second.metrics_url is not None
     result = scrape(second.metrics_url)
     assert result.total("demo_calls_total") == 2
     assert result.total("hoptel_worker_processes", state="exited") == 0
+
+
+def test_the_last_member_to_leave_removes_its_automatic_directory(made: list[hoptel.Telemetry]) -> None:
+    """shutdown() of the only member removes the automatic directory: nothing is left in the temporary directory."""
+    telemetry = _setup(made, free_port(), None)
+    assert isinstance(telemetry._endpoint, WorkerGroup)
+    path = telemetry._endpoint.directory.path
+    assert path.is_dir()
+    telemetry.shutdown()
+    assert not path.exists()
 
 
 def test_stale_automatic_directories_are_swept(made: list[hoptel.Telemetry]) -> None:
