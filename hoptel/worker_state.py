@@ -181,9 +181,10 @@ def decode(data: bytes) -> WorkerState:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it (one per thread) and ``os.replace``."""
+    """Write ``data`` to ``path`` (mode 0600) through a temporary file beside it (one per thread) and ``os.replace``."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(temporary, "wb") as stream:
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
         stream.write(data)
     os.replace(temporary, path)
 
