@@ -7,11 +7,17 @@ installs :func:`_on_signal` for every signal of :data:`HANDLED_SIGNALS` whose di
 (and only when it runs in the main thread, the only thread that may set handlers). When the signal arrives the
 handler:
 
-1. shuts down every open Telemetry (spans exported, log lines written) on a helper thread and joins it for at
-   most :data:`SIGNAL_FLUSH_S`: the main thread was interrupted at an arbitrary point and may hold a lock the
-   flush needs, so the flush never runs on it and never holds the process longer than the bound;
+1. flushes every open Telemetry (``Telemetry.flush``: spans exported, log lines written and exported) on a helper
+   thread and joins it for at most :data:`SIGNAL_FLUSH_S`: the main thread was interrupted at an arbitrary point
+   and may hold a lock the flush needs, so the flush never runs on it and never holds the process longer than the
+   bound;
 2. restores ``SIG_DFL`` and raises the signal again, so the process ends as it would have without hoptel: killed
    by the signal (a parent sees -15, a shell 143 for SIGTERM).
+
+A process the re-raised signal does not end carries on as it would have, with its telemetry working (it was
+flushed, not shut down) and hoptel's handler back in place: PID 1 of a container, for which the kernel ignores a
+signal left at ``SIG_DFL`` (``docker stop`` then ends it with SIGKILL after its grace period; run it under an init
+such as ``docker run --init`` or tini to have SIGTERM end it).
 
 A disposition that is not ``SIG_DFL`` is never replaced: a handler the application, the server (uvicorn, gunicorn,
 grpc.aio, asyncio's ``add_signal_handler``) or Python itself installed, or ``SIG_IGN``. Python's own SIGINT
@@ -41,15 +47,15 @@ HANDLED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 SIGNAL_FLUSH_S = 5.0
 """The longest the flush may hold a signalled process (half of ``docker stop``'s default grace period)."""
 
-_LOG_SHARE_S = 1.0
-"""Of :data:`SIGNAL_FLUSH_S`, what span export leaves to the log pipeline's last lines and to the exit."""
+_EXIT_MARGIN_S = 0.5
+"""Of :data:`SIGNAL_FLUSH_S`, what the flush leaves to the log pipeline's floor and to the exit."""
 
 
 class Flushable(Protocol):
-    """What the handler flushes: a ``Telemetry`` (anything with a bounded ``shutdown``)."""
+    """What the handler flushes: a ``Telemetry`` (anything with a bounded ``flush``)."""
 
-    def shutdown(self, timeout: float = ...) -> None:
-        """Flush within about ``timeout`` seconds and release resources; idempotent."""
+    def flush(self, timeout: float = ...) -> bool:
+        """Export and write what is queued, within about ``timeout`` seconds."""
 
 
 _lock = threading.Lock()
@@ -65,7 +71,7 @@ def flush_on_signals(owner: Flushable) -> tuple[signal.Signals, ...]:
     thread nothing is installed, since Python lets only the main thread set handlers.
 
     Args:
-        owner: Shut down (bounded) by the handler; call :func:`forget` when it shuts down by other means.
+        owner: Flushed (bounded) by the handler; call :func:`forget` when it shuts down.
 
     Returns:
         The signals whose handler is hoptel's after this call (empty: the process keeps its own handling).
@@ -108,11 +114,11 @@ def installed_signals() -> tuple[signal.Signals, ...]:
 
 
 def _flush_all(owners: list[Flushable], deadline: float) -> None:
-    """Shut each owner down, newest first, sharing what is left of the bound (helper thread)."""
+    """Flush each owner, newest first, sharing what is left of the bound (helper thread)."""
     for owner in reversed(owners):
-        remaining = deadline - time.monotonic() - _LOG_SHARE_S
+        remaining = deadline - time.monotonic() - _EXIT_MARGIN_S
         try:
-            owner.shutdown(max(remaining, 0.1))
+            owner.flush(max(remaining, 0.1))
         except Exception:  # a failing flush must not keep the signal from ending the process
             continue
 
@@ -129,7 +135,12 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _end_with(signum: int) -> None:
-    """Give ``signum`` its default disposition back and raise it: the process ends as it would have."""
+    """Give ``signum`` its default disposition back and raise it: the process ends as it would have.
+
+    When that returns, the default disposition did not end the process (PID 1 of a container): hoptel's handler
+    goes back in place for the next signal, unless something else was installed meanwhile.
+    """
     signal.signal(signum, signal.SIG_DFL)
-    _ours.discard(signal.Signals(signum))
     signal.raise_signal(signum)
+    if signal.getsignal(signum) == signal.SIG_DFL:
+        signal.signal(signum, _on_signal)
