@@ -119,7 +119,30 @@ class LineGuard:
             if not isinstance(text, str):
                 raise TypeError(f"write() argument must be str, not {type(text).__name__}")
             return self.stream.write(text)  # retired: straight through
-        return self._put(self._partial, text, "\n", self.stream.write)
+        # _put() inlined for text: print() makes several calls per line, and every call counts.
+        partials = self._partial
+        ident = _get_ident()
+        cut = text.rfind("\n")
+        if cut < 0:  # (a closed stream raises when the line is written, at its newline or a flush())
+            partial = partials.get(ident)
+            joined = text if partial is None else partial + text
+            if len(joined) <= self._max_partial:
+                partials[ident] = joined
+            else:
+                partials.pop(ident, None)
+                self._write_open(joined, self.stream.write)
+            return len(text)
+        size = len(text)
+        partial = partials.pop(ident, None) if partials else None
+        if cut + 1 < size:
+            partials[ident] = text[cut + 1 :]
+            text = text[: cut + 1]
+        with self._lock:
+            self.stream.write(text if partial is None else partial + text)
+            if self._open_line:
+                self._open_line = False
+                self._line_closed.notify_all()
+        return size
 
     def _put(self, partials: dict[int, AnyStr], data: AnyStr, newline: AnyStr, write: Callable[[AnyStr], Any]) -> int:
         """Keep ``data`` after its last newline aside for this thread; write what comes before it with ``write``."""

@@ -224,3 +224,10 @@ def test_the_guarded_buffer_passes_other_attributes_and_retires(text_over_bytes:
     guard.uninstall()
     buffer.write(b" then direct")
     assert _bytes_written(text_over_bytes) == b"pending then direct"
+
+
+def test_a_single_write_longer_than_max_partial_is_written_at_once(stream: RecordingStream) -> None:
+    """One partial write already over max_partial goes to the stream right away."""
+    guard = LineGuard(stream, max_partial=4, open_line_wait_s=0.01)
+    guard.write("x" * 10)
+    assert stream.calls == ["x" * 10]
