@@ -72,8 +72,9 @@ class ReconfigureWatch:
     """Calls ``on_reconfigure`` on the thread of the first log record created after logging was reconfigured.
 
     Args:
-        on_reconfigure: The reaction. It runs with the watch's lock held and must not raise; records it logs
-            itself are created with the previous factory (no recursion).
+        on_reconfigure: The reaction. It runs with the watch's lock held (a record another thread creates
+            meanwhile does not wait for it) and should not raise; records it logs itself are created with the
+            previous factory (no recursion).
     """
 
     def __init__(self, on_reconfigure: Callable[[], None]) -> None:
@@ -127,20 +128,29 @@ class ReconfigureWatch:
         return self._previous(*args, **kwargs)
 
     def _fire(self) -> None:
-        with self._lock:
-            if not self._armed:  # another thread reacted while this one waited
-                return
-            self._disarm()
-            if not self._active:
-                return
-            # A new Handler takes logging's module lock: this waits for a dictConfig still under way on another
-            # thread. A configuration that starts after this line closes the new tripwire and marks again.
-            self._tripwire = _Tripwire(self)
-            self.reconfigurations += 1
-            try:
-                self._on_reconfigure()
-            except Exception:  # the record being created must not fail because of hoptel
-                _report()
+        # Never wait for another thread's reaction: it may itself wait for logging's module lock, held by a thread
+        # that is creating this record in the middle of a dictConfig. A record made meanwhile goes on as it is.
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._react()
+        finally:
+            self._lock.release()
+
+    def _react(self) -> None:
+        if not self._armed:  # another thread reacted already
+            return
+        self._disarm()
+        if not self._active:
+            return
+        # A new Handler takes logging's module lock: this waits for a dictConfig still under way on another thread.
+        # A configuration that starts after this line closes the new tripwire and marks again.
+        self._tripwire = _Tripwire(self)
+        self.reconfigurations += 1
+        try:
+            self._on_reconfigure()
+        except Exception:  # the record being created must not fail because of hoptel
+            _report()
 
     def _disarm(self) -> None:
         if self._armed:

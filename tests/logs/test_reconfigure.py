@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -130,6 +131,37 @@ def test_a_failing_reaction_never_fails_the_logging_call(
         logging.setLogRecordFactory(factory)
     assert seen.at_emit == [0]
     assert "RuntimeError: reaction failed" in capfd.readouterr().err
+
+
+def test_a_record_made_during_another_threads_reaction_does_not_wait(private_logger: logging.Logger) -> None:
+    """A thread creating a record while another thread reacts goes on; the pending mark reacts on a later record."""
+    factory = logging.getLogRecordFactory()
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> None:
+        entered.set()
+        release.wait(30)
+
+    slow_watch = ReconfigureWatch(slow)
+    slow_watch.start()
+    first = threading.Thread(target=private_logger.info, args=("first",))
+    second = threading.Thread(target=lambda: (private_logger.info("second"), done.set()))
+    try:
+        slow_watch.mark()
+        first.start()
+        assert entered.wait(30)
+        slow_watch.mark()  # a new reconfiguration while the reaction runs
+        second.start()
+        assert done.wait(30)  # did not wait for the first thread's reaction
+        assert slow_watch.reconfigurations == 1
+        release.set()
+        first.join(30)
+        private_logger.info("third")
+        assert slow_watch.reconfigurations == 2
+    finally:
+        release.set()
+        slow_watch.stop()
+        logging.setLogRecordFactory(factory)
 
 
 def test_a_close_before_stop_calls_on_close_and_keeps_the_worker() -> None:
