@@ -208,8 +208,9 @@ def setup(
         span_exporter: export spans here instead of the exporter OTEL_TRACES_EXPORTER names (tests, custom sinks).
         environ: read these variables instead of ``os.environ``.
         install_global: also make the tracer provider the OTel global one.
-        keep_log_handlers: keep the root logger's console handlers (by default hoptel's JSON handler replaces
-            them for the Telemetry's lifetime, so nothing prints twice).
+        keep_log_handlers: keep the root logger's console handlers and those of uvicorn's and gunicorn's loggers
+            (by default hoptel's JSON handler replaces them for the Telemetry's lifetime, so nothing prints twice
+            and the servers' lines are JSON too).
         **overrides: any setting by variable name without prefix, lower case: ``traces_exporter="none"``,
             ``metrics_addr="127.0.0.1:0"``, ``exporter_otlp_endpoint=...``, ``log="debug"``, ``signals=False``
             (``HOPTEL_SIGNALS``: no flush on a default-disposition SIGTERM/SIGINT, see ``hoptel.shutdown_signals``).

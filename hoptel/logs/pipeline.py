@@ -157,7 +157,8 @@ class LogPipeline:
             otlp_exporter: An OTLP log exporter; ``None`` writes to the stream only.
             dropped_counter: Incremented per record dropped because the queue was full.
             queue_size: How many records may wait for the writer (``HOPTEL_LOG_QUEUE_SIZE``).
-            stream: Where lines go; ``None`` means ``sys.stdout`` as it is when each batch is written.
+            stream: Where lines go; ``None`` means ``sys.stdout`` as it is when each batch is written, and puts a
+                :class:`~hoptel.logs.line_guard.LineGuard` in its place.
             keep_handlers: Keep the root logger's console handlers (output is then duplicated), and leave the server
                 loggers' handlers alone.
             grpc_verbosity: What an earlier :func:`~hoptel.logs.grpc_verbosity.quiet_grpc_core` call did, for a
@@ -311,8 +312,8 @@ class LogPipeline:
                 "hoptel: WARNING: logging was reconfigured after hoptel.setup() (dictConfig, fileConfig or "
                 f"basicConfig(force=True)) and the root logger now writes to the console through {names}; "
                 "hoptel's log handler was removed and stays out: records are no longer written as hoptel's "
-                f"{self._log_format} lines nor exported over OTLP. Configure logging before hoptel.setup() to keep "
-                "both, or remove that console handler.\n"
+                f"{self._log_format} lines nor exported over OTLP. To keep hoptel's, configure logging before "
+                "hoptel.setup() (hoptel then takes the console over) or leave console handlers off the root logger.\n"
             )
             stderr.flush()
         except (OSError, ValueError):
