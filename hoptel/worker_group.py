@@ -45,6 +45,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from pathlib import Path
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
@@ -53,7 +54,7 @@ from hoptel.endpoint import AddressInUseError, MetricsEndpoint, TLSFiles
 from hoptel.metrics import Counter, families_of
 from hoptel.worker_dir import EXITED, Member, WorkerDirectory, process_start
 from hoptel.worker_merge import merge_states, render
-from hoptel.worker_state import StateError, WorkerState, encode, read_state, snapshot, write_atomically
+from hoptel.worker_state import StateError, StateReader, WorkerState, encode, snapshot, write_atomically
 
 __all__ = ["PUBLISH_VARIABLE", "WorkerGroup"]
 
@@ -123,7 +124,8 @@ class WorkerGroup:
         self._member = _new_member()
         self._endpoint: MetricsEndpoint | None = None
         self._closed = False
-        self._warned_foreign = False
+        self._warned_bind = False
+        self._warned_publish = False
         self._has_peers = True  # until the first fold says otherwise
         self._errors = Counter(
             "hoptel_worker_state_errors_total",
@@ -141,8 +143,7 @@ class WorkerGroup:
         self._publish_lock = threading.Lock()  # a later snapshot is always written after an earlier one
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cache: dict[str, tuple[tuple[int, int, int], WorkerState]] = {}
-        self._bad: dict[str, tuple[int, int, int]] = {}
+        self._reader = StateReader(self._skip_damaged)
 
     @classmethod
     def join(
@@ -204,14 +205,15 @@ class WorkerGroup:
             return
         try:
             self._endpoint = MetricsEndpoint.start(_Served(self), host=self._host, port=self._port, tls=self._tls)
-        except AddressInUseError:
+        except ValueError as exc:
             if at_join:
                 raise
-            if not self._warned_foreign:
-                self._warned_foreign = True
-                _log.warning("%s is held by a process outside the worker group; retrying", self.url)
+            if not self._warned_bind:  # once until it works: the retry runs every tick
+                self._warned_bind = True
+                held = "held by a process outside the worker group" if isinstance(exc, AddressInUseError) else exc
+                _log.warning("cannot serve the worker group's metrics at %s (%s); retrying", self.url, held)
             return
-        self._warned_foreign = False
+        self._warned_bind = False
         self._directory.set_serving(self._member)
 
     def _publish(self) -> WorkerState:
@@ -236,7 +238,11 @@ class WorkerGroup:
             try:
                 self.tick()
             except Exception:
-                _log.warning("publishing this worker's metrics failed; retrying", exc_info=True)
+                if not self._warned_publish:  # once until it works again
+                    self._warned_publish = True
+                    _log.warning("publishing this worker's metrics failed; retrying", exc_info=True)
+            else:
+                self._warned_publish = False
 
     def tick(self) -> None:
         """Publish this process's state; fold exited members if serving, else take the address if it is free."""
@@ -252,29 +258,11 @@ class WorkerGroup:
                     self._take_address(at_join=False)
 
     def _read(self, name: str) -> WorkerState | None:
-        """A state file, parsed once per version; a damaged version is counted once and skipped."""
-        path = self._directory.file(name)
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            return None
-        signature = (info.st_mtime_ns, info.st_size, info.st_ino)
-        cached = self._cache.get(name)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        if self._bad.get(name) == signature:
-            return None
-        try:
-            state = read_state(path)
-        except FileNotFoundError:
-            return None
-        except StateError as exc:
-            self._bad[name] = signature
-            self._errors.inc()
-            _log.warning("skipping the worker state file %s: %s", path, exc)
-            return None
-        self._cache[name] = (signature, state)
-        return state
+        return self._reader.read(self._directory.file(name))
+
+    def _skip_damaged(self, path: Path, error: StateError) -> None:
+        self._errors.inc()
+        _log.warning("skipping the worker state file %s: %s", path, error)
 
     def _fold_exited(self) -> bool:
         """Merge the files of members whose process is gone into ``exited.json``, then remove them. Lock held.
@@ -304,8 +292,7 @@ class WorkerGroup:
         for member in dead:
             with contextlib.suppress(FileNotFoundError):
                 self._directory.file(member.file_name).unlink()
-            self._cache.pop(member.file_name, None)
-            self._bad.pop(member.file_name, None)
+            self._reader.forget(self._directory.file(member.file_name))
         return len(others) > len(dead)
 
     def collect_merged(self) -> list[Metric]:

@@ -27,6 +27,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "FamilyState",
     "SampleState",
     "StateError",
+    "StateReader",
     "WorkerState",
     "decode",
     "encode",
@@ -203,6 +205,49 @@ def read_state(path: Path) -> WorkerState:
     except OSError as exc:
         raise StateError(f"cannot read ({exc.strerror or exc})") from None
     return decode(data)
+
+
+class StateReader:
+    """Reads state files, parsing each version of a file once; a damaged version is reported once and skipped.
+
+    A version is the file's modification time, size and inode (``os.replace`` gives every write a new inode).
+
+    Args:
+        on_damaged: called with the path and the error the first time a version of a file cannot be used.
+    """
+
+    def __init__(self, on_damaged: Callable[[Path, StateError], None]) -> None:
+        self._on_damaged = on_damaged
+        self._parsed: dict[Path, tuple[tuple[int, int, int], WorkerState]] = {}
+        self._damaged: dict[Path, tuple[int, int, int]] = {}
+
+    def read(self, path: Path) -> WorkerState | None:
+        """The state in ``path``; None when the file is gone or damaged."""
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return None
+        version = (info.st_mtime_ns, info.st_size, info.st_ino)
+        parsed = self._parsed.get(path)
+        if parsed is not None and parsed[0] == version:
+            return parsed[1]
+        if self._damaged.get(path) == version:
+            return None
+        try:
+            state = read_state(path)
+        except FileNotFoundError:
+            return None
+        except StateError as exc:
+            self._damaged[path] = version
+            self._on_damaged(path, exc)
+            return None
+        self._parsed[path] = (version, state)
+        return state
+
+    def forget(self, path: Path) -> None:
+        """Drop what is remembered about ``path`` (its file was removed)."""
+        self._parsed.pop(path, None)
+        self._damaged.pop(path, None)
 
 
 def _family(item: Any) -> FamilyState:
