@@ -67,7 +67,8 @@ class LineGuard:
             os.register_at_fork(after_in_child=lambda: _reinit_in_child(guard))
 
     def _init_locks(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler that prints runs on a thread that may be inside write() already.
+        self._lock = threading.RLock()
         self._line_closed = threading.Condition(self._lock)
         self._open_line = False  # the real stream ends mid-line (a flushed partial line)
 

@@ -231,3 +231,25 @@ def test_a_single_write_longer_than_max_partial_is_written_at_once(stream: Recor
     guard = LineGuard(stream, max_partial=4, open_line_wait_s=0.01)
     guard.write("x" * 10)
     assert stream.calls == ["x" * 10]
+
+
+def test_a_write_from_inside_a_write_does_not_deadlock() -> None:
+    """A signal handler that prints while its thread is inside the real stream's write() goes through."""
+
+    class Interrupted(RecordingStream):
+        guard: LineGuard | None = None
+
+        def write(self, text: str) -> int:
+            guard, self.guard = self.guard, None
+            if guard is not None:  # as if a signal handler ran here and printed
+                print("HANDLER", file=guard)
+            return super().write(text)
+
+    stream = Interrupted()
+    guard = LineGuard(stream)
+    stream.guard = guard
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (print("MAIN", file=guard), done.set()), daemon=True)
+    thread.start()
+    assert done.wait(30)
+    assert stream.calls == ["HANDLER\n", "MAIN\n"]
