@@ -137,6 +137,9 @@ class Telemetry:
         """
         deadline = time.monotonic() + timeout
         spans = self.force_flush(timeout)
+        publish = getattr(self._endpoint, "publish", None)  # a worker group: its state outlives this process
+        if publish is not None:
+            publish()
         logs = self._logs
         if logs is None:
             return spans

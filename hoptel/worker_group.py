@@ -228,6 +228,15 @@ class WorkerGroup:
                 write_atomically(path, encode(state))
         return state
 
+    def publish(self) -> None:
+        """Write this process's state now (before a signal ends the process without ``atexit``); never raises."""
+        if self._closed:
+            return
+        try:
+            self._publish()
+        except OSError:
+            _log.warning("could not write this worker's metrics state", exc_info=True)
+
     def _start_publisher(self) -> None:
         self._thread = threading.Thread(target=self._run, name="hoptel-metrics-publish", daemon=True)
         self._thread.start()

@@ -6,8 +6,10 @@ address serves the merged state of both (found automatically: no ``HOPTEL_METRIC
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +21,9 @@ from workers_scenario import (
     kill_worker_and_check,
     wait_live,
 )
-from workers_support import Server
+from workers_support import WAIT_S, Server, wait_for
+
+from hoptel.worker_state import read_state
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +86,30 @@ def test_two_asgi_workers_serve_exact_merged_counts_through_worker_deaths(
     assert final.total(COUNTER) == traffic.sent
     assert final.total("hoptel_worker_processes", state="exited") == 2
     assert final.total("hoptel_worker_state_errors_total") == 0
+
+
+def test_sigterm_leaves_every_workers_final_counts_in_the_group_directory(
+    start_server: Callable[..., Server], worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Stopped with SIGTERM, each uvicorn worker writes its final state on the way out, so no count is lost.
+
+    Publishing every minute only, nothing but the shutdown path can have written the requests' counts.
+    """
+    directory = tmp_path / "state"
+    port = free_port()
+    env = {**worker_env, "HOPTEL_METRICS_DIR": str(directory), "HOPTEL_METRICS_PUBLISH_INTERVAL": "60000"}
+    server = start_server(_uvicorn(port), env, port)
+    wait_for(lambda: True if len(list(directory.glob("member-*.json"))) == 2 else None, "two members")
+    traffic = Traffic(server, _sender(port))
+    traffic.many(30)
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(WAIT_S)
+
+    def written() -> float:
+        total = 0.0
+        for path in [*directory.glob("member-*.json"), *directory.glob("exited.json")]:
+            for family in read_state(path).families:
+                total += sum(s.value for s in family.samples if s.name == COUNTER)
+        return total
+
+    assert written() == traffic.sent, server.output()
