@@ -6,12 +6,14 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from hoptel.logs import LogPipeline
+from hoptel.logs.line_guard import LineGuard
 
 PipelineFactory = Callable[..., LogPipeline]
 
@@ -166,3 +168,19 @@ def test_flush_writes_everything_queued_so_far(start_pipeline: PipelineFactory) 
     logging.getLogger("orders").info("after flush")
     assert pipeline.shutdown()
     assert _messages(stream) == ["before flush", "after flush"]
+
+
+def test_on_sys_stdout_under_pytests_capture_lines_are_captured_and_stdout_put_back(
+    start_pipeline: PipelineFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With stream=None the pipeline guards pytest's captured stdout, and shutdown() puts pytest's stream back."""
+    captured = sys.stdout
+    pipeline = start_pipeline(stream=None, directives="info")
+    assert isinstance(sys.stdout, LineGuard)
+    print("app", "line")
+    logging.getLogger("orders.svc").info("logged")
+    assert pipeline.shutdown(timeout=10.0)
+    assert sys.stdout is captured
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "app line"
+    assert json.loads(out[1])["message"] == "logged"
