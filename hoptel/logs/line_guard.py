@@ -201,7 +201,7 @@ class LineGuard:
         return cast(BinaryIO, guard)
 
     def write_lines(self, text: str) -> None:
-        """Write the log writer's ``text`` (whole lines, ending in a newline) between the application's lines.
+        """Write the log writer's ``text`` (whole lines, ending in a newline) between the application's lines; flush.
 
         Args:
             text: One or more complete lines.

@@ -61,14 +61,16 @@ class StreamWriter:
         stream = self._stream if self._stream is not None else sys.stdout
         if stream is None:  # e.g. pythonw: there is no stdout
             return
-        write = stream.write_lines if isinstance(stream, LineGuard) else stream.write
+        guarded = isinstance(stream, LineGuard)
+        write = stream.write_lines if guarded else stream.write  # write_lines() flushes, under the guard's lock
         try:
             try:
                 write(text)
             except UnicodeEncodeError:
                 encoding = getattr(stream, "encoding", None) or "ascii"
                 write(text.encode(encoding, "backslashreplace").decode(encoding))
-            stream.flush()
+            if not guarded:
+                stream.flush()
         except (OSError, ValueError) as error:  # closed stream, broken pipe, full disk
             self._report(error)
 
