@@ -1,11 +1,12 @@
 """The worker-state directory of a group: where it is, who is in it, and what exited members left behind.
 
 **Where.** ``HOPTEL_METRICS_DIR`` names the directory. Unset (or ``auto``), it is found automatically: under the
-temporary directory, ``hoptel-metrics-<uid>/<ppid>-<start>-<key>``, where ``<ppid>`` and ``<start>`` are the parent
-process's pid and its start time (from ``/proc``, so a recycled pid is another group), and ``<key>`` hashes the
-service name and the metrics address. The worker processes of uvicorn ``--workers``, gunicorn and
-``multiprocessing`` share a parent, so they find each other without configuration; two services (or two
-addresses) started by one shell do not. A process forked after ``setup()`` stays in its parent's group.
+temporary directory, ``hoptel-metrics-<uid>/<ns>-<ppid>-<start>-<key>``, where ``<ppid>`` and ``<start>`` are the
+parent process's pid and its start time (from ``/proc``, so a recycled pid is another group), ``<ns>`` is the pid
+namespace they belong to, and ``<key>`` hashes the service name and the metrics address. The worker processes of
+uvicorn ``--workers``, gunicorn and ``multiprocessing`` share a parent, so they find each other without
+configuration; two services (or two addresses) started by one shell do not. A process forked after ``setup()``
+stays in its parent's group.
 
 **Who.** Every member writes ``member-<pid>-<start>-<n>.json`` (its :mod:`hoptel.worker_state`); a member is live
 while a process with that pid *and* start time runs. ``serving.json`` names the member that holds the metrics
@@ -13,8 +14,8 @@ address. ``exited.json`` holds the merged state of every member that exited (fol
 member's file is merged into it and removed, so the file count stays bounded and counters never go backwards).
 
 **Earlier runs.** Joining a directory with no live member clears it first, explicit or automatic; automatic
-directories of other groups with no live member are removed. The last member to leave (``shutdown()``) removes
-the group's state, and an automatic directory with it.
+directories of other groups (of this pid namespace) with no live member are removed. The last member to leave
+(``shutdown()``) removes the group's state, and an automatic directory with it.
 
 Every change to the directory's membership happens under an exclusive ``flock`` on its ``.lock`` file, opened anew
 each time (an open lock file inherited across ``fork()`` would share its lock with the parent).
@@ -39,7 +40,7 @@ __all__ = ["DIR_VARIABLE", "Member", "WorkerDirectory", "process_start"]
 DIR_VARIABLE = "HOPTEL_METRICS_DIR"
 
 _MEMBER = re.compile(r"^member-(\d+)-(\d+)-(\d+)\.json$")
-_GROUP = re.compile(r"^(\d+)-(\d+)-[0-9a-f]{16}$")
+_GROUP = re.compile(r"^(\d+)-(\d+)-(\d+)-[0-9a-f]{16}$")
 SERVING = "serving.json"
 EXITED = "exited.json"
 _LOCK = ".lock"
@@ -134,7 +135,7 @@ class WorkerDirectory:
         _usable(root, str(root), explicit=False, private=True)
         parent = os.getppid()
         key = hashlib.sha256(f"{service_name}\0{host}\0{port}".encode()).hexdigest()[:16]
-        path = root / f"{parent}-{process_start(parent)}-{key}"
+        path = root / f"{_pid_namespace()}-{parent}-{process_start(parent)}-{key}"
         _usable(path, str(path), explicit=False)
         return cls(path, automatic=True)
 
@@ -234,8 +235,9 @@ class WorkerDirectory:
             return 0
         removed = 0
         for entry in self.path.parent.iterdir():
-            if entry == self.path or _GROUP.match(entry.name) is None:
-                continue
+            match = _GROUP.match(entry.name)
+            if entry == self.path or match is None or int(match[1]) != _pid_namespace():
+                continue  # pids of another pid namespace (a container sharing /tmp) cannot be checked from here
             other = WorkerDirectory(entry, automatic=True)
             try:
                 descriptor = other._lock(blocking=False)
@@ -250,6 +252,14 @@ class WorkerDirectory:
             finally:
                 os.close(descriptor)
         return removed
+
+
+def _pid_namespace() -> int:
+    """This process's pid namespace (an inode number), 0 where that cannot be read."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def _usable(path: Path, shown: str, *, explicit: bool, private: bool = False) -> None:

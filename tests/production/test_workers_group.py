@@ -173,18 +173,23 @@ def test_the_last_member_to_leave_removes_its_automatic_directory(made: list[hop
 
 
 def test_stale_automatic_directories_are_swept(made: list[hoptel.Telemetry]) -> None:
-    """An automatic group directory whose parent process and members are gone is removed when another joins."""
+    """An automatic group directory without live members is removed when another joins (of this pid namespace only)."""
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
     dead_pid = int(gone.stdout)
     root = Path(tempfile.gettempdir()) / f"hoptel-metrics-{os.getuid()}"
     root.mkdir(mode=0o700, exist_ok=True)
-    stale = root / f"{dead_pid}-12345-0123456789abcdef"
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    stale = root / f"{namespace}-{dead_pid}-12345-0123456789abcdef"
+    elsewhere = root / f"{namespace + 1}-{dead_pid}-12345-0123456789abcdef"  # another pid namespace: unknowable
+    elsewhere.mkdir()
     stale.mkdir()
     (stale / f"member-{dead_pid}-12345-1.json").write_bytes(_member_state(1))
     telemetry = _setup(made, free_port(), None)
     assert isinstance(telemetry._endpoint, WorkerGroup)
     assert telemetry._endpoint.directory.path.parent == root
     assert not stale.exists()
+    assert elsewhere.exists()
+    elsewhere.rmdir()
 
 
 def _forked(calls: CounterChild, recorded: EventType) -> None:
