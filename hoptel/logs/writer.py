@@ -61,16 +61,20 @@ class StreamWriter:
         stream = self._stream if self._stream is not None else sys.stdout
         if stream is None:  # e.g. pythonw: there is no stdout
             return
-        guarded = isinstance(stream, LineGuard)
-        write = stream.write_lines if guarded else stream.write  # write_lines() flushes, under the guard's lock
+        write: Callable[[str], object]
+        flush: Callable[[], None] | None
+        if isinstance(stream, LineGuard):
+            write, flush = stream.write_lines, None  # write_lines() flushes, under the guard's lock
+        else:
+            write, flush = stream.write, stream.flush
         try:
             try:
                 write(text)
             except UnicodeEncodeError:
                 encoding = getattr(stream, "encoding", None) or "ascii"
                 write(text.encode(encoding, "backslashreplace").decode(encoding))
-            if not guarded:
-                stream.flush()
+            if flush is not None:
+                flush()
         except (OSError, ValueError) as error:  # closed stream, broken pipe, full disk
             self._report(error)
 
