@@ -24,6 +24,7 @@ from support.ports import free_port
 
 from hoptel.receiver import OTLPReceiver
 
+ServerStarter = Callable[[list[str], int], LoggedServer]
 BIN = Path(sys.executable).parent
 APP_PRINTS = {"APP print /ready", "APP print /hello"}
 
@@ -85,8 +86,8 @@ def server_env(receiver: OTLPReceiver) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Callable[[list[str], int], LoggedServer]]:
-    """``start_server(args, port)``: start a server; every one is stopped (SIGTERM, then SIGKILL) at teardown."""
+def start_logged_server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[ServerStarter]:
+    """``start_logged_server(args, port)``: start a server; each is stopped (SIGTERM, then SIGKILL) at teardown."""
     started: list[LoggedServer] = []
 
     def start(args: list[str], port: int) -> LoggedServer:
@@ -111,11 +112,11 @@ def _request(server: LoggedServer, path: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("launch", list(LAUNCHES))
 def test_app_and_server_lines_are_json_with_the_server_spans_ids(
-    launch: str, start_server: Callable[[list[str], int], LoggedServer], receiver: OTLPReceiver
+    launch: str, start_logged_server: ServerStarter, receiver: OTLPReceiver
 ) -> None:
     """The app's lines and uvicorn's (error and access) come out as JSON; the access line has the SERVER span's ids."""
     port = free_port()
-    server = start_server(LAUNCHES[launch](port), port)
+    server = start_logged_server(LAUNCHES[launch](port), port)
     server.wait_ready()
     trace_id, parent = _request(server, "/hello")
     (span,) = receiver.wait_for_spans(
@@ -156,12 +157,12 @@ def test_app_and_server_lines_are_json_with_the_server_spans_ids(
 
 
 def test_gunicorn_access_lines_of_a_gthread_worker_are_json(
-    start_server: Callable[[list[str], int], LoggedServer],
+    start_logged_server: ServerStarter,
 ) -> None:
     """The access logger of gunicorn (``--access-logfile -``) in a gthread worker writes through hoptel too."""
     port = free_port()
     args = [_program("gunicorn"), "-k", "gthread", "--threads", "2", "--access-logfile", "-"]
-    server = start_server([*args, "-w", "1", "-b", f"127.0.0.1:{port}", "logging_app:wsgi_app"], port)
+    server = start_logged_server([*args, "-w", "1", "-b", f"127.0.0.1:{port}", "logging_app:wsgi_app"], port)
     server.wait_ready()
     _request(server, "/hello")
     access = server.wait_line(
@@ -176,11 +177,11 @@ def test_gunicorn_access_lines_of_a_gthread_worker_are_json(
 
 
 def test_an_app_taking_the_console_over_after_setup_is_reported_once_on_stderr(
-    start_server: Callable[[list[str], int], LoggedServer],
+    start_logged_server: ServerStarter,
 ) -> None:
     """A basicConfig(force=True) in a running uvicorn app: one loud hoptel line on stderr, then the app's format."""
     port = free_port()
-    server = start_server(LAUNCHES["uvicorn"](port), port)
+    server = start_logged_server(LAUNCHES["uvicorn"](port), port)
     server.wait_ready()
     _request(server, "/reconfigure")
     _request(server, "/hello")
