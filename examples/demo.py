@@ -226,6 +226,20 @@ def _show_metrics(ready: Mapping[str, Ready], summary: list[str]) -> list[str]:
     return problems
 
 
+def _wait_for_worker_counts(url: str, requests: int) -> None:
+    """With several gateway workers: wait (bounded) until the one metrics address counts every request sent.
+
+    The worker that serves the address reads the others' counts from the state they write every
+    ``HOPTEL_METRICS_PUBLISH_INTERVAL`` ms (1 s by default), so a scrape right after the requests may lag that long.
+    """
+    deadline = time.monotonic() + _EXPORT_WAIT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if report.sample_total(report.scrape(url), "http_server_request_duration_seconds_count") >= requests:
+                return
+        time.sleep(_TICK_S)
+
+
 def _check_exported(ready: Mapping[str, Ready], endpoint: str) -> list[str]:
     """With an external endpoint: wait (bounded) until every service's exporter has had spans accepted.
 
@@ -343,6 +357,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             for number, outcome in enumerate(outcomes, 1):
                 print(f"{report.describe_outcome(number, outcome)}\n   trace {outcome.trace_id}: see {external}\n")
             problems += _check_exported(ready, external)
+        gateway_metrics = ready["gateway"].metrics_url
+        if args.gateway_workers > 1 and gateway_metrics is not None:
+            _wait_for_worker_counts(gateway_metrics, len(outcomes))
         _heading("Metrics (a few lines from each service's endpoint)")
         problems += _show_metrics(ready, summary)
         _where_next(args, log_dir, gateway)

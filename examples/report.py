@@ -27,6 +27,7 @@ __all__ = [
     "format_log_line",
     "format_trace_section",
     "metric_lines",
+    "sample_total",
     "sample_value",
     "scrape",
     "summary_trace",
@@ -37,7 +38,12 @@ SPANS_EXPORTED = "hoptel_spans_exported_total"
 """hoptel's own counter of spans the exporter accepted."""
 
 METRIC_FAMILIES: dict[str, tuple[str, ...]] = {
-    "gateway": ("http_server_request_duration_seconds_count", "grpc_client_handled_total", SPANS_EXPORTED),
+    "gateway": (
+        "http_server_request_duration_seconds_count",
+        "grpc_client_handled_total",
+        SPANS_EXPORTED,
+        "hoptel_worker_processes",  # with --gateway-workers: the workers whose counts the address merges
+    ),
     "orders": (
         "grpc_server_handled_total",
         "grpc_client_handled_total",
@@ -137,6 +143,15 @@ def sample_value(exposition: str, name: str) -> float:
         if line.startswith(prefix):
             return float(line[len(prefix) :].split()[0])
     return 0.0
+
+
+def sample_total(exposition: str, name: str) -> float:
+    """The sum of every sample ``name{...}`` (any labels) in a text exposition (0.0 when absent)."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith((f"{name}{{", f"{name} ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def summary_trace(outcome: Outcome, spans: Sequence[ReceivedSpan], logs: Sequence[dict[str, Any]]) -> str:

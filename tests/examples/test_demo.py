@@ -314,3 +314,32 @@ def test_keep_running_serves_prints_new_traces_and_stops_on_sigterm(tmp_path: Pa
     pids = started_pids("".join(output))
     assert set(pids) == set(SERVICES)
     assert_all_gone(pids)
+
+
+def test_gateway_with_two_uvicorn_workers_serves_merged_metrics_at_one_address(tmp_path: Path) -> None:
+    """--gateway-workers 2: uvicorn's workers answer every order; the one metrics address counts all four.
+
+    It reports two live worker processes, and the demo exits with nothing left running.
+    """
+    result = run_demo(
+        "--json-summary", "--metrics-port-base", "0", "--gateway-workers", "2", "--log-dir", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"type": ')]
+    run = DemoRun(result, summary)
+    assert run.of_type("result") == [{"type": "result", "ok": True, "problems": []}]
+    traces = run.of_type("trace")
+    assert len(traces) == 4
+    gateway_pid = started_pids(result.stdout)["gateway"]
+    served_by = {int(trace["served_by"]) for trace in traces}
+    assert gateway_pid not in served_by, "the uvicorn supervisor itself answered: no workers?"
+
+    (gateway_metrics,) = [entry["lines"] for entry in run.of_type("metrics") if entry["service"] == "gateway"]
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in gateway_metrics
+        if line.startswith("http_server_request_duration_seconds_count{")
+    ]
+    assert sum(counts) == 4.0, gateway_metrics
+    assert 'hoptel_worker_processes{state="live"} 2.0' in gateway_metrics, gateway_metrics
+    assert_all_gone(started_pids(result.stdout))
