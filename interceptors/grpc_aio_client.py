@@ -270,16 +270,9 @@ def aio_client_interceptors(
     >>> channel = grpc.aio.insecure_channel(target, interceptors=hoptel.aio_client_interceptors(target=target))
     ...                                                                                   # doctest: +SKIP
 
-    Takes the arguments of :func:`aio_client_interceptor` and returns its four per-shape interceptors as a list,
-    ready to be extended with other interceptors (``[*hoptel.aio_client_interceptors(), other]``).
-
-    Args:
-        telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
-        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+    Takes the arguments of :func:`aio_client_interceptor`, with the same meaning, and returns its four per-shape
+    interceptors as a list, ready to be extended with other interceptors (``[*hoptel.aio_client_interceptors(),
+    other]``).
 
     Returns:
         Four interceptors sharing one state: unary-unary, unary-stream, stream-unary, stream-stream.
