@@ -40,7 +40,9 @@ BAD_VALUES = [
 @pytest.mark.parametrize(("variable", "value"), BAD_VALUES)
 def test_bad_value_fails_setup_naming_variable_and_value(variable: str, value: str) -> None:
     """setup() raises ValueError naming the variable and repeating the bad value (except header values)."""
-    environ = {variable: value, "OTEL_TRACES_EXPORTER": "none", "HOPTEL_METRICS_ADDR": "off"}
+    # A ratio sampler, so that OTEL_TRACES_SAMPLER_ARG is read (other samplers ignore it).
+    environ = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_EXPORTER": "none"}
+    environ["HOPTEL_METRICS_ADDR"] = "off"
     environ[variable] = value
     with pytest.raises(ValueError, match=variable) as raised:
         hoptel.setup("svc", environ=environ)
