@@ -59,6 +59,16 @@ _VARIABLES = (
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_SEMCONV_STABILITY_OPT_IN",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_METRIC_EXPORT_TIMEOUT",
+    "HOPTEL_GRPC_BUCKETS",
+    "HOPTEL_HTTP_BUCKETS",
     "HOPTEL_METRICS_ADDR",
     "HOPTEL_METRICS_TLS_CERT",
     "HOPTEL_METRICS_TLS_KEY",
@@ -80,6 +90,10 @@ _SAMPLERS = {
     "parentbased_traceidratio",
 }
 _TRACES_EXPORTERS = {"otlp", "console", "none"}
+_METRICS_EXPORTERS = {"prometheus", "otlp", "none"}
+# lowmemory: delta for synchronous counters and histograms, cumulative otherwise; every series hoptel pushes is a
+# histogram of a synchronous observation, so it means delta here.
+_TEMPORALITIES = {"cumulative", "delta", "lowmemory"}
 _PROTOCOLS = {"grpc", "http/protobuf"}
 _COMPRESSIONS = {"none", "gzip"}
 _TRUE = {"true", "1", "yes", "on"}
@@ -146,6 +160,13 @@ class Config:
     bsp_max_queue_size: int = 2048
     bsp_max_export_batch_size: int = 512
     semconv_opt_in: frozenset[str] = frozenset()
+    metrics_exporters: tuple[str, ...] = ("prometheus",)  # OTEL_METRICS_EXPORTER; () for none
+    metrics: ExporterConfig | None = None  # where OTLP metrics are pushed (when "otlp" is in metrics_exporters)
+    metric_export_interval_s: float = 60.0
+    metric_export_timeout_s: float = 30.0
+    metrics_temporality: str = "cumulative"  # cumulative | delta (lowmemory is read as delta)
+    grpc_buckets: tuple[float, ...] | None = None  # HOPTEL_GRPC_BUCKETS; None: hoptel.metrics.LATENCY_BUCKETS
+    http_buckets: tuple[float, ...] | None = None  # HOPTEL_HTTP_BUCKETS; likewise
     metrics_addr: MetricsAddress | None = MetricsAddress("127.0.0.1", 9464)
     metrics_tls_cert: str | None = None
     metrics_tls_key: str | None = None
@@ -188,6 +209,8 @@ def _as_text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):  # grpc_buckets=[0.001, 0.01], metrics_exporter=("otlp", "prometheus")
+        return ",".join(str(item) for item in value)
     return str(value)
 
 
@@ -351,11 +374,47 @@ class _Parser:
 
     def _sampler(self) -> SamplerConfig:
         name = self._choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", _SAMPLERS)
-        # Validated even when the sampler ignores it: a bad value is a mistake either way.
+        if not name.endswith("traceidratio"):
+            # Only the ratio samplers read the argument (as in the SDK): a left-over value must not fail setup().
+            return SamplerConfig(name)
         ratio = self._number("OTEL_TRACES_SAMPLER_ARG", 1.0)
         if ratio > 1.0:
             raise _fail("OTEL_TRACES_SAMPLER_ARG", str(self._get("OTEL_TRACES_SAMPLER_ARG")), "expected 0..1")
         return SamplerConfig(name, ratio)
+
+    def _metrics_exporters(self) -> tuple[str, ...]:
+        """``OTEL_METRICS_EXPORTER``: a comma list of prometheus and otlp, or none; () means none."""
+        name = "OTEL_METRICS_EXPORTER"
+        value = self._get(name)
+        if not value:
+            return ("prometheus",)
+        names = [part.strip().lower() for part in value.split(",")]
+        for part in names:
+            if part not in _METRICS_EXPORTERS:
+                raise _fail(name, value, f"{part!r} is not one of {', '.join(sorted(_METRICS_EXPORTERS))}")
+        if "none" in names and len(names) > 1:
+            raise _fail(name, value, "'none' cannot be combined with other exporters")
+        return tuple(dict.fromkeys(p for p in names if p != "none"))
+
+    def _buckets(self, name: str) -> tuple[float, ...] | None:
+        """Histogram bucket upper bounds in seconds: positive, finite, strictly increasing (+Inf is implied)."""
+        value = self._get(name)
+        if value is None:
+            return None
+        bounds: list[float] = []
+        for item in value.split(","):
+            text = item.strip()
+            try:
+                bound = float(text)
+            except ValueError:
+                what = "an empty entry" if not text else repr(text)
+                raise _fail(name, value, f"{what} is not a number (expected seconds, e.g. 0.001,0.01,0.1)") from None
+            if not math.isfinite(bound) or bound <= 0:
+                raise _fail(name, value, f"{text} is not a finite number of seconds > 0 (+Inf is always added)")
+            if bounds and bound <= bounds[-1]:
+                raise _fail(name, value, f"{text} follows {bounds[-1]:g}: bounds must be strictly increasing")
+            bounds.append(bound)
+        return tuple(bounds)
 
     def _semconv(self) -> frozenset[str]:
         value = self._get("OTEL_SEMCONV_STABILITY_OPT_IN") or ""
@@ -390,6 +449,13 @@ class _Parser:
             raise _fail(missing, "", "TLS for the metrics endpoint needs both a certificate and its key")
         if tls_client_ca and not tls_cert:
             raise _fail("HOPTEL_METRICS_TLS_CLIENT_CA", tls_client_ca, "mutual TLS also needs HOPTEL_METRICS_TLS_CERT")
+        metrics_exporters = self._metrics_exporters()
+        if "prometheus" not in metrics_exporters:
+            metrics_addr = None  # OTEL_METRICS_EXPORTER without prometheus: no endpoint is served
+        metrics = self._exporter("metrics") if "otlp" in metrics_exporters else None
+        metric_interval_ms = self._number("OTEL_METRIC_EXPORT_INTERVAL", 60_000.0, minimum=1.0)
+        metric_timeout_ms = self._number("OTEL_METRIC_EXPORT_TIMEOUT", 30_000.0, minimum=1.0)
+        temporality = self._choice("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative", _TEMPORALITIES)
         metrics_dir = self._get("HOPTEL_METRICS_DIR") or None
         if metrics_dir is not None and metrics_dir.lower() in {"auto", "off"}:
             metrics_dir = None if metrics_dir.lower() == "auto" else "off"
@@ -409,6 +475,13 @@ class _Parser:
             bsp_max_queue_size=queue_size,
             bsp_max_export_batch_size=batch_size,
             semconv_opt_in=self._semconv(),
+            metrics_exporters=metrics_exporters,
+            metrics=metrics,
+            metric_export_interval_s=metric_interval_ms / 1000.0,
+            metric_export_timeout_s=metric_timeout_ms / 1000.0,
+            metrics_temporality="delta" if temporality == "lowmemory" else temporality,
+            grpc_buckets=self._buckets("HOPTEL_GRPC_BUCKETS"),
+            http_buckets=self._buckets("HOPTEL_HTTP_BUCKETS"),
             metrics_addr=metrics_addr,
             metrics_tls_cert=tls_cert,
             metrics_tls_key=tls_key,

@@ -13,9 +13,10 @@ import ast
 import importlib.metadata
 import re
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("hoptel", "propagate", "interceptors")
