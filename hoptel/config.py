@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hoptel import conventions
+from hoptel.conventions import ConventionsConfig
+
 __all__ = [
     "DEFAULT_LOG_DIRECTIVES",
     "Config",
@@ -79,6 +82,7 @@ _VARIABLES = (
     "HOPTEL_LOG_FORMAT",
     "HOPTEL_LOG_QUEUE_SIZE",
     "HOPTEL_SIGNALS",
+    *conventions.VARIABLES,  # excluded URLs and services, captured headers and metadata (hoptel.conventions)
 )
 
 _SAMPLERS = {
@@ -177,6 +181,7 @@ class Config:
     log_format: str = "json"
     log_queue_size: int = 10_000
     signals: bool = True
+    conventions: ConventionsConfig = field(default_factory=ConventionsConfig)
 
     @classmethod
     def load(
@@ -492,4 +497,5 @@ class _Parser:
             log_format=log_format,
             log_queue_size=self._integer("HOPTEL_LOG_QUEUE_SIZE", 10_000),
             signals=self._bool("HOPTEL_SIGNALS", True),
+            conventions=conventions.parse_conventions(self._values.get),
         )

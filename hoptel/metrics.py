@@ -21,7 +21,7 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from time import time
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -32,10 +32,14 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Exemplar
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
 __all__ = [
     "LATENCY_BUCKETS",
     "Counter",
     "CounterChild",
+    "ExemplarLabels",
     "Gauge",
     "Histogram",
     "HistogramChild",
@@ -85,9 +89,30 @@ def families_of(registry: CollectorRegistry) -> list[_Family[object]]:
         return list(_registered.get(registry, ()))
 
 
-def _exemplar(trace_id: int | str, value: float, timestamp: float) -> Exemplar:
-    trace_hex = trace_id if isinstance(trace_id, str) else format(trace_id, "032x")
-    return Exemplar({"trace_id": trace_hex}, value, timestamp)
+class ExemplarLabels(dict[str, str]):
+    """An exemplar's labels as served to Prometheus (``trace_id``), with the span id kept beside them.
+
+    OpenMetrics exemplars carry ``trace_id`` only, as they always have; the OTLP push (``hoptel.otlp_metrics``)
+    also reads ``span_id`` (16 hex digits, or None when the observation was given a bare trace id).
+    """
+
+    __slots__ = ("span_id",)
+
+    def __init__(self, trace_id: str, span_id: str | None) -> None:
+        super().__init__(trace_id=trace_id)
+        self.span_id = span_id
+
+
+def _exemplar(sampled: int | str | SpanContext, value: float, timestamp: float) -> Exemplar:
+    span_hex = None
+    if isinstance(sampled, str):
+        trace_hex = sampled
+    elif isinstance(sampled, int):
+        trace_hex = format(sampled, "032x")
+    else:
+        trace_hex = format(sampled.trace_id, "032x")
+        span_hex = format(sampled.span_id, "016x")
+    return Exemplar(ExemplarLabels(trace_hex, span_hex), value, timestamp)
 
 
 def _format_bound(bound: float) -> str:
@@ -151,14 +176,15 @@ class HistogramChild:
     def __init__(self, upper: Sequence[float]) -> None:
         self._upper = upper
         self._counts = [0] * len(upper)
-        self._exemplars: list[tuple[int | str, float, float] | None] = [None] * len(upper)
+        self._exemplars: list[tuple[int | str | SpanContext, float, float] | None] = [None] * len(upper)
         self._lock = threading.Lock()
         self.sum = 0.0
 
-    def observe(self, value: float, trace_id: int | str | None = None) -> None:
-        """Record one observation; ``trace_id`` (an int, or 32 hex chars) attaches an exemplar for sampled calls.
+    def observe(self, value: float, trace_id: int | str | SpanContext | None = None) -> None:
+        """Record one observation; ``trace_id`` attaches an exemplar for sampled calls.
 
-        The exemplar is kept raw and only formatted when the registry is collected.
+        ``trace_id`` is the sampled span's ``SpanContext`` (trace and span id), or a bare trace id (an int, or 32
+        hex chars). The exemplar is kept raw and only formatted when the registry is collected.
         """
         index = bisect_left(self._upper, value)
         with self._lock:
@@ -332,6 +358,11 @@ class Histogram(_Family[HistogramChild]):
         self._upper = tuple(bounds)
         self._bound_labels = tuple(_format_bound(b) for b in bounds)
         super().__init__(name, documentation, labelnames, registry)
+
+    @property
+    def buckets(self) -> tuple[float, ...]:
+        """The finite bucket upper bounds in seconds (``+Inf`` excluded)."""
+        return self._upper[:-1]
 
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self._upper)

@@ -1,4 +1,4 @@
-"""hoptel's own health metrics: what the pipeline exported, dropped and failed to send."""
+"""hoptel's own health metrics: what the pipelines (spans, logs, metric push) exported, dropped and failed to send."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ class SelfMetrics:
         self.log_records_dropped: CounterChild = Counter(
             "hoptel_log_records_dropped_total",
             "Log records dropped because the log queue was full.",
+            (),
+            registry,
+        ).labels()
+        self.metric_exports: CounterChild = Counter(
+            "hoptel_metric_exports_total", "OTLP metric pushes the collector accepted.", (), registry
+        ).labels()
+        self.metric_export_failures: CounterChild = Counter(
+            "hoptel_metric_export_failures_total",
+            "OTLP metric pushes that failed after the exporter's retries (refused, timed out, unreachable).",
             (),
             registry,
         ).labels()

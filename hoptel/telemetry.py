@@ -34,6 +34,7 @@ from hoptel.shutdown_signals import flush_on_signals, forget
 
 if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
+    from hoptel.metric_export import MetricPush
     from hoptel.propagate import Propagator
     from hoptel.worker_group import WorkerGroup
 
@@ -98,6 +99,7 @@ class Telemetry:
         self.metrics_url: str | None = None
         self._endpoint: MetricsEndpoint | WorkerGroup | None = None
         self._logs: LogPipeline | None = None
+        self._metric_push: MetricPush | None = None  # OTEL_METRICS_EXPORTER=otlp: see hoptel.metric_export
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -140,6 +142,8 @@ class Telemetry:
         publish = getattr(self._endpoint, "publish", None)  # a worker group: its state outlives this process
         if publish is not None:
             publish()
+        if self._metric_push is not None:  # OTLP metrics: one push now, bounded like the rest
+            spans = self._metric_push.flush(max(deadline - time.monotonic(), 0.0)) and spans
         logs = self._logs
         if logs is None:
             return spans
@@ -163,6 +167,9 @@ class Telemetry:
             self._processor.shutdown(timeout)
         if isinstance(self.tracer_provider, TracerProvider):
             self.tracer_provider.shutdown()
+        if self._metric_push is not None:  # a last OTLP metrics push, bounded by what is left of the timeout
+            self._metric_push.shutdown(max(deadline - time.monotonic(), 0.0))
+            self._metric_push = None
         if self._logs is not None:
             self._logs.shutdown(max(deadline - time.monotonic(), LOG_DRAIN_FLOOR_S))
             self._logs = None
@@ -278,6 +285,7 @@ def _build(
     try:
         telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics, grpc_verbosity, keep_log_handlers)
         telemetry._endpoint = _start_endpoint(config, registry)
+        telemetry._metric_push = _start_metric_push(config, registry, resource, self_metrics)
     except BaseException:
         telemetry.shutdown(timeout=1.0)
         raise
@@ -323,6 +331,26 @@ def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpo
             registry, directory, host=host, port=port, tls=tls, interval_s=config.metrics_publish_interval_s
         )
     return MetricsEndpoint.start(registry, host=host, port=port, tls=tls)
+
+
+def _start_metric_push(
+    config: Config, registry: CollectorRegistry, resource: Any, self_metrics: SelfMetrics
+) -> MetricPush | None:
+    if config.metrics is None:
+        return None
+    from hoptel.metric_export import MetricPush, build_metric_exporter
+    from hoptel.otlp_metrics import MetricConverter
+
+    return MetricPush(
+        MetricConverter(registry, config.semconv_opt_in, delta=config.metrics_temporality == "delta"),
+        build_metric_exporter(config.metrics, config.metric_export_timeout_s),
+        resource,
+        interval_s=config.metric_export_interval_s,
+        timeout_s=config.metric_export_timeout_s,
+        exported=self_metrics.metric_exports,
+        failed=self_metrics.metric_export_failures,
+        registry=registry,
+    )
 
 
 def _disabled(config: Config) -> Telemetry:

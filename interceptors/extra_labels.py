@@ -211,7 +211,11 @@ class _Extensions:
                 self._registry.unregister(base)
                 self._registry.register(merged)
                 self._merged[base] = merged
-            family = type(base)(base.name, base.documentation, (*base.labelnames, *names))
+            labelnames = (*base.labelnames, *names)
+            if isinstance(base, Histogram):  # same buckets as the base (HOPTEL_GRPC_BUCKETS / HOPTEL_HTTP_BUCKETS)
+                family = Histogram(base.name, base.documentation, labelnames, buckets=base.buckets)
+            else:
+                family = Counter(base.name, base.documentation, labelnames)
             merged.extensions.append(family)
             self._families[key] = family
             return family

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client.registry import CollectorRegistry
 
-from hoptel.metrics import Counter, Histogram
+from hoptel.metrics import LATENCY_BUCKETS, Counter, Histogram
 
 __all__ = ["GrpcMetrics", "HttpClientMetrics", "HttpServerMetrics"]
 
@@ -12,9 +14,9 @@ GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 
 class GrpcMetrics:
-    """The five ``grpc_{side}_*`` families for one side (``server`` or ``client``)."""
+    """The five ``grpc_{side}_*`` families for one side (``server`` or ``client``); ``buckets`` in seconds."""
 
-    def __init__(self, registry: CollectorRegistry, side: str) -> None:
+    def __init__(self, registry: CollectorRegistry, side: str, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.side = side
         prefix = f"grpc_{side}"
         self.started = Counter(f"{prefix}_started_total", f"RPCs started on the {side}.", GRPC_LABELS, registry)
@@ -35,6 +37,7 @@ class GrpcMetrics:
             f"Latency of RPCs on the {side}, from start to final status (seconds).",
             GRPC_LABELS,
             registry,
+            buckets,
         )
 
 
@@ -43,12 +46,13 @@ class HttpClientMetrics:
 
     LABELS = ("http_request_method", "server_address", "http_response_status_code", "error_type")
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.duration = Histogram(
             "http_client_request_duration_seconds",
             "Duration of HTTP client requests, until the response body is closed (seconds).",
             self.LABELS,
             registry,
+            buckets,
         )
 
 
@@ -57,10 +61,11 @@ class HttpServerMetrics:
 
     LABELS = ("http_request_method", "http_route", "http_response_status_code")
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
         self.duration = Histogram(
             "http_server_request_duration_seconds",
             "Duration of HTTP server requests (seconds).",
             self.LABELS,
             registry,
+            buckets,
         )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.hop_span import SPAN_KEY, remote_child_starter
@@ -30,7 +30,7 @@ from hoptel.interceptors.grpc_names import STATUS, UNKNOWN_METHOD
 from hoptel.interceptors.grpc_routes import GrpcRoute, SemconvMode, grpc_status_attributes
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
 from hoptel.interceptors.http_names import normalize_method, redact_url
-from hoptel.metrics import Histogram, HistogramChild
+from hoptel.metrics import LATENCY_BUCKETS, Histogram, HistogramChild
 from hoptel.telemetry import Telemetry, current
 
 if TYPE_CHECKING:
@@ -81,15 +81,19 @@ class _Hop:
         self.started_at = perf_counter()
         self.ended = False
 
-    def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> int | None:
-        """End the recording span; return its trace id for the exemplar. Callers check ``is_recording()``."""
+    def _end_span(self, error: BaseException | None, failed: bool, description: str | None) -> SpanContext:
+        """End the recording span; return its context (trace and span id) for the exemplar.
+
+        Callers check ``is_recording()``. The histogram keeps the context as it is and reads its ids only when
+        the registry is collected or pushed.
+        """
         span = self.span
         if error is not None:
             span.record_exception(error)
         if failed:
             span.set_status(Status(StatusCode.ERROR, description))
         span.end()
-        return span.get_span_context().trace_id
+        return span.get_span_context()
 
 
 class GrpcHop(_Hop):
@@ -145,8 +149,8 @@ class GrpcHop(_Hop):
         if span.is_recording():
             span.set_attributes(outcome.attributes)
             name = outcome.status_name
-            trace_id = self._end_span(error, outcome.failed, f"{name}: {details}" if details else name)
-            route.histogram.observe(elapsed, trace_id)
+            exemplar = self._end_span(error, outcome.failed, f"{name}: {details}" if details else name)
+            route.histogram.observe(elapsed, exemplar)
         else:
             route.histogram.observe(elapsed)
 
@@ -175,14 +179,14 @@ class HttpClientHop(_Hop):
         if not error_type and status_code is not None and status_code >= 400:
             error_type = status_text
         child = self._metrics.child(self._method, self._server_address, status_text, error_type)
-        trace_id = None
+        exemplar = None
         if self.span.is_recording():
             if status_code is not None:
                 self.span.set_attribute("http.response.status_code", status_code)
             if error_type:
                 self.span.set_attribute("error.type", error_type)
-            trace_id = self._end_span(error, bool(error_type), error_type or None)
-        child.observe(elapsed, trace_id)
+            exemplar = self._end_span(error, bool(error_type), error_type or None)
+        child.observe(elapsed, exemplar)
 
 
 class HttpServerHop(_Hop):
@@ -202,7 +206,7 @@ class HttpServerHop(_Hop):
         self.ended = True
         elapsed = perf_counter() - self.started_at
         child = self._metrics.child(self._method, route or "", str(status_code))
-        trace_id = None
+        exemplar = None
         span = self.span
         if span.is_recording():
             span.set_attribute("http.response.status_code", status_code)
@@ -214,8 +218,8 @@ class HttpServerHop(_Hop):
                 error_type = str(status_code)
             if error_type:
                 span.set_attribute("error.type", error_type)
-            trace_id = self._end_span(error, status_code >= 500, error_type or None)
-        child.observe(elapsed, trace_id)
+            exemplar = self._end_span(error, status_code >= 500, error_type or None)
+        child.observe(elapsed, exemplar)
 
 
 class HistogramSeries:
@@ -254,14 +258,17 @@ class HopRecorder:
         self.propagator = telemetry.propagator
         self._mode = SemconvMode(telemetry.config.semconv_opt_in)
         registry = telemetry.registry
-        self._grpc = {side: GrpcMetrics(registry, side) for side in ("server", "client")}
+        config = telemetry.config
+        grpc_buckets = config.grpc_buckets or LATENCY_BUCKETS
+        http_buckets = config.http_buckets or LATENCY_BUCKETS
+        self._grpc = {side: GrpcMetrics(registry, side, grpc_buckets) for side in ("server", "client")}
         self._status_attributes = {
             side: {code: grpc_status_attributes(info, self._mode, side == "server") for code, info in STATUS.items()}
             for side in ("server", "client")
         }
         self._routes: dict[tuple[str, str], dict[Any, GrpcRoute]] = {}
-        self.http_client_duration = HttpClientMetrics(registry).duration
-        self.http_server_duration = HttpServerMetrics(registry).duration
+        self.http_client_duration = HttpClientMetrics(registry, http_buckets).duration
+        self.http_server_duration = HttpServerMetrics(registry, http_buckets).duration
         self._http_client = HistogramSeries(self.http_client_duration)
         self._http_server = HistogramSeries(self.http_server_duration)
         self._http_method_attributes: dict[str, Mapping[str, AttributeValue]] = {}

@@ -7,10 +7,13 @@
 ...     rx.wait_for_spans(3)
 ...     print(format_traces(rx.spans()))
 
-``python -m hoptel.receiver`` runs one in the foreground and prints each finished trace as a tree.
+``python -m hoptel.receiver`` runs one in the foreground and prints each finished trace as a tree, and the
+metrics it receives as one line per series (count, p50, p99).
 """
 
 from hoptel.receiver.behaviour import FailureStatus
+from hoptel.receiver.metrics import ReceivedExemplar, ReceivedMetric
+from hoptel.receiver.metrics_view import MetricSeries, format_metrics, summarize_metrics
 from hoptel.receiver.model import Protocol, ReceivedEvent, ReceivedLog, ReceivedSpan, SpanKind, StatusCode
 from hoptel.receiver.receiver import OTLPReceiver
 from hoptel.receiver.store import SpanListener
@@ -18,15 +21,20 @@ from hoptel.receiver.tree import format_span, format_trace, format_traces
 
 __all__ = [
     "FailureStatus",
+    "MetricSeries",
     "OTLPReceiver",
     "Protocol",
     "ReceivedEvent",
+    "ReceivedExemplar",
     "ReceivedLog",
+    "ReceivedMetric",
     "ReceivedSpan",
     "SpanKind",
     "SpanListener",
     "StatusCode",
+    "format_metrics",
     "format_span",
     "format_trace",
     "format_traces",
+    "summarize_metrics",
 ]

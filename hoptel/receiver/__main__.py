@@ -1,11 +1,18 @@
-"""``python -m hoptel.receiver``: run an OTLP receiver in the foreground and print each finished trace.
+"""``python -m hoptel.receiver``: run an OTLP receiver in the foreground; print each finished trace and the metrics.
 
 The first line on stdout names both endpoints, for a parent process to parse::
 
     hoptel.receiver grpc=http://127.0.0.1:4317 http=http://127.0.0.1:4318
 
 Then each trace is printed as a tree (see ``format_trace``) once no span of it has arrived for ``--idle``
-seconds. SIGINT or SIGTERM stops the receiver, prints the traces still pending, and exits with status 0.
+seconds. Metrics are printed as a block, one line per histogram series (``format_metrics``: count, p50, p99),
+once no metric point has arrived for ``--idle`` seconds after new ones did::
+
+    metrics (2 series):
+      rpc.server.call.duration{rpc.method=Get,rpc.service=shop.Cart,rpc.system=grpc}  count=3  p50=0.35ms  p99=0.74ms
+
+SIGINT or SIGTERM stops the receiver, prints the traces still pending (and metrics not yet printed), and exits
+with status 0.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from hoptel.receiver.metrics_view import format_metrics, summarize_metrics
 from hoptel.receiver.model import ReceivedSpan
 from hoptel.receiver.receiver import OTLPReceiver
 from hoptel.receiver.tree import format_trace
@@ -48,7 +56,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is ``None``)."""
     parser = argparse.ArgumentParser(
         prog="python -m hoptel.receiver",
-        description="Receive OTLP over gRPC and HTTP and print each finished trace as a tree.",
+        description="Receive OTLP over gRPC and HTTP; print each finished trace as a tree and the metrics' series.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--grpc-port", type=_port, default=4317, help="OTLP/gRPC port, 0 = any (default: 4317)")
@@ -90,6 +98,30 @@ def _print_traces(traces: list[list[ReceivedSpan]]) -> None:
         print(format_trace(trace) + "\n", flush=True)
 
 
+class _MetricsPrinter:
+    """Prints every series received so far once new metric points have been quiet for ``idle_s``."""
+
+    def __init__(self, receiver: OTLPReceiver, idle_s: float) -> None:
+        self._receiver = receiver
+        self._idle_s = idle_s
+        self._seen = 0
+        self._printed = 0
+        self._due: float | None = None
+
+    def poll(self, now: float, force: bool = False) -> None:
+        points = self._receiver.metrics()
+        if len(points) != self._seen:
+            self._seen = len(points)
+            self._due = now + self._idle_s
+        if self._seen != self._printed and (force or (self._due is not None and self._due <= now)):
+            self._printed = self._seen
+            print(f"metrics ({len(summarize_metrics(points))} series):", flush=True)
+            text = format_metrics(points)
+            if text:
+                print("\n".join(f"  {line}" for line in text.splitlines()), flush=True)
+            print(flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the receiver until SIGINT or SIGTERM.
 
@@ -118,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     pending = _Pending(args.idle)
+    metrics = _MetricsPrinter(receiver, args.idle)
     try:
         print(f"hoptel.receiver grpc={receiver.grpc_endpoint} http={receiver.http_endpoint}", flush=True)
         while not stop.is_set():
@@ -128,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(queue.Empty):
                 pending.add(arrivals.get(timeout=timeout), time.monotonic())
             _print_traces(pending.pop_due(time.monotonic()))
+            metrics.poll(time.monotonic())
     finally:
         for sig, handler in previous.items():
             if handler is not None:  # None: a handler not installed from Python, which cannot be put back
@@ -139,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except queue.Empty:
             break
     _print_traces(pending.pop_due(None))
+    metrics.poll(time.monotonic(), force=True)
     print("hoptel.receiver stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""OTLP/gRPC: the collector's ``TraceService`` and ``LogsService`` on a ``grpc.server``."""
+"""OTLP/gRPC: the collector's ``TraceService``, ``LogsService`` and ``MetricsService`` on a ``grpc.server``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # googleapis-common-protos ships .pyi files but no py.typed
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from hoptel.receiver.behaviour import Behaviour, Refusal
 from hoptel.receiver.convert import logs_from_request, spans_from_request
+from hoptel.receiver.metrics import metrics_from_request
 from hoptel.receiver.store import TelemetryStore
 
 __all__ = ["RETRY_INFO_KEY", "STATUS_DETAILS_KEY", "start_grpc_server"]
@@ -83,6 +85,18 @@ class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, gate: _Gate) -> None:
+        self._gate = gate
+
+    def Export(
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: grpc.ServicerContext
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        self._gate.admit(context)
+        self._gate.store.add_metrics(metrics_from_request(request, "grpc"))
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 def start_grpc_server(
     host: str, port: int, store: TelemetryStore, behaviour: Behaviour, stopping: threading.Event
 ) -> tuple[grpc.Server, int]:
@@ -93,7 +107,7 @@ def start_grpc_server(
     Args:
         host: The address to bind, e.g. ``"127.0.0.1"``.
         port: The port; 0 picks a free one.
-        store: Where accepted spans and logs go.
+        store: Where accepted spans, logs and metrics go.
         behaviour: Consulted for every export request.
         stopping: Set when the receiver stops; cuts delays short.
 
@@ -113,6 +127,7 @@ def start_grpc_server(
     gate = _Gate(store, behaviour, stopping)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

@@ -1,4 +1,4 @@
-"""OTLP/HTTP: ``POST /v1/traces`` and ``POST /v1/logs`` with binary protobuf bodies, on a threaded server.
+"""OTLP/HTTP: ``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics`` with binary protobuf bodies, on a threaded server.
 
 Answers: 200 with the protobuf ``Export*ServiceResponse``; 404 for another path; 405 (``Allow: POST``) for
 another method on an OTLP path; 415 for a body that is not ``application/x-protobuf`` (JSON included) or an
@@ -23,6 +23,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -30,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from hoptel.receiver.behaviour import Behaviour
 from hoptel.receiver.convert import logs_from_request, spans_from_request
+from hoptel.receiver.metrics import ReceivedMetric, metrics_from_request
 from hoptel.receiver.model import ReceivedLog, ReceivedSpan
 from hoptel.receiver.store import TelemetryStore
 
@@ -61,6 +66,10 @@ def _decode_logs(body: bytes) -> list[ReceivedLog]:
     return logs_from_request(ExportLogsServiceRequest.FromString(body), "http")
 
 
+def _decode_metrics(body: bytes) -> list[ReceivedMetric]:
+    return metrics_from_request(ExportMetricsServiceRequest.FromString(body), "http")
+
+
 _ROUTES: dict[str, _Route] = {
     "/v1/traces": _Route(
         "ExportTraceServiceRequest",
@@ -74,6 +83,12 @@ _ROUTES: dict[str, _Route] = {
         TelemetryStore.add_logs,
         ExportLogsServiceResponse().SerializeToString(),
     ),
+    "/v1/metrics": _Route(
+        "ExportMetricsServiceRequest",
+        _decode_metrics,
+        TelemetryStore.add_metrics,
+        ExportMetricsServiceResponse().SerializeToString(),
+    ),
 }
 
 
@@ -83,7 +98,7 @@ class OTLPHTTPServer(ThreadingHTTPServer):
     Args:
         host: The address to bind (IPv4 or IPv6 literal, or a name).
         port: The port; 0 picks a free one.
-        store: Where accepted spans and logs go.
+        store: Where accepted spans, logs and metrics go.
         behaviour: Consulted for every export request.
         stopping: Set when the receiver stops; cuts delays short.
     """
@@ -116,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         route = _ROUTES.get(path)
         if route is None:
-            self._reply(404, f"no OTLP endpoint at {path}; use /v1/traces or /v1/logs")
+            self._reply(404, f"no OTLP endpoint at {path}; use /v1/traces, /v1/logs or /v1/metrics")
             return
         self.server.store.count_request("http")
         content_type = self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
@@ -179,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path in _ROUTES:
             self._reply(405, f"{self.command} not allowed on {path}; use POST", (("Allow", "POST"),))
         else:
-            self._reply(404, f"no OTLP endpoint at {path}; use /v1/traces or /v1/logs")
+            self._reply(404, f"no OTLP endpoint at {path}; use /v1/traces, /v1/logs or /v1/metrics")
 
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
@@ -213,7 +228,7 @@ def start_http_server(
     Args:
         host: The address to bind.
         port: The port; 0 picks a free one.
-        store: Where accepted spans and logs go.
+        store: Where accepted spans, logs and metrics go.
         behaviour: Consulted for every export request.
         stopping: Set when the receiver stops; cuts delays short.
 

@@ -18,6 +18,7 @@ import grpc
 from hoptel.receiver.behaviour import Behaviour, FailureStatus
 from hoptel.receiver.grpc_service import start_grpc_server
 from hoptel.receiver.http_service import OTLPHTTPServer, start_http_server
+from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
 from hoptel.receiver.store import SpanListener, TelemetryStore
 
@@ -223,12 +224,19 @@ class OTLPReceiver:
         """Return a snapshot of every log record received, in arrival order."""
         return self._store.logs()
 
+    def metrics(self) -> list[ReceivedMetric]:
+        """Return a snapshot of every metric data point received (one per point), in arrival order.
+
+        ``hoptel.receiver.summarize_metrics`` / ``format_metrics`` merge them into series with p50/p99.
+        """
+        return self._store.metrics()
+
     def traces(self) -> dict[str, list[ReceivedSpan]]:
         """Return the spans grouped by trace id (32 hex digits), traces in order of first arrival."""
         return self._store.traces()
 
     def clear(self) -> None:
-        """Forget every span, log record and request count (the failure mode is kept)."""
+        """Forget every span, log record, metric point and request count (the failure mode is kept)."""
         self._store.clear()
 
     def wait_for_spans(
@@ -267,6 +275,19 @@ class OTLPReceiver:
             TimeoutError: Too few arrived in time; the message lists what did arrive.
         """
         return self._store.wait_for_logs(n, timeout, predicate)
+
+    def wait_for_metrics(
+        self, n: int, timeout: float = 10.0, predicate: Callable[[ReceivedMetric], bool] | None = None
+    ) -> list[ReceivedMetric]:
+        """Block until at least ``n`` metric data points matching ``predicate`` have arrived.
+
+        Returns:
+            Every matching point so far, in arrival order.
+
+        Raises:
+            TimeoutError: Too few arrived in time; the message lists what did arrive.
+        """
+        return self._store.wait_for_metrics(n, timeout, predicate)
 
     def wait_for_requests(self, n: int, protocol: Protocol | None = None, timeout: float = 10.0) -> int:
         """Block until at least ``n`` export requests have arrived over ``protocol`` (or over both).

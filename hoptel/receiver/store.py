@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
 
 __all__ = ["SpanListener", "TelemetryStore"]
@@ -21,7 +22,7 @@ _log = logging.getLogger(__name__)
 SpanListener = Callable[[Sequence[ReceivedSpan]], None]
 """Called with each accepted batch of spans, on the receiving thread, after they are stored."""
 
-_T = TypeVar("_T", ReceivedSpan, ReceivedLog)
+_T = TypeVar("_T", ReceivedSpan, ReceivedLog, ReceivedMetric)
 
 _SHOWN_IN_TIMEOUT = 20  # how many arrived items a TimeoutError message lists
 
@@ -40,8 +41,15 @@ def _describe_log(record: ReceivedLog) -> str:
     )
 
 
+def _describe_metric(point: ReceivedMetric) -> str:
+    return (
+        f"{point.service_name or '?'} {point.name} {point.kind} {point.temporality} count={point.count} "
+        f"{point.attributes} via {point.protocol}"
+    )
+
+
 class TelemetryStore:
-    """Spans, logs and request counts, safe to share between threads.
+    """Spans, logs, metric points and request counts, safe to share between threads.
 
     Args:
         on_spans: Optional listener for each stored batch of spans; an exception it raises is logged and
@@ -52,6 +60,7 @@ class TelemetryStore:
         self._cond = threading.Condition()
         self._spans: list[ReceivedSpan] = []
         self._logs: list[ReceivedLog] = []
+        self._metrics: list[ReceivedMetric] = []
         self._requests: dict[Protocol, int] = {"grpc": 0, "http": 0}
         self._generation = 0  # bumped by clear(), so a waiter rescans from the start
         self._on_spans = on_spans
@@ -85,6 +94,14 @@ class TelemetryStore:
             self._logs.extend(logs)
             self._cond.notify_all()
 
+    def add_metrics(self, points: Sequence[ReceivedMetric]) -> None:
+        """Store a batch of metric data points and wake the waiters."""
+        if not points:
+            return
+        with self._cond:
+            self._metrics.extend(points)
+            self._cond.notify_all()
+
     # -- readers ---------------------------------------------------------------------------------------
 
     def spans(self) -> list[ReceivedSpan]:
@@ -96,6 +113,11 @@ class TelemetryStore:
         """Return a snapshot of every log record received, in arrival order."""
         with self._cond:
             return list(self._logs)
+
+    def metrics(self) -> list[ReceivedMetric]:
+        """Return a snapshot of every metric data point received, in arrival order."""
+        with self._cond:
+            return list(self._metrics)
 
     def traces(self) -> dict[str, list[ReceivedSpan]]:
         """Return the spans grouped by trace id, traces in order of first arrival."""
@@ -110,10 +132,11 @@ class TelemetryStore:
             return dict(self._requests)
 
     def clear(self) -> None:
-        """Forget every span, log record and request count."""
+        """Forget every span, log record, metric point and request count."""
         with self._cond:
             self._spans.clear()
             self._logs.clear()
+            self._metrics.clear()
             self._requests = {"grpc": 0, "http": 0}
             self._generation += 1
             self._cond.notify_all()
@@ -170,6 +193,22 @@ class TelemetryStore:
             TimeoutError: Too few arrived in time; the message lists what did arrive.
         """
         return self._wait(self._logs, n, timeout, predicate, "log records", _describe_log)
+
+    def wait_for_metrics(
+        self,
+        n: int,
+        timeout: float = 10.0,
+        predicate: Callable[[ReceivedMetric], bool] | None = None,
+    ) -> list[ReceivedMetric]:
+        """Block until at least ``n`` metric data points matching ``predicate`` have arrived.
+
+        Returns:
+            Every matching point received so far (at least ``n``), in arrival order.
+
+        Raises:
+            TimeoutError: Too few arrived in time; the message lists what did arrive.
+        """
+        return self._wait(self._metrics, n, timeout, predicate, "metric points", _describe_metric)
 
     def wait_for_requests(self, n: int, protocol: Protocol | None = None, timeout: float = 10.0) -> int:
         """Block until at least ``n`` export requests have arrived (over ``protocol``, or over both).

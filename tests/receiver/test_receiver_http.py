@@ -85,9 +85,9 @@ def test_content_type_parameters_are_ignored(receiver: OTLPReceiver, client: htt
     assert len(receiver.spans()) == 1
 
 
-@pytest.mark.parametrize("path", ["/", "/v1/metrics", "/v1/traces/extra", "/v2/traces"])
+@pytest.mark.parametrize("path", ["/", "/v1/profiles", "/v1/traces/extra", "/v2/traces"])
 def test_unknown_path_is_not_found(client: httpx.Client, path: str) -> None:
-    """A POST to a path other than /v1/traces or /v1/logs gets 404."""
+    """A POST to a path other than /v1/traces, /v1/logs or /v1/metrics gets 404."""
     assert client.post(path, content=_request(), headers=PROTOBUF).status_code == 404
 
 

@@ -222,17 +222,22 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(hoptel.receiver.__all__) == [
         "FailureStatus",
+        "MetricSeries",
         "OTLPReceiver",
         "Protocol",
         "ReceivedEvent",
+        "ReceivedExemplar",
         "ReceivedLog",
+        "ReceivedMetric",
         "ReceivedSpan",
         "SpanKind",
         "SpanListener",
         "StatusCode",
+        "format_metrics",
         "format_span",
         "format_trace",
         "format_traces",
+        "summarize_metrics",
     ]
     for name in hoptel.receiver.__all__:
         assert getattr(hoptel.receiver, name) is not None

@@ -1,0 +1,184 @@
+"""OTLP metrics push: a background thread that converts the registry and sends it every export interval.
+
+``OTEL_METRICS_EXPORTER=otlp`` (alone or with ``prometheus``) starts one ``MetricPush`` per Telemetry. It runs
+beside the request path and never touches it: a hop only ever updates its histogram series, and the thread reads
+the registry (``hoptel.otlp_metrics.MetricConverter``) once per ``OTEL_METRIC_EXPORT_INTERVAL``. Sending is
+OpenTelemetry's OTLP metric exporter (gRPC or HTTP/protobuf): its TLS, headers, compression and the OTLP retry
+rules (retryable codes, backoff, ``RetryInfo``/``Retry-After``), bounded by ``OTEL_METRIC_EXPORT_TIMEOUT`` and the
+exporter timeout, whichever is shorter. A push that fails is counted in ``hoptel_metric_export_failures_total``;
+with delta temporality its counts go out with the next push.
+
+Each process pushes its own series under its own ``service.instance.id``: a child forked after ``setup()``
+starts its own thread and its own zeroed series (the parent pushes what it counted before the fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.resources import Resource
+from prometheus_client.registry import CollectorRegistry
+
+from hoptel.config import ExporterConfig
+from hoptel.metrics import CounterChild, families_of
+from hoptel.otlp_metrics import MetricConverter
+
+__all__ = ["MetricPush", "build_metric_exporter"]
+
+_log = logging.getLogger(__name__)
+
+
+def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> MetricExporter:
+    """The OTLP metric exporter (gRPC or HTTP/protobuf) for ``settings``; its timeout bounds one push."""
+    timeout = min(settings.timeout_s, export_timeout_s)
+    if settings.protocol == "grpc":
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+
+        return GrpcExporter(
+            endpoint=settings.endpoint,
+            insecure=settings.insecure,
+            headers=settings.headers or None,
+            timeout=timeout,
+            compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+
+    return HttpExporter(
+        endpoint=settings.endpoint,
+        headers=dict(settings.headers) or None,
+        timeout=timeout,
+        compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
+    )
+
+
+class MetricPush:
+    """Pushes a converter's metrics through an exporter every ``interval_s`` on a daemon thread.
+
+    Args:
+        converter: what to send (reads the registry).
+        exporter: where to send it.
+        resource: the process's resource (``service.instance.id`` included; ``hoptel.resource`` gives a forked
+            child its own id in place).
+        interval_s: seconds between pushes.
+        timeout_s: the bound of one push, retries included.
+        exported: counts successful pushes.
+        failed: counts failed pushes.
+        registry: the registry the converter reads; its hoptel families are zeroed in a forked child, whose
+            parent pushes what happened before the fork under its own id.
+    """
+
+    def __init__(
+        self,
+        converter: MetricConverter,
+        exporter: MetricExporter,
+        resource: Resource,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        exported: CounterChild,
+        failed: CounterChild,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._converter = converter
+        self._exporter = exporter
+        self._resource = resource
+        self._registry = registry
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._exported = exported
+        self._failed = failed
+        self._closed = False
+        self._start_thread()
+        held = weakref.ref(self)
+
+        def after_in_child() -> None:
+            live = held()
+            if live is not None and not live._closed:
+                live._after_fork()
+
+        os.register_at_fork(after_in_child=after_in_child)
+
+    def _start_thread(self) -> None:
+        self._cond = threading.Condition()
+        self._requested = 0  # flush requests made
+        self._done = 0  # flush requests served (a push started after the request finished)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="hoptel-metric-push", daemon=True)
+        self._thread.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child: no thread survived the fork; start one, counting from the child's own zero."""
+        if self._registry is not None:
+            for family in families_of(self._registry):
+                family.reset()
+        self._converter.reset()
+        self._start_thread()
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self._interval_s
+        while True:
+            with self._cond:
+                while not self._stop and self._requested == self._done and time.monotonic() < next_at:
+                    self._cond.wait(max(next_at - time.monotonic(), 0.0))
+                stop, serving = self._stop, self._requested
+            self.push_once()
+            next_at = time.monotonic() + self._interval_s
+            with self._cond:
+                self._done = serving
+                self._cond.notify_all()
+            if stop:
+                return
+
+    def push_once(self) -> bool:
+        """Convert and send now, on the calling thread; True if the collector accepted it (or nothing to send)."""
+        try:
+            data = self._converter.collect(self._resource)
+            if data is None:
+                return True
+            result = self._exporter.export(data, timeout_millis=self._timeout_s * 1000)
+        except Exception:  # an exporter bug must not end the thread
+            _log.exception("hoptel: metric export raised")
+            result = MetricExportResult.FAILURE
+        if result is MetricExportResult.SUCCESS:
+            self._converter.commit()
+            self._exported.inc()
+            return True
+        self._failed.inc()
+        return False
+
+    def flush(self, timeout: float) -> bool:
+        """Ask the thread for a push now and wait for it; True if it finished within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._stop or not self._thread.is_alive():
+                return False
+            self._requested += 1
+            wanted = self._requested
+            self._cond.notify_all()
+            while self._done < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        """Push one last time (bounded by ``timeout``), stop the thread and close the exporter; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        try:
+            self._exporter.shutdown(timeout_millis=max(timeout, 0.0) * 1000)
+        except Exception:  # pragma: no cover - closing a channel or a session does not raise in practice
+            _log.debug("hoptel: metric exporter shutdown raised", exc_info=True)
