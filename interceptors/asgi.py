@@ -25,6 +25,7 @@ from typing import Any, cast
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
+from hoptel.interceptors.exclusions import asgi_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.hooks import HttpCall, HttpHook
 from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
@@ -76,10 +77,12 @@ class ASGIMiddleware:
         app: The ASGI application to wrap.
         telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
         filter: Called with each request's URL path; False passes the request through without a span or metric
-            (health checks).
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>``.
-            ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+            (health checks). A URL that ``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``)
+            excludes is passed through so too.
+        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
+            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` names.
+        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
+            ``..._SERVER_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
         request_hook: ``hook(span, call)`` run before the app is called (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when the app returned, with the status, route and response headers.
         extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
@@ -104,16 +107,28 @@ class ASGIMiddleware:
         self._recorder = HopRecorder.of(telemetry)
         self._enrichment = HttpServerEnrichment.build(self._recorder, request_hook, response_hook, extra_labels)
         self._start = self._recorder.start_http_server if self._enrichment is None else self._enrichment.start
-        self._filter = filter
-        self._request_headers = HeaderAllowList(REQUEST_HEADER_PREFIX, record_request_headers)
-        self._response_headers = HeaderAllowList(RESPONSE_HEADER_PREFIX, record_response_headers)
+        settings = self._recorder.telemetry.config.conventions
+        # True: traced. The user's path filter and the excluded URLs (OTEL_PYTHON_[ASGI_]EXCLUDED_URLS) as one call.
+        self._filter = asgi_traced(settings.asgi_excluded_urls, filter)
+        self._request_headers = HeaderAllowList(
+            REQUEST_HEADER_PREFIX,
+            record_request_headers,
+            patterns=settings.http_server_request,
+            sanitize=settings.sanitize_fields,
+        )
+        self._response_headers = HeaderAllowList(
+            RESPONSE_HEADER_PREFIX,
+            record_response_headers,
+            patterns=settings.http_server_response,
+            sanitize=settings.sanitize_fields,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; only ``http`` scopes are instrumented."""
         if (
             scope["type"] != "http"
             or not self._recorder.enabled
-            or (self._filter is not None and not self._filter(scope.get("path", "")))
+            or (self._filter is not None and not self._filter(scope))
         ):
             if scope["type"] == "lifespan":
                 send = self._flushing_at_shutdown(send)

@@ -28,6 +28,7 @@ from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
+from hoptel.interceptors.grpc_capture import client_start
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc_streams import count
@@ -320,5 +321,5 @@ def instrument_aio_channel(
         return channel
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
-    start = recorder.start_grpc_client if enrichment is None else enrichment.start_client
+    start = client_start(recorder, enrichment)
     return InstrumentedAioChannel(channel, recorder, start, filter, target)

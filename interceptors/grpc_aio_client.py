@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
+from hoptel.interceptors.grpc_capture import client_start
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -196,7 +197,7 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
             RouteTable(recorder, "client", CLIENT_STREAM, method_filter),
             RouteTable(recorder, "client", BIDI_STREAM, method_filter),
         )
-        start = recorder.start_grpc_client if enrichment is None else enrichment.start_client
+        start = client_start(recorder, enrichment)
         peer = target_attributes(target) or None
         self._kinds: tuple[Any, ...] = tuple(
             kind(start, peer, tables)

@@ -22,9 +22,11 @@ from grpc import aio
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
+from hoptel.interceptors.grpc_capture import server_start
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import (
@@ -170,8 +172,9 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
         self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
     ) -> None:
         self._recorder = recorder
-        self._filter = method_filter
-        self._start: _Start = recorder.start_grpc_server if enrichment is None else enrichment.start_server
+        # The user's filter and the excluded services (health checks by default): asked once per method.
+        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
+        self._start: _Start = server_start(recorder, enrichment)
         self._handlers: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(

@@ -23,6 +23,7 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc_capture import client_start
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc_status import finish_from_call
@@ -289,5 +290,5 @@ def instrument_channel(
 
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
-    start = recorder.start_grpc_client if enrichment is None else enrichment.start_client
+    start = client_start(recorder, enrichment)
     return InstrumentedChannel(step_aside(channel), recorder, start, filter, target)

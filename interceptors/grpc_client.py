@@ -20,6 +20,7 @@ import grpc
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc_capture import client_start
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes, with_metadata
 from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
@@ -64,9 +65,7 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         target: str | None,
         enrichment: GrpcEnrichment | None = None,
     ) -> None:
-        self._start: Callable[..., tuple[GrpcHop, Any] | None] = (
-            recorder.start_grpc_client if enrichment is None else enrichment.start_client
-        )
+        self._start: Callable[..., tuple[GrpcHop, Any] | None] = client_start(recorder, enrichment)
         self._peer = target_attributes(target) or None
         self._unary_unary = RouteTable(recorder, "client", UNARY, method_filter)
         self._unary_stream = RouteTable(recorder, "client", SERVER_STREAM, method_filter)

@@ -19,7 +19,9 @@ import grpc
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
+from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc_capture import server_start
 from hoptel.interceptors.grpc_names import rpc_type
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import (
@@ -133,8 +135,9 @@ class _ServerInterceptor(_ServerInterceptorBase):
         self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
     ) -> None:
         self._recorder = recorder
-        self._filter = method_filter
-        self._start: _Start = recorder.start_grpc_server if enrichment is None else enrichment.start_server
+        # The user's filter and the excluded services (health checks by default): asked once per method.
+        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
+        self._start: _Start = server_start(recorder, enrichment)
         # method -> (the handler grpcio returned, what we return for it): the identity check notices a
         # generic handler that hands out a new handler object.
         self._handlers: dict[str, tuple[Any, Any]] = {}

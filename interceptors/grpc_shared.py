@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import grpc
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
@@ -92,7 +93,8 @@ class RouteTable(dict[Any, "GrpcRoute | None"]):
         self._recorder = recorder
         self._side = side
         self._rpc_type = rpc_type
-        self._filter = method_filter
+        # The user's filter and the excluded services (health checks by default): asked once per method.
+        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
         self._limit = limit
 
     def __missing__(self, method: str | bytes) -> GrpcRoute | None:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 
 from hoptel.interceptors.enrich import HttpClientEnrichment
+from hoptel.interceptors.exclusions import httpx_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.hooks import HttpCall, HttpHook
 from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
@@ -54,9 +55,16 @@ class _ClientHops:
         extra_labels: ExtraLabels[HttpCall] | None = None,
     ) -> None:
         self.recorder = HopRecorder.of(telemetry)
-        self.filter = filter
-        self.request_headers = HeaderAllowList(REQUEST_HEADER_PREFIX, record_request_headers)
-        self.response_headers = HeaderAllowList(RESPONSE_HEADER_PREFIX, record_response_headers)
+        settings = self.recorder.telemetry.config.conventions
+        # True: traced. The user's filter and the excluded URLs (OTEL_PYTHON_[HTTPX_]EXCLUDED_URLS) as one call.
+        self.filter = httpx_traced(settings.httpx_excluded_urls, filter)
+        sanitize = settings.sanitize_fields
+        self.request_headers = HeaderAllowList(
+            REQUEST_HEADER_PREFIX, record_request_headers, patterns=settings.http_client_request, sanitize=sanitize
+        )
+        self.response_headers = HeaderAllowList(
+            RESPONSE_HEADER_PREFIX, record_response_headers, patterns=settings.http_client_response, sanitize=sanitize
+        )
         self._enrichment = HttpClientEnrichment.build(self.recorder, request_hook, response_hook, extra_labels)
         self._start = self.recorder.start_http_client if self._enrichment is None else self._enrichment.start
 
@@ -132,10 +140,12 @@ class HTTPTransport(httpx.BaseTransport):
     Args:
         transport: The transport that does the I/O; default ``httpx.HTTPTransport(**transport_kwargs)``.
         telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
-        filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation.
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>``.
-            ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+        filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation. A URL
+            that ``OTEL_PYTHON_HTTPX_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``) excludes is sent so too.
+        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
+            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` names.
+        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
+            ``..._CLIENT_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
         request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
         extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
@@ -226,10 +236,12 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     Args:
         transport: The transport that does the I/O; default ``httpx.AsyncHTTPTransport(**transport_kwargs)``.
         telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
-        filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation.
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>``.
-            ``authorization``, ``cookie``, ``set-cookie`` and ``proxy-authorization`` are never recorded.
+        filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation. A URL
+            that ``OTEL_PYTHON_HTTPX_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``) excludes is sent so too.
+        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
+            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` names.
+        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
+            ``..._CLIENT_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
         request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
         extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).

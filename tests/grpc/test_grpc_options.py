@@ -40,9 +40,10 @@ async def _aio_check(request: bytes, context: grpc.aio.ServicerContext) -> bytes
 
 @pytest.mark.parametrize("way", CLIENT_WAYS)
 def test_filter_skips_health_checks(
-    telemetry: hoptel.Telemetry, serve_sync: SyncServe, receiver: OTLPReceiver, way: str
+    make_telemetry: Callable[..., hoptel.Telemetry], serve_sync: SyncServe, receiver: OTLPReceiver, way: str
 ) -> None:
     """filter= False skips spans and metrics for a method on both sides; it is asked once per method."""
+    telemetry = make_telemetry(trace_health_checks=True)  # health checks reach the filter (not excluded by default)
     asked: list[str] = []
 
     def traced(method: str) -> bool:
@@ -72,9 +73,10 @@ def test_filter_skips_health_checks(
 
 @pytest.mark.parametrize("way", CLIENT_WAYS)
 async def test_aio_filter_skips_health_checks(
-    telemetry: hoptel.Telemetry, serve_aio: AioServe, receiver: OTLPReceiver, way: str
+    make_telemetry: Callable[..., hoptel.Telemetry], serve_aio: AioServe, receiver: OTLPReceiver, way: str
 ) -> None:
     """The aio interceptors honour filter= the same way."""
+    telemetry = make_telemetry(trace_health_checks=True)  # health checks reach the filter (not excluded by default)
 
     def traced(method: str) -> bool:
         return method != HEALTH_CHECK
