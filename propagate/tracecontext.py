@@ -1,13 +1,18 @@
 """W3C Trace Context: the ``traceparent`` and ``tracestate`` headers.
 
-Parsing follows the rules of https://www.w3.org/TR/trace-context/ for invalid input:
+Parsing follows the rules of https://www.w3.org/TR/trace-context-2/ (Level 2) for invalid input:
 
 * ``traceparent`` is ``version-traceid-parentid-flags`` in lower-case hex. Version ``00`` is exactly 55
   characters; a later version (anything but ``ff``) may be longer if the ``00`` prefix parses and is followed
   by ``-``. Upper-case hex, an all-zero trace id or parent id, version ``ff``, a repeated ``traceparent``
   header, and values over 512 characters are invalid: the header is ignored.
-* ``tracestate`` headers are combined with ``","``. More than 32 list-members, an invalid member, a duplicate
-  key or more than 8192 characters discard the tracestate but keep the ``traceparent``.
+* ``tracestate`` headers are combined with ``","``. A key is ``( lcalpha / DIGIT ) 0*255 keychar`` with
+  ``keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`` (Level 2: ``@`` anywhere after the first
+  character, 256 characters in all); a value is ``0*255(chr) nblk-chr``. Spaces and tabs around a list-member
+  are ignored, and so are empty list-members. A repeated key keeps its first (left-most, most recent) entry.
+  An invalid member or more than 32 members discards the tracestate but keeps the ``traceparent``. A list
+  longer than 8192 characters is truncated by whole entries: entries over 128 characters go first, then
+  entries from the right (:func:`truncate_tracestate`).
 
 The happy path is one pre-compiled ``fullmatch`` (measured faster than ``split`` plus per-part checks in
 CPython) and two ``int(..., 16)`` calls.
@@ -16,6 +21,8 @@ CPython) and two ``int(..., 16)`` calls.
 1
 >>> parse_traceparent("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01") is None
 True
+>>> dict(parse_tracestate("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE,rojo=1"))
+{'rojo': '00f067aa0ba902b7', 'congo': 't61rcWkgMzE'}
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from ._core import PARENT_KEY, TRACE_FLAGS, HeaderPairs, SpanFields, remote_span
 
 __all__ = [
     "MAX_TRACEPARENT_LENGTH",
+    "MAX_TRACESTATE_ENTRY_KEPT_FIRST",
+    "MAX_TRACESTATE_INPUT_LENGTH",
     "MAX_TRACESTATE_LENGTH",
     "MAX_TRACESTATE_MEMBERS",
     "TRACEPARENT",
@@ -39,26 +48,46 @@ __all__ = [
     "format_traceparent_fields",
     "parse_traceparent",
     "parse_tracestate",
+    "truncate_tracestate",
 ]
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 MAX_TRACEPARENT_LENGTH = 512
 MAX_TRACESTATE_LENGTH = 8192
+"""The most characters of ``tracestate`` kept and propagated (Level 2 asks for at least 512)."""
+MAX_TRACESTATE_INPUT_LENGTH = 32768
+"""A combined value longer than this is discarded unparsed (32 full members with OWS are about 16,500)."""
 MAX_TRACESTATE_MEMBERS = 32
+MAX_TRACESTATE_ENTRY_KEPT_FIRST = 128
+"""Truncation removes entries longer than this first (Level 2, "tracestate Limits")."""
 
 _VERSION_00_MATCH = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 _TRACEPARENT_FORMAT = "00-%032x-%016x-%02x"
 _FLAGS_HEX = tuple(format(flags, "02x") for flags in range(256))
 _ANY_VERSION_MATCH = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL).fullmatch
 
-# list-member = key OWS "=" OWS value, with OWS around it (the W3C grammar, as OpenTelemetry checks it).
+# list-member = key "=" value, with OWS (spaces, tabs) around it; Level 2 keys may hold "@" after the first
+# character. Trailing spaces are OWS, leading spaces belong to the value.
 _TRACESTATE_MEMBER_MATCH = re.compile(
     r"[ \t]*"
-    r"([a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
+    r"([0-9a-z][_0-9a-z\-*/@]{0,255})"
     r"=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])"
     r"[ \t]*"
 ).fullmatch
+
+
+class _CheckedTraceState(TraceState):
+    """A ``TraceState`` over entries this module has already checked against the Level 2 rules.
+
+    ``TraceState(pairs)`` checks every pair again with OpenTelemetry's Level 1 key pattern, which refuses
+    Level 2 keys (a 242-character tenant, a key starting with a digit and no ``@``) and logs a warning per
+    duplicate. Handing it the checked dict keeps Level 2 keys and spends no second regex per member. The
+    mapping behaves as any ``TraceState``; its ``add``/``update``/``delete`` build a plain one.
+    """
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self._dict = entries
 
 
 def parse_traceparent(value: str) -> tuple[int, int, TraceFlags] | None:
@@ -90,28 +119,64 @@ def parse_traceparent(value: str) -> tuple[int, int, TraceFlags] | None:
 
 
 def parse_tracestate(value: str) -> TraceState | None:
-    """Parse a (combined) ``tracestate`` value.
+    """Parse a (combined) ``tracestate`` value by the W3C Trace Context Level 2 rules.
 
     Args:
         value: One header value, or several joined with ``","``.
 
     Returns:
-        The trace state, or ``None`` when it is empty or must be discarded (invalid member, duplicate key,
-        more than 32 members, longer than 8192 characters).
+        The trace state, or ``None`` when it is empty or must be discarded (an invalid member, more than 32
+        members, longer than :data:`MAX_TRACESTATE_INPUT_LENGTH`). A repeated key keeps its first entry; a
+        list longer than :data:`MAX_TRACESTATE_LENGTH` is truncated by :func:`truncate_tracestate`.
     """
-    if len(value) > MAX_TRACESTATE_LENGTH:
+    if len(value) > MAX_TRACESTATE_INPUT_LENGTH:
         return None
-    pairs: list[tuple[str, str]] = []
+    entries: dict[str, str] = {}
+    members = 0
     for member in value.split(","):
         match = _TRACESTATE_MEMBER_MATCH(member)
         if match is None:
             if member.strip(" \t"):
                 return None
             continue  # empty list-members are allowed
-        pairs.append((match[1], match[2]))
-    if not pairs or len(pairs) > MAX_TRACESTATE_MEMBERS or len(dict(pairs)) != len(pairs):
+        members += 1
+        if members > MAX_TRACESTATE_MEMBERS:
+            return None
+        entries.setdefault(match[1], match[2])  # the left-most entry of a key is its most recent one
+    if not entries:
         return None
-    return TraceState(pairs)
+    if len(value) > MAX_TRACESTATE_LENGTH:
+        entries = truncate_tracestate(entries)
+    return _CheckedTraceState(entries)
+
+
+def truncate_tracestate(entries: Mapping[str, str], limit: int = MAX_TRACESTATE_LENGTH) -> dict[str, str]:
+    """Drop whole entries until the list renders in at most ``limit`` characters.
+
+    Level 2 ("tracestate Limits"): entries longer than 128 characters are removed first, then entries from
+    the end of the list; nothing is cut inside an entry.
+
+    Args:
+        entries: The list-members in order (key to value).
+        limit: The most characters the ``key=value,...`` rendering may take.
+
+    Returns:
+        The kept entries, in their order.
+
+    >>> truncate_tracestate({"a": "1", "long": "x" * 200, "b": "2"}, limit=8)
+    {'a': '1', 'b': '2'}
+    """
+    kept = dict(entries)
+    length = sum(len(key) + len(val) + 1 for key, val in kept.items()) + len(kept) - 1
+    for long_first in (True, False):
+        for key in reversed(list(kept)):
+            if length <= limit:
+                return kept
+            size = len(key) + len(kept[key]) + 1
+            if size > MAX_TRACESTATE_ENTRY_KEPT_FIRST or not long_first:
+                del kept[key]
+                length -= size + 1
+    return kept
 
 
 def format_traceparent(span_context: SpanContext) -> str:

@@ -26,6 +26,7 @@ from hoptel.propagate import propagator_from_env
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 BAGGAGE = "user=alice,tenant=acme"
+TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 
 
 class _LowerSetter(Setter[MutableMapping[str, str]]):
@@ -54,6 +55,7 @@ def main() -> None:
 
     md_in = (("user-agent", "grpc-python/1.85.0 grpc-c/50.0.0 (linux; chttp2)"), ("traceparent", TRACEPARENT))
     md_in_bag = (*md_in, ("baggage", BAGGAGE))
+    md_in_state = (*md_in, ("tracestate", TRACESTATE))
     span = trace.NonRecordingSpan(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, False))
     ctx = trace.set_span_in_context(span, Context())
     ctx_bag = baggage.set_baggage("tenant", "acme", baggage.set_baggage("user", "alice", ctx))
@@ -99,6 +101,12 @@ def main() -> None:
             "metadata extract (traceparent+baggage)",
             lambda: ours.extract_metadata(md_in_bag),
             lambda: otel_md_extract(md_in_bag),
+            0.0,
+        ),
+        (
+            "metadata extract (traceparent+tracestate)",
+            lambda: ours.extract_metadata(md_in_state),
+            lambda: otel_md_extract(md_in_state),
             0.0,
         ),
         (

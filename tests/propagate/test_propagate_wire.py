@@ -144,3 +144,22 @@ def test_repeated_tracestate_headers_over_http(http_base: Callable[[Propagator],
         described = client.get("/", headers=headers).json()
     assert described["state"] == {"a": "1", "b": "2"}
     assert described["span_id"] == SPAN_ID
+
+
+def test_level_2_tracestate_over_http(http_base: Callable[[Propagator], str]) -> None:
+    """A duplicated key across two tracestate lines and a 242-character tenant key survive a real HTTP hop.
+
+    W3C Trace Context Level 2: such a tracestate is inherited (the left-most entry of the key is kept).
+    """
+    prop = Propagator()
+    base = http_base(prop)
+    tenant_key = "t" * 242 + "@v"
+    headers = [
+        ("traceparent", f"00-{TRACE_ID:032x}-{SPAN_ID:016x}-01"),
+        ("tracestate", f"a=1, {tenant_key}=x"),
+        ("tracestate", "a=2,b=3"),
+    ]
+    with httpx.Client(base_url=base, timeout=TIMEOUT_S) as client:
+        described = client.get("/", headers=headers).json()
+    assert described["state"] == {"a": "1", tenant_key: "x", "b": "3"}
+    assert described["span_id"] == SPAN_ID
