@@ -1,4 +1,4 @@
-"""``python -m hoptel.receiver`` in a subprocess: endpoint line, trace trees, clean exit on signals."""
+"""``python -m hoptel.receiver`` in a subprocess: endpoint line, trace trees, metric series, clean exit on signals."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -207,3 +212,36 @@ def test_cli_rejects_a_bad_idle(start_cli: Callable[..., Cli]) -> None:
 
     assert cli.proc.wait(WAIT_S) == 2
     assert "--idle" in cli.stderr()
+
+
+def _export_histogram(exporter: MetricExporter, values: Sequence[float]) -> None:
+    """Record ``values`` in an SDK histogram ``demo.duration`` (unit s, buckets 1/10/100 ms) and export it once."""
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    view = View(instrument_name="demo.duration", aggregation=ExplicitBucketHistogramAggregation((0.001, 0.01, 0.1)))
+    provider = MeterProvider(metric_readers=[reader], views=[view])
+    try:
+        histogram = provider.get_meter("tests.cli").create_histogram("demo.duration", unit="s")
+        for value in values:
+            histogram.record(value, {"route": "/items"})
+        provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_cli_prints_received_metrics_as_series(start_cli: Callable[..., Cli], protocol: str) -> None:
+    """Metrics received over either protocol are printed as one line per series with count, p50 and p99."""
+    cli = start_cli("--grpc-port", "0", "--http-port", "0", "--idle", "0.2")
+    grpc_endpoint, http_endpoint = _endpoints(cli)
+    exporter: MetricExporter = (
+        GrpcMetricExporter(endpoint=grpc_endpoint, insecure=True, timeout=5)
+        if protocol == "grpc"
+        else HttpMetricExporter(endpoint=f"{http_endpoint}/v1/metrics", timeout=5)
+    )
+    _export_histogram(exporter, [0.005] * 4)
+
+    block = cli.block()
+
+    assert block == ["metrics (1 series):", "  demo.duration{route=/items}  count=4  p50=5.50ms  p99=9.91ms"]
+    cli.proc.send_signal(signal.SIGTERM)
+    assert cli.proc.wait(WAIT_S) == 0
