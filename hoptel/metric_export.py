@@ -109,6 +109,7 @@ class MetricPush:
         self._cond = threading.Condition()
         self._requested = 0  # flush requests made
         self._done = 0  # flush requests served (a push started after the request finished)
+        self._last_ok = True  # whether the latest push was accepted
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="hoptel-metric-push", daemon=True)
         self._thread.start()
@@ -128,10 +129,11 @@ class MetricPush:
                 while not self._stop and self._requested == self._done and time.monotonic() < next_at:
                     self._cond.wait(max(next_at - time.monotonic(), 0.0))
                 stop, serving = self._stop, self._requested
-            self.push_once()
+            ok = self.push_once()
             next_at = time.monotonic() + self._interval_s
             with self._cond:
                 self._done = serving
+                self._last_ok = ok
                 self._cond.notify_all()
             if stop:
                 return
@@ -154,7 +156,11 @@ class MetricPush:
         return False
 
     def flush(self, timeout: float) -> bool:
-        """Ask the thread for a push now and wait for it; True if it finished within ``timeout`` seconds."""
+        """Ask the thread for a push now and wait for it.
+
+        Returns:
+            True if the push finished within ``timeout`` seconds and the collector accepted it.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._stop or not self._thread.is_alive():
@@ -167,7 +173,7 @@ class MetricPush:
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
-        return True
+            return self._last_ok
 
     def shutdown(self, timeout: float) -> None:
         """Push one last time (bounded by ``timeout``), stop the thread and close the exporter; idempotent."""
