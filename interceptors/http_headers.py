@@ -86,7 +86,7 @@ class HeaderAllowList:
         names: The lower-cased header names that are recorded by name, sorted.
     """
 
-    __slots__ = ("_by_raw_name", "_decisions", "_keys", "_matcher", "_prefix", "_sanitizer", "names")
+    __slots__ = ("_any", "_by_raw_name", "_decisions", "_keys", "_matcher", "_prefix", "_sanitizer", "names")
 
     def __init__(
         self,
@@ -105,9 +105,10 @@ class HeaderAllowList:
         self._keys = tuple((name, f"{prefix}.{name}", self._redacted(name)) for name in self.names)
         self._by_raw_name = {name.encode("latin-1"): (key, redact) for name, key, redact in self._keys}
         self._decisions: dict[str, _Decision] = {name: (key, redact) for name, key, redact in self._keys}
+        self._any = bool(self.names) or self._matcher is not None  # asked per request: computed once
 
     def __bool__(self) -> bool:
-        return bool(self.names) or self._matcher is not None
+        return self._any
 
     def __repr__(self) -> str:
         pattern = None if self._matcher is None else self._matcher.pattern
