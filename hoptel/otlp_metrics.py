@@ -116,10 +116,14 @@ def _http_client_attributes(labels: Mapping[str, str], old: bool, new: bool) -> 
 
 METRIC_NAMES: Mapping[str, SemconvMetric] = {
     "grpc_server_handling_seconds": SemconvMetric(
-        "rpc.server.call.duration", "Measures the duration of inbound remote procedure calls.", _grpc_attributes
+        "rpc.server.call.duration",
+        "Measures the duration of an incoming Remote Procedure Call (RPC).",
+        _grpc_attributes,
     ),
     "grpc_client_handling_seconds": SemconvMetric(
-        "rpc.client.call.duration", "Measures the duration of outbound remote procedure calls.", _grpc_attributes
+        "rpc.client.call.duration",
+        "Measures the duration of an outgoing Remote Procedure Call (RPC).",
+        _grpc_attributes,
     ),
     "http_server_request_duration_seconds": SemconvMetric(
         "http.server.request.duration", "Duration of HTTP server requests.", _http_server_attributes
