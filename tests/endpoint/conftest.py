@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -230,10 +230,18 @@ def tail(path: Path, lines: int = 40) -> str:
 class PrometheusServer:
     """A real Prometheus (exemplar storage on) with the given config, its storage and log in ``directory``.
 
-    Use as a context manager: entering starts it and waits until it is ready; leaving always stops it.
+    ``features`` are further ``--enable-feature`` names (e.g. ``native-histograms``). Use as a context manager:
+    entering starts it and waits until it is ready; leaving always stops it.
     """
 
-    def __init__(self, binary: str, directory: Path, config: str, extra_logs: Callable[[], str] = str) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        config: str,
+        extra_logs: Callable[[], str] = str,
+        features: Sequence[str] = (),
+    ) -> None:
         self.directory = directory
         self.config_path = directory / "prometheus.yml"
         self.log_path = directory / "prometheus.log"
@@ -241,6 +249,7 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{free_port()}"
         self._binary = binary
         self._extra_logs = extra_logs
+        self._features = tuple(features)
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PrometheusServer:
@@ -251,7 +260,7 @@ class PrometheusServer:
                     f"--config.file={self.config_path}",
                     f"--storage.tsdb.path={self.directory / 'data'}",
                     f"--web.listen-address={self.url.removeprefix('http://')}",
-                    "--enable-feature=exemplar-storage",
+                    "--enable-feature=" + ",".join(("exemplar-storage", *self._features)),
                     "--log.level=warn",
                 ],
                 stdin=subprocess.DEVNULL,
@@ -338,9 +347,11 @@ class PrometheusServer:
 
 @pytest.fixture(scope="session")
 def prometheus(prometheus_binary: str) -> Callable[..., PrometheusServer]:
-    """Make a :class:`PrometheusServer` (not yet started): ``prometheus(directory, config, extra_logs=...)``."""
+    """Make a :class:`PrometheusServer` (not yet started): ``prometheus(directory, config, extra_logs, features)``."""
 
-    def make(directory: Path, config: str, extra_logs: Callable[[], str] = str) -> PrometheusServer:
-        return PrometheusServer(prometheus_binary, directory, config, extra_logs)
+    def make(
+        directory: Path, config: str, extra_logs: Callable[[], str] = str, features: Sequence[str] = ()
+    ) -> PrometheusServer:
+        return PrometheusServer(prometheus_binary, directory, config, extra_logs, features)
 
     return make

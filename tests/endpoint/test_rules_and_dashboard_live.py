@@ -6,7 +6,8 @@ calls them steadily through hoptel's gRPC client interceptor and httpx transport
 second with examples/prometheus/hoptel-rules.yml and hoptel-alerts.yml loaded, evaluated every second. Then every
 dashboard query (variables replaced by the scraped job, instance and gRPC service; ``$__rate_interval`` by 1m),
 every recording rule and the queries of a go-grpc-middleware dashboard must return data through Prometheus's HTTP
-API, and the burn-rate alerts must fire for this failing traffic.
+API, and the burn-rate alerts must fire for this failing traffic. A second Prometheus, with native histograms
+enabled, scrapes the same app: hoptel's histograms must still arrive as the classic series those queries read.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ GO_GRPC_MIDDLEWARE_QUERIES = [
 
 
 @dataclass(frozen=True)
+class TrafficApp:
+    """The running traffic app: its metrics address and its stderr, for failure messages."""
+
+    target: str
+    logs: Callable[[], str]
+
+
+@dataclass(frozen=True)
 class Live:
     """A running Prometheus (rules loaded) scraping the running traffic app at ``target``."""
 
@@ -64,14 +73,15 @@ class Live:
     target: str
 
 
-def _prometheus_config(target: str) -> str:
-    rule_files = "".join(f'  - "{path}"\n' for path in RULE_FILES)
+def _prometheus_config(target: str, rule_files: tuple[Path, ...] = RULE_FILES) -> str:
+    listed = "".join(f'  - "{path}"\n' for path in rule_files)
+    rules = f"rule_files:\n{listed}" if listed else ""
     return (
         "global:\n"
         "  scrape_interval: 1s\n"
         "  scrape_timeout: 1s\n"
         "  evaluation_interval: 1s\n"
-        f"rule_files:\n{rule_files}"
+        f"{rules}"
         "scrape_configs:\n"
         f"  - job_name: {JOB}\n"
         "    static_configs:\n"
@@ -80,10 +90,9 @@ def _prometheus_config(target: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def live(prometheus: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """Start the traffic app and Prometheus; wait until Prometheus has scraped the app."""
-    directory = tmp_path_factory.mktemp("dashboard")
-    app_log_path = directory / "app.log"
+def traffic_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrafficApp]:
+    """Start the traffic app serving its metrics on a free loopback port; stop it when the module is done."""
+    app_log_path = tmp_path_factory.mktemp("traffic-app") / "app.log"
     target = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HOPTEL_"))}
     env.update(
@@ -101,9 +110,7 @@ def live(prometheus: Callable[..., Any], tmp_path_factory: pytest.TempPathFactor
             [sys.executable, str(APP)], stdin=subprocess.PIPE, stdout=app_log, stderr=app_log, env=env
         )
         try:
-            with prometheus(directory, _prometheus_config(target), app_logs) as server:
-                server.wait_for_scrapes(JOB)
-                yield Live(server, target)
+            yield TrafficApp(target, app_logs)
         finally:
             if app.stdin is not None:
                 app.stdin.close()  # the app stops calling and shuts down on EOF
@@ -112,6 +119,29 @@ def live(prometheus: Callable[..., Any], tmp_path_factory: pytest.TempPathFactor
             if app.poll() is None:
                 app.kill()
                 app.wait(STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def live(
+    traffic_app: TrafficApp, prometheus: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """Prometheus with the shipped rules, scraping the traffic app; ready once it has scraped the app."""
+    directory = tmp_path_factory.mktemp("dashboard")
+    with prometheus(directory, _prometheus_config(traffic_app.target), traffic_app.logs) as server:
+        server.wait_for_scrapes(JOB)
+        yield Live(server, traffic_app.target)
+
+
+@pytest.fixture(scope="module")
+def native_histograms(
+    traffic_app: TrafficApp, prometheus: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """A second Prometheus, no rules, with ``--enable-feature=native-histograms``, scraping the same app."""
+    directory = tmp_path_factory.mktemp("native-histograms")
+    config = _prometheus_config(traffic_app.target, rule_files=())
+    with prometheus(directory, config, traffic_app.logs, features=["native-histograms"]) as server:
+        server.wait_for_scrapes(JOB)
+        yield Live(server, traffic_app.target)
 
 
 def _ask(live: Live, query: grafana.DashboardQuery, values: dict[str, str]) -> list[Any]:
@@ -232,3 +262,17 @@ def test_burn_rate_alerts_fire_for_failing_traffic(live: Live) -> None:
 def test_go_grpc_middleware_dashboard_queries_return_data(live: Live, query: str) -> None:
     """A query written for go-grpc-middleware's metrics answers with data for hoptel's."""
     _wait_until_all_answer(live, {query: lambda: live.prometheus.query(query)})
+
+
+def test_prometheus_with_native_histograms_gets_the_classic_series(native_histograms: Live) -> None:
+    """Native histograms on: Prometheus gets hoptel's histograms as classic series, none as a native histogram.
+
+    Prometheus then asks for the protobuf exposition first; hoptel answers OpenMetrics, so the ``_bucket`` series
+    that the rules and dashboards read are there.
+    """
+    server = native_histograms.prometheus
+    quantile = f'histogram_quantile(0.99, sum by (le) (rate(grpc_server_handling_seconds_bucket{{job="{JOB}"}}[1m])))'
+    _wait_until_all_answer(native_histograms, {quantile: lambda: server.query(quantile)})
+    histograms = "grpc_server_handling_seconds|grpc_client_handling_seconds"
+    histograms += "|http_server_request_duration_seconds|http_client_request_duration_seconds"
+    assert server.query(f'{{__name__=~"{histograms}",job="{JOB}"}}') == []
