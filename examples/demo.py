@@ -29,7 +29,7 @@ import httpx
 from examples import report
 from examples.scenarios import ALL_SERVICES, Outcome, drive
 from examples.supervisor import DemoError, Ready, Supervisor, free_port, taken_ports
-from hoptel.receiver import OTLPReceiver, ReceivedSpan, format_trace
+from hoptel.receiver import OTLPReceiver, ReceivedSpan, format_metrics, format_trace
 
 __all__ = ["PROPAGATORS", "TraceTail", "main", "parse_args", "service_env"]
 
@@ -47,6 +47,7 @@ PROPAGATORS: dict[str, str] = {
 
 _BSP_SCHEDULE_DELAY_MS = "100"  # export spans within 0.1 s, so traces are complete right after the requests
 _TRACE_WAIT_S = 15.0
+_METRIC_EXPORT_INTERVAL_MS = "1000"  # with the embedded receiver, the histograms are pushed every second too
 _EXPORT_WAIT_S = 10.0
 _IDLE_S = 2.0  # --keep-running prints a trace once no span of it arrived for this long
 _TICK_S = 0.25
@@ -116,6 +117,9 @@ def _embedded_otlp(receiver: OTLPReceiver, environ: Mapping[str, str]) -> dict[s
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_TRACES_EXPORTER": "otlp",
+        # the latency histograms are also pushed to the receiver, every second (see _show_pushed_metrics)
+        "OTEL_METRICS_EXPORTER": "otlp,prometheus",
+        "OTEL_METRIC_EXPORT_INTERVAL": _METRIC_EXPORT_INTERVAL_MS,
     }
 
 
@@ -205,6 +209,28 @@ def _show_traces(
         logs = report.correlated_logs(log_files, outcome.trace_id) if outcome.trace_id else []
         print(report.format_trace_section(outcome, spans, logs) + "\n", flush=True)
         summary.append(report.summary_trace(outcome, spans, logs))
+    return problems
+
+
+def _show_pushed_metrics(receiver: OTLPReceiver, summary: list[str]) -> list[str]:
+    """Print each service's histogram series as pushed over OTLP; return the services whose push did not arrive.
+
+    Waits for a push made after this call began (every request has been answered by then), so the counts are final.
+    """
+    problems: list[str] = []
+    since = time.time_ns()
+    for name in ALL_SERVICES:
+        try:
+            receiver.wait_for_metrics(
+                1, timeout=_TRACE_WAIT_S, predicate=lambda p, name=name: p.service_name == name and p.time_ns >= since
+            )
+        except TimeoutError:
+            problems.append(f"no OTLP metrics arrived from {name}")
+            continue
+        lines = format_metrics(p for p in receiver.metrics() if p.service_name == name).splitlines()
+        print(name)
+        print("\n".join(f"  {line}" for line in lines), flush=True)
+        summary.append(json.dumps({"type": "otlp_metrics", "service": name, "lines": lines}))
     return problems
 
 
@@ -362,6 +388,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             _wait_for_worker_counts(gateway_metrics, len(outcomes))
         _heading("Metrics (a few lines from each service's endpoint)")
         problems += _show_metrics(ready, summary)
+        if receiver is not None:
+            _heading("Metrics pushed over OTLP to the receiver (per series: count, p50, p99 from the buckets)")
+            problems += _show_pushed_metrics(receiver, summary)
         _where_next(args, log_dir, gateway)
         if args.json_summary:
             _heading("Summary (JSON lines)")

@@ -203,6 +203,18 @@ def test_metrics_lines_from_every_service(demo: DemoRun) -> None:
         assert all(f"  {line}" in demo.result.stdout for line in lines), name
 
 
+def test_histograms_pushed_over_otlp_from_every_service(demo: DemoRun) -> None:
+    """Each service also pushes its latency histograms to the embedded receiver; the counts match the scrape."""
+    pushed = {entry["service"]: entry["lines"] for entry in demo.of_type("otlp_metrics")}
+    assert set(pushed) == set(SERVICES)
+    pricing = [line for line in pushed["pricing"] if line.startswith("http.server.request.duration{")]
+    assert len(pricing) == 1, pushed["pricing"]
+    scraped = {entry["service"]: entry["lines"] for entry in demo.of_type("metrics")}["pricing"]
+    (count_line,) = [line for line in scraped if line.startswith("http_server_request_duration_seconds_count{")]
+    assert f"  count={int(float(count_line.rpartition(' ')[2]))}  p50=" in pricing[0]
+    assert any(line.startswith("rpc.server.call.duration{") for line in pushed["inventory"]), pushed["inventory"]
+
+
 def test_no_service_is_left_running(demo: DemoRun) -> None:
     """Every service the demo started (it prints their pids) is gone once it exits."""
     pids = started_pids(demo.result.stdout)
