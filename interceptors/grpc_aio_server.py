@@ -225,6 +225,8 @@ def aio_server_interceptor(
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
         filter: Called once per method with its full name; False skips tracing and metrics for that method.
+            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
+            skipped without asking it.
         request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
         extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).

@@ -277,6 +277,8 @@ def instrument_channel(
         channel: A sync channel (``grpc.insecure_channel``, ``grpc.secure_channel``, an intercepted channel).
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
         filter: Called once per method with its full name; False skips tracing and metrics for that method.
+            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
+            skipped without asking it.
         target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
         request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.

@@ -193,7 +193,8 @@ def server_interceptor(
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s, else the OTel global
             tracer provider and a process-wide registry). Resolved once, here.
         filter: Called once per method with its full name (``/package.Service/Method``); False skips tracing
-            and metrics for that method, e.g. ``lambda m: not m.startswith("/grpc.health.v1.")``.
+            and metrics for that method, e.g. ``lambda m: not m.startswith("/internal.")``. Methods of excluded
+            services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are skipped without asking it.
         request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
         response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
         extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
