@@ -34,6 +34,7 @@ from dataclasses import dataclass
 __all__ = [
     "CAPTURE_VARIABLES",
     "HEALTH_SERVICE",
+    "SANITIZE_FIELDS",
     "VARIABLES",
     "ConventionsConfig",
     "compile_patterns",
@@ -46,6 +47,7 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 _HEADERS = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_"
 _METADATA = "HOPTEL_CAPTURE_GRPC_METADATA_"
 SANITIZE_FIELDS = f"{_HEADERS}SANITIZE_FIELDS"
+"""The variable naming header (and metadata key) patterns whose captured values are recorded as ``[REDACTED]``."""
 
 CAPTURE_VARIABLES = {
     "http_server_request": f"{_HEADERS}SERVER_REQUEST",
