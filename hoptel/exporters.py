@@ -46,12 +46,16 @@ def build_span_exporter(kind: str, settings: ExporterConfig | None, export_timeo
 
 
 def build_log_exporter(kind: str, settings: ExporterConfig | None) -> LogRecordExporter | None:
-    """The OTLP log exporter for ``OTEL_LOGS_EXPORTER=otlp``; None otherwise (stdout logs need none)."""
+    """The OTLP log exporter for ``OTEL_LOGS_EXPORTER=otlp``; None otherwise (stdout logs need none).
+
+    OpenTelemetry's exporters, with each attempt observable for an outage tracker (``hoptel.export_attempts``).
+    """
     if kind != "otlp" or settings is None:
         return None
     if settings.protocol == "grpc":
         import grpc
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+
+        from hoptel.log_exporters import GrpcLogExporter
 
         return GrpcLogExporter(
             endpoint=settings.endpoint,
@@ -61,7 +65,8 @@ def build_log_exporter(kind: str, settings: ExporterConfig | None) -> LogRecordE
             compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+
+    from hoptel.log_exporters import HttpLogExporter
 
     return HttpLogExporter(
         endpoint=settings.endpoint,

@@ -1,12 +1,14 @@
 """The OTLP span exporters with hoptel's fast encoding: OTel's transport, retries and TLS, hoptel's bytes.
 
 Each subclass replaces only the step that turns a batch into a request; connection handling, headers,
-compression, the OTLP retry rules and shutdown stay OpenTelemetry's. Both rely on one private hook of their base
+compression, the OTLP retry rules and shutdown stay OpenTelemetry's. Both report each attempt to an outage
+tracker (``track_outages``, see ``hoptel.export_attempts``). Both rely on one private hook of their base
 class (named below); ``hoptel.telemetry`` only uses hop spans when ``accepts_hop_spans`` is true.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from collections.abc import Sequence
@@ -19,6 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from hoptel.export_attempts import TracksOutages, observe_grpc_stub, observe_http_transport, tracked_export
+from hoptel.export_outage import OutageTracker
 from hoptel.otlp_wire import HopSpanEncoder
 
 __all__ = ["GrpcHopSpanExporter", "HopSpanExporter", "HttpHopSpanExporter"]
@@ -55,10 +59,25 @@ def _reencode_after_fork(exporter: HopSpanExporter) -> None:
     os.register_at_fork(after_in_child=after_in_child)
 
 
-class GrpcHopSpanExporter(HopSpanExporter, _GrpcSpanExporter):
-    """OTLP/gRPC; overrides ``_translate_data`` (the base exporter's per-attempt request builder)."""
+class GrpcHopSpanExporter(TracksOutages, HopSpanExporter, _GrpcSpanExporter):
+    """OTLP/gRPC; overrides ``_translate_data`` (the base exporter's per-attempt request builder).
+
+    Each attempt is reported to the outage tracker, if any (see ``hoptel.export_attempts``).
+    """
 
     accepts_hop_spans = hasattr(_GrpcSpanExporter, "_translate_data")
+
+    def _observe_attempts(self, tracker: OutageTracker) -> bool:
+        return observe_grpc_stub(self, tracker)
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]  # OTel's is unannotated
+        if self._outage is not None:
+            observe_grpc_stub(self, self._outage)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export as OpenTelemetry does, as the tracker's export call."""
+        return tracked_export(self._outage, functools.partial(super().export, spans), len(spans))
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
         encoder = self._encoder
@@ -67,13 +86,22 @@ class GrpcHopSpanExporter(HopSpanExporter, _GrpcSpanExporter):
         return ExportTraceServiceRequest.FromString(encoder.encode(data))
 
 
-class HttpHopSpanExporter(HopSpanExporter, _HttpSpanExporter):
-    """OTLP/HTTP; overrides ``export`` and sends through the base exporter's ``_client`` (its retrying transport)."""
+class HttpHopSpanExporter(TracksOutages, HopSpanExporter, _HttpSpanExporter):
+    """OTLP/HTTP; overrides ``export`` and sends through the base exporter's ``_client`` (its retrying transport).
+
+    Each attempt is reported to the outage tracker, if any (see ``hoptel.export_attempts``).
+    """
 
     accepts_hop_spans = True
 
+    def _observe_attempts(self, tracker: OutageTracker) -> bool:
+        return observe_http_transport(self, tracker)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Encode the batch and send it; FAILURE after the transport's retries."""
+        return tracked_export(self._outage, functools.partial(self._export_encoded, spans), len(spans))
+
+    def _export_encoded(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         client: Any = getattr(self, "_client", None)
         encoder = self._encoder
         if encoder is None or client is None or not hasattr(client, "export"):

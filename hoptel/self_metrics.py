@@ -30,6 +30,12 @@ class SelfMetrics:
             (),
             registry,
         ).labels()
+        self.export_attempt_failures = Counter(
+            "hoptel_export_attempt_failures_total",
+            "OTLP export attempts that failed, retries included, counted as each one fails (by signal).",
+            ("signal",),
+            registry,
+        )
         self.log_records_dropped: CounterChild = Counter(
             "hoptel_log_records_dropped_total",
             "Log records dropped because the log queue was full.",

@@ -34,6 +34,7 @@ from hoptel.shutdown_signals import flush_on_signals, forget
 
 if TYPE_CHECKING:
     from hoptel.endpoint import MetricsEndpoint
+    from hoptel.export_outage import OutageTracker
     from hoptel.metric_export import MetricPush
     from hoptel.propagate import Propagator
     from hoptel.worker_group import WorkerGroup
@@ -100,6 +101,7 @@ class Telemetry:
         self._endpoint: MetricsEndpoint | WorkerGroup | None = None
         self._logs: LogPipeline | None = None
         self._metric_push: MetricPush | None = None  # OTEL_METRICS_EXPORTER=otlp: see hoptel.metric_export
+        self._outages: list[OutageTracker] = []  # one per OTLP exporter: see hoptel.export_outage
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -170,6 +172,8 @@ class Telemetry:
         if self._metric_push is not None:  # a last OTLP metrics push, bounded by what is left of the timeout
             self._metric_push.shutdown(max(deadline - time.monotonic(), 0.0))
             self._metric_push = None
+        for outage in self._outages:  # an export still failing gets its closing line while logs are written
+            outage.close()
         if self._logs is not None:
             self._logs.shutdown(max(deadline - time.monotonic(), LOG_DRAIN_FLOOR_S))
             self._logs = None
@@ -279,6 +283,12 @@ def _build(
         holder.append(processor)
         provider.add_span_processor(processor)
     telemetry = Telemetry(config, provider, registry, propagator, processor=processor, self_metrics=self_metrics)
+    if processor is not None or log_exporter is not None:  # one WARNING when an export starts failing, one INFO after
+        from hoptel.export_attempts import track_outages
+
+        traces_endpoint = config.traces.endpoint if config.traces is not None else None
+        logs_endpoint = config.logs.endpoint if config.logs is not None else None
+        telemetry._outages = track_outages(exporter, log_exporter, self_metrics, traces_endpoint, logs_endpoint)
     if processor is not None and getattr(exporter, "accepts_hop_spans", False):
         exporter.set_resource(resource)  # type: ignore[union-attr]  # a hoptel.hop_exporters exporter
         telemetry.hop_tracer = HopTracer(config.sampler, processor, provider, telemetry.tracer)

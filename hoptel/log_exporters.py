@@ -1,0 +1,47 @@
+"""OpenTelemetry's OTLP log exporters (gRPC and HTTP/protobuf), each attempt reported to an outage tracker.
+
+Only the observation is added (see :mod:`hoptel.export_attempts`); encoding, retries and TLS stay OpenTelemetry's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as _GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _HttpLogExporter
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+from hoptel.export_attempts import TracksOutages, observe_grpc_stub, observe_http_transport, tracked_export
+from hoptel.export_outage import OutageTracker
+
+__all__ = ["GrpcLogExporter", "HttpLogExporter"]
+
+
+class GrpcLogExporter(TracksOutages, _GrpcLogExporter):
+    """OpenTelemetry's OTLP/gRPC log exporter, observed per attempt."""
+
+    def _observe_attempts(self, tracker: OutageTracker) -> bool:
+        return observe_grpc_stub(self, tracker)
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]  # OTel's is unannotated
+        if self._outage is not None:
+            observe_grpc_stub(self, self._outage)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> Any:
+        """Export as OpenTelemetry does, as the tracker's export call."""
+        return tracked_export(self._outage, functools.partial(super().export, batch), len(batch))
+
+
+class HttpLogExporter(TracksOutages, _HttpLogExporter):
+    """OpenTelemetry's OTLP/HTTP log exporter, observed per attempt."""
+
+    def _observe_attempts(self, tracker: OutageTracker) -> bool:
+        return observe_http_transport(self, tracker)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Export as OpenTelemetry does, as the tracker's export call."""
+        return tracked_export(self._outage, functools.partial(super().export, batch), len(batch))
