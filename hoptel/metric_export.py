@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.registry import CollectorRegistry
@@ -31,6 +32,8 @@ from hoptel.otlp_metrics import MetricConverter
 __all__ = ["MetricPush", "build_metric_exporter"]
 
 _log = logging.getLogger(__name__)
+# Set while pushing, as the span pipeline does: the exporter's own gRPC/HTTP calls are not instrumented.
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
 
 
 def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> MetricExporter:
@@ -129,7 +132,7 @@ class MetricPush:
                 while not self._stop and self._requested == self._done and time.monotonic() < next_at:
                     self._cond.wait(max(next_at - time.monotonic(), 0.0))
                 stop, serving = self._stop, self._requested
-            ok = self.push_once()
+            ok = self._push()
             next_at = time.monotonic() + self._interval_s
             with self._cond:
                 self._done = serving
@@ -138,8 +141,9 @@ class MetricPush:
             if stop:
                 return
 
-    def push_once(self) -> bool:
+    def _push(self) -> bool:
         """Convert and send now, on the calling thread; True if the collector accepted it (or nothing to send)."""
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
         try:
             data = self._converter.collect(self._resource)
             if data is None:
@@ -148,6 +152,8 @@ class MetricPush:
         except Exception:  # an exporter bug must not end the thread
             _log.exception("hoptel: metric export raised")
             result = MetricExportResult.FAILURE
+        finally:
+            otel_context.detach(token)
         if result is MetricExportResult.SUCCESS:
             self._converter.commit()
             self._exported.inc()
