@@ -18,8 +18,9 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def _ask(live: Live, query: grafana.DashboardQuery, values: dict[str, str]) -> l
     return list(live.prometheus.api(f"label/{request.label}/values", params))
 
 
-def _wait_until_all_answer(live: Live, asks: dict[str, Callable[[], list[Any]]]) -> dict[str, list[Any]]:
+def _wait_until_all_answer(live: Live, asks: Mapping[str, Callable[[], list[Any]]]) -> dict[str, list[Any]]:
     """Ask each question until every one has a non-empty answer; fail naming those still empty after the timeout."""
     answers: dict[str, list[Any]] = {}
     deadline = time.monotonic() + DATA_TIMEOUT_S
@@ -178,7 +179,7 @@ def test_every_dashboard_query_returns_data(live: Live) -> None:
     queries = grafana.queries(grafana.load(DASHBOARD))
     assert len(queries) > 20
     values = _values(live)
-    asks = {f"{q.where}: {q.text}": (lambda q=q: _ask(live, q, values)) for q in queries}
+    asks = {f"{q.where}: {q.text}": partial(_ask, live, q, values) for q in queries}
     _wait_until_all_answer(live, asks)
 
 
@@ -187,7 +188,7 @@ def test_dashboard_variables_offer_the_scraped_service(live: Live) -> None:
     queries = {q.where: q for q in grafana.queries(grafana.load(DASHBOARD))}
     values = _values(live)
     for name, expected in values.items():
-        answer = _wait_until_all_answer(live, {name: lambda q=queries[f"variable {name!r}"]: _ask(live, q, values)})
+        answer = _wait_until_all_answer(live, {name: partial(_ask, live, queries[f"variable {name!r}"], values)})
         assert answer[name] == [expected]
 
 
@@ -206,8 +207,8 @@ def test_every_recording_rule_returns_data(live: Live) -> None:
     assert {rule["name"] for rule in rules} == _shipped("record")
     asks: dict[str, Callable[[], list[Any]]] = {}
     for rule in rules:
-        asks[f"expression of {rule['name']}"] = lambda rule=rule: live.prometheus.query(rule["query"])
-        asks[f"recorded {rule['name']}"] = lambda rule=rule: live.prometheus.query(f'{rule["name"]}{{job="{JOB}"}}')
+        asks[f"expression of {rule['name']}"] = partial(live.prometheus.query, rule["query"])
+        asks[f"recorded {rule['name']}"] = partial(live.prometheus.query, f'{rule["name"]}{{job="{JOB}"}}')
     _wait_until_all_answer(live, asks)
     unhealthy = [(rule["name"], rule.get("lastError")) for rule in _rules(live, "record") if rule["health"] != "ok"]
     assert unhealthy == []

@@ -65,7 +65,7 @@ def _start_grpc() -> tuple[grpc.Server, int]:
     return server, port
 
 
-def _call(say: grpc.UnaryUnaryMultiCallable) -> None:
+def _call(say: grpc.UnaryUnaryMultiCallable[bytes, bytes]) -> None:
     try:
         say(b"hello", timeout=_CALL_TIMEOUT_S)
     except grpc.RpcError as error:
@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             ) as channel,
             httpx.Client(transport=hoptel.HTTPTransport(), base_url=base_url, timeout=_CALL_TIMEOUT_S) as client,
         ):
-            methods = [channel.unary_unary(f"/{GRPC_SERVICE}/{name}") for name in ("Get", "Get", "Fail", "Find")]
+            methods = [
+                channel.unary_unary(f"/{GRPC_SERVICE}/{name}", request_serializer=None, response_deserializer=None)
+                for name in ("Get", "Get", "Fail", "Find")
+            ]
             for round_number in count():
                 for method in methods:
                     _call(method)
