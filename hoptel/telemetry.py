@@ -131,13 +131,14 @@ class Telemetry:
         return self._processor.force_flush(int(timeout * 1000))
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Export the spans finished so far, then write (and export) the log records queued so far.
+        """Export the spans finished so far, push the metrics (OTLP push only), then write the queued log records.
 
         What a server's shutdown path runs when the process may end without ``atexit`` (see
         ``hoptel.shutdown_signals``); unlike ``shutdown()`` everything keeps working afterwards.
 
         Returns:
-            True if both completed within ``timeout`` seconds (the logs get at least ``LOG_DRAIN_FLOOR_S``).
+            True if all completed within ``timeout`` seconds, the metric push accepted by the collector (the logs
+            get at least ``LOG_DRAIN_FLOOR_S``).
         """
         deadline = time.monotonic() + timeout
         spans = self.force_flush(timeout)
