@@ -19,7 +19,7 @@ Temporality: cumulative points carry the totals since the series' process began 
 carry the difference against the last snapshot that was *successfully* exported, kept per series, so a failed
 push is folded into the next one instead of being lost. Exemplars (trace and span id of a sampled observation,
 see ``hoptel.metrics.ExemplarLabels``) go with every point that still has them; a delta point only carries those
-newer than the previous push.
+newer than the previous push; a series with nothing new since the previous push is left out of a delta push.
 """
 
 from __future__ import annotations
@@ -266,6 +266,8 @@ class MetricConverter:
                         total -= sent.total
                         start = sent.at_ns
                         exemplars = [e for e in exemplars if e.time_unix_nano > sent.at_ns]
+                    if not any(counts):  # nothing new in this series since the last push: no point, as the SDK does
+                        continue
                 points.append(
                     HistogramDataPoint(
                         attributes=entry.attributes,

@@ -147,6 +147,20 @@ def test_delta_points_count_what_happened_since_the_last_push(
     assert [a + b for a, b in zip(first.bucket_counts, second.bucket_counts, strict=True)] == counts
 
 
+def test_delta_leaves_out_series_with_nothing_new(
+    receiver: OTLPReceiver, pushing: PushingFactory, echo_server: Any
+) -> None:
+    """A delta push after no new calls sends no point for the series (and no request when no series moved)."""
+    tel = pushing(exporter_otlp_metrics_temporality_preference="delta", traces_exporter="none")
+    grpc_calls(tel, echo_server(tel), 2)
+    assert tel.flush(10.0)
+    requests = receiver.request_count["grpc"]
+    assert tel.flush(10.0)
+
+    assert [p.count for p in points_named(receiver, "rpc.server.call.duration")] == [2]
+    assert receiver.request_count["grpc"] == requests
+
+
 def test_rpc_semconv_opt_in_switches_the_attributes(
     receiver: OTLPReceiver, pushing: PushingFactory, echo_server: Any
 ) -> None:
