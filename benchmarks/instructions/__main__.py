@@ -31,6 +31,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", default="W1,W2,W4,W5,W6", help="table: comma-separated (default: %(default)s)")
     parser.add_argument("--variants", default="bare,noop,hoptel,official", help="table: comma-separated")
     parser.add_argument("--ops", type=int, default=0, help="table: N (the runs count N and 2N operations)")
+    parser.add_argument("--reps", type=int, default=2, help="table: processes per workload and variant")
     parser.add_argument("--output", type=Path, help="table: write the markdown here (default: results/instructions.md)")
     parser.add_argument("--no-save", action="store_true", help="table: print only")
     args = parser.parse_args(argv)
