@@ -16,11 +16,12 @@ from hoptel.receiver.metrics import ReceivedExemplar, ReceivedMetric
 from hoptel.receiver.metrics_view import MetricSeries, format_metrics, summarize_metrics
 from hoptel.receiver.model import Protocol, ReceivedEvent, ReceivedLog, ReceivedSpan, SpanKind, StatusCode
 from hoptel.receiver.receiver import OTLPReceiver
-from hoptel.receiver.store import SpanListener
+from hoptel.receiver.store import MetricListener, SpanListener
 from hoptel.receiver.tree import format_span, format_trace, format_traces
 
 __all__ = [
     "FailureStatus",
+    "MetricListener",
     "MetricSeries",
     "OTLPReceiver",
     "Protocol",

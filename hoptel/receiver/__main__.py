@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.metrics_view import format_metrics, summarize_metrics
 from hoptel.receiver.model import ReceivedSpan
 from hoptel.receiver.receiver import OTLPReceiver
@@ -99,27 +100,35 @@ def _print_traces(traces: list[list[ReceivedSpan]]) -> None:
 
 
 class _MetricsPrinter:
-    """Prints every series received so far once new metric points have been quiet for ``idle_s``."""
+    """Prints every series received so far once new metric points have been quiet for ``idle_s``.
 
-    def __init__(self, receiver: OTLPReceiver, idle_s: float) -> None:
-        self._receiver = receiver
+    ``add`` is the receiver's ``on_metrics`` listener (receiving threads); ``poll`` runs on the main thread.
+    """
+
+    def __init__(self, idle_s: float) -> None:
         self._idle_s = idle_s
-        self._seen = 0
-        self._printed = 0
-        self._due: float | None = None
+        self._arrivals: queue.SimpleQueue[Sequence[ReceivedMetric]] = queue.SimpleQueue()
+        self._points: list[ReceivedMetric] = []
+        self._due: float | None = None  # when the points not printed yet have been quiet long enough
+
+    def add(self, points: Sequence[ReceivedMetric]) -> None:
+        self._arrivals.put(points)
 
     def poll(self, now: float, force: bool = False) -> None:
-        points = self._receiver.metrics()
-        if len(points) != self._seen:
-            self._seen = len(points)
+        while True:
+            try:
+                self._points.extend(self._arrivals.get_nowait())
+            except queue.Empty:
+                break
             self._due = now + self._idle_s
-        if self._seen != self._printed and (force or (self._due is not None and self._due <= now)):
-            self._printed = self._seen
-            print(f"metrics ({len(summarize_metrics(points))} series):", flush=True)
-            text = format_metrics(points)
-            if text:
-                print("\n".join(f"  {line}" for line in text.splitlines()), flush=True)
-            print(flush=True)
+        if self._due is None or (not force and self._due > now):
+            return
+        self._due = None
+        print(f"metrics ({len(summarize_metrics(self._points))} series):", flush=True)
+        text = format_metrics(self._points)
+        if text:
+            print("\n".join(f"  {line}" for line in text.splitlines()), flush=True)
+        print(flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # a span name must not crash an ASCII terminal
     arrivals: queue.SimpleQueue[Sequence[ReceivedSpan]] = queue.SimpleQueue()
-    receiver = OTLPReceiver(args.host, args.grpc_port, args.http_port, on_spans=arrivals.put)
+    metrics = _MetricsPrinter(args.idle)
+    receiver = OTLPReceiver(args.host, args.grpc_port, args.http_port, on_spans=arrivals.put, on_metrics=metrics.add)
     try:
         receiver.start()
     except OSError as exc:
@@ -150,7 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     pending = _Pending(args.idle)
-    metrics = _MetricsPrinter(receiver, args.idle)
     try:
         print(f"hoptel.receiver grpc={receiver.grpc_endpoint} http={receiver.http_endpoint}", flush=True)
         while not stop.is_set():

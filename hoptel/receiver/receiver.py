@@ -20,7 +20,7 @@ from hoptel.receiver.grpc_service import start_grpc_server
 from hoptel.receiver.http_service import OTLPHTTPServer, start_http_server
 from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
-from hoptel.receiver.store import SpanListener, TelemetryStore
+from hoptel.receiver.store import MetricListener, SpanListener, TelemetryStore
 
 __all__ = ["OTLPReceiver"]
 
@@ -47,6 +47,7 @@ class OTLPReceiver:
         grpc_port: The OTLP/gRPC port; 0 picks a free one.
         http_port: The OTLP/HTTP port; 0 picks a free one.
         on_spans: Optional listener called with each batch of spans stored, on the receiving thread.
+        on_metrics: Optional listener called with each batch of metric data points stored, likewise.
     """
 
     def __init__(
@@ -56,11 +57,12 @@ class OTLPReceiver:
         http_port: int = 0,
         *,
         on_spans: SpanListener | None = None,
+        on_metrics: MetricListener | None = None,
     ) -> None:
         self._host = host
         self._grpc_port = grpc_port
         self._http_port = http_port
-        self._store = TelemetryStore(on_spans)
+        self._store = TelemetryStore(on_spans, on_metrics)
         self._behaviour = Behaviour()
         self._lifecycle = threading.Lock()
         self._running: _Running | None = None

@@ -15,12 +15,15 @@ from typing import TypeVar
 from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
 
-__all__ = ["SpanListener", "TelemetryStore"]
+__all__ = ["MetricListener", "SpanListener", "TelemetryStore"]
 
 _log = logging.getLogger(__name__)
 
 SpanListener = Callable[[Sequence[ReceivedSpan]], None]
 """Called with each accepted batch of spans, on the receiving thread, after they are stored."""
+
+MetricListener = Callable[[Sequence[ReceivedMetric]], None]
+"""Called with each accepted batch of metric data points, on the receiving thread, after they are stored."""
 
 _T = TypeVar("_T", ReceivedSpan, ReceivedLog, ReceivedMetric)
 
@@ -54,9 +57,10 @@ class TelemetryStore:
     Args:
         on_spans: Optional listener for each stored batch of spans; an exception it raises is logged and
             does not fail the export.
+        on_metrics: Likewise for each stored batch of metric data points.
     """
 
-    def __init__(self, on_spans: SpanListener | None = None) -> None:
+    def __init__(self, on_spans: SpanListener | None = None, on_metrics: MetricListener | None = None) -> None:
         self._cond = threading.Condition()
         self._spans: list[ReceivedSpan] = []
         self._logs: list[ReceivedLog] = []
@@ -64,6 +68,7 @@ class TelemetryStore:
         self._requests: dict[Protocol, int] = {"grpc": 0, "http": 0}
         self._generation = 0  # bumped by clear(), so a waiter rescans from the start
         self._on_spans = on_spans
+        self._on_metrics = on_metrics
 
     # -- writers (transport threads) -------------------------------------------------------------------
 
@@ -95,12 +100,17 @@ class TelemetryStore:
             self._cond.notify_all()
 
     def add_metrics(self, points: Sequence[ReceivedMetric]) -> None:
-        """Store a batch of metric data points and wake the waiters."""
+        """Store a batch of metric data points, wake the waiters, then call the listener."""
         if not points:
             return
         with self._cond:
             self._metrics.extend(points)
             self._cond.notify_all()
+        if self._on_metrics is not None:
+            try:
+                self._on_metrics(points)
+            except Exception:
+                _log.exception("hoptel.receiver: metric listener failed")
 
     # -- readers ---------------------------------------------------------------------------------------
 

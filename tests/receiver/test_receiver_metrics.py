@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
@@ -146,3 +146,24 @@ def test_format_metrics_skips_non_histograms() -> None:
     """The compact view lists histogram series only."""
     counter = ReceivedMetric("demo.calls", "", "sum", "cumulative", sum=3.0)
     assert format_metrics([counter]) == ""
+
+
+def test_on_metrics_listener_gets_each_stored_batch_and_its_failure_is_contained() -> None:
+    """on_metrics is called with each stored batch; a listener that raises does not fail the export."""
+    batches: list[list[ReceivedMetric]] = []
+
+    def listener(points: Sequence[ReceivedMetric]) -> None:
+        batches.append(list(points))
+        raise RuntimeError("listener bug")
+
+    with OTLPReceiver(on_metrics=listener) as rx:
+        exporter = GrpcMetricExporter(endpoint=rx.grpc_endpoint, insecure=True, timeout=5)
+        provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, 3_600_000)])
+        try:
+            provider.get_meter("tests.receiver").create_counter("demo.calls").add(2)
+            assert provider.force_flush(10_000)
+        finally:
+            provider.shutdown()
+        # force_flush, then shutdown's own last export: two batches of one point each, both stored
+        assert [[(p.name, p.sum) for p in batch] for batch in batches] == [[("demo.calls", 2.0)]] * 2
+        assert len(rx.metrics()) == 2

@@ -222,6 +222,7 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(hoptel.receiver.__all__) == [
         "FailureStatus",
+        "MetricListener",
         "MetricSeries",
         "OTLPReceiver",
         "Protocol",
