@@ -14,13 +14,15 @@ hoptel registers one of each, all named ``hoptel``:
 * :class:`HoptelConfigurator` runs ``hoptel.setup()`` from the ``OTEL_*`` / ``HOPTEL_*`` environment.
 * :class:`HoptelInstrumentor` runs ``hoptel.instrument()`` (and ``uninstrument()``).
 * :class:`HoptelDistro` loads every instrumentor as usual except the official gRPC ones (``grpc_client``,
-  ``grpc_server``, ``grpc_aio_client``, ``grpc_aio_server``) and ``httpx``, which hoptel replaces.
+  ``grpc_server``, ``grpc_aio_client``, ``grpc_aio_server``), ``httpx``, ``starlette`` and ``fastapi``, which hoptel
+  replaces (ASGI apps: see ``hoptel.zerocode_asgi``; ``opentelemetry-instrumentation-asgi`` has no instrumentor).
 
 With hoptel's distro in charge (it is the only distro installed, or ``OTEL_PYTHON_DISTRO=hoptel``) hoptel is
-chosen over the official gRPC and httpx instrumentors without further settings. Under another distro, choose with
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=grpc_client,grpc_server,grpc_aio_client,grpc_aio_server,httpx`` (hoptel)
-or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=hoptel`` (the official ones). Left with both, hoptel gives way to the
-official instrumentation wherever it is active, with one warning: never two spans per hop.
+chosen over the official gRPC, httpx, Starlette and FastAPI instrumentors without further settings. Under another
+distro, choose with ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=grpc_client,grpc_server,grpc_aio_client,grpc_aio_server,
+httpx,starlette,fastapi`` (hoptel) or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=hoptel`` (the official ones). Left
+with both, hoptel gives way to the official instrumentation wherever it is active, with one warning: never two spans
+per hop.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ __all__ = ["REPLACED_INSTRUMENTORS", "HoptelConfigurator", "HoptelDistro", "Hopt
 
 _log = logging.getLogger("hoptel.distro")
 
-REPLACED_INSTRUMENTORS = frozenset({"grpc_client", "grpc_server", "grpc_aio_client", "grpc_aio_server", "httpx"})
+REPLACED_INSTRUMENTORS = frozenset(
+    {"grpc_client", "grpc_server", "grpc_aio_client", "grpc_aio_server", "httpx", "starlette", "fastapi"}
+)
 """The official ``opentelemetry_instrumentor`` entry points hoptel's distro does not load: hoptel does their job."""
 
 _lock = threading.Lock()

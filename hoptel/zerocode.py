@@ -1,4 +1,4 @@
-"""Zero-code instrumentation: ``hoptel.instrument()`` makes plain grpc servers/channels and httpx clients use hoptel.
+"""Zero-code instrumentation: ``hoptel.instrument()`` makes plain grpc, httpx and ASGI apps use hoptel.
 
 >>> hoptel.setup(service_name="orders")         # doctest: +SKIP
 >>> hoptel.instrument()                         # doctest: +SKIP
@@ -17,6 +17,9 @@ What is patched, and how (all restored by :func:`uninstrument`, the very same ob
   client goes through :func:`hoptel.instrument_httpx`, which wraps its transport and mounted transports. No
   subclass replaces httpx's classes, so ``isinstance`` checks, subclasses of ``httpx.Client`` (which run the
   wrapped ``__init__`` through ``super().__init__()``) and type hints keep working.
+* ``starlette.applications.Starlette.build_middleware_stack`` (and ``fastapi.FastAPI``'s): the stack an app
+  builds at its first request gets hoptel's ``ASGIMiddleware`` as its outermost layer (see
+  :mod:`hoptel.zerocode_asgi`, which also says how an app that is traced already is recognised).
 
 Only what is created after ``instrument()`` through the module attributes is affected (``from grpc import server``
 done earlier keeps the original). The factories resolve ``telemetry`` when each server, channel or client is
@@ -63,6 +66,8 @@ _OFFICIAL = {
     "grpc.aio.server": ("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorServer"),
     "grpc.aio channels": ("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorClient"),
     "httpx clients": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    "starlette apps": ("opentelemetry.instrumentation.starlette", "StarletteInstrumentor"),
+    "fastapi apps": ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
 }
 _MAX_CHAIN = 64  # bound on walking a chain of intercepted channels
 
@@ -144,7 +149,7 @@ _session: _Session | None = None
 
 
 def instrument(telemetry: Telemetry | None = None) -> None:
-    """Make plain grpc servers and channels and new httpx clients use hoptel, without changing application code.
+    """Make plain grpc servers and channels, new httpx clients and Starlette/FastAPI apps use hoptel, code unchanged.
 
     Calling it again while instrumented changes nothing. Libraries that are not installed are skipped.
 
@@ -161,6 +166,9 @@ def instrument(telemetry: Telemetry | None = None) -> None:
         try:
             _patch_grpc(session)
             _patch_httpx(session)
+            from hoptel.zerocode_asgi import patch_asgi
+
+            patch_asgi(session)
         except BaseException:
             _undo(session)
             raise

@@ -26,7 +26,7 @@ GROUPS = {
     "opentelemetry_configurator": distro.HoptelConfigurator,
     "opentelemetry_instrumentor": distro.HoptelInstrumentor,
 }
-REPLACED = "grpc_client,grpc_server,grpc_aio_client,grpc_aio_server,httpx"
+REPLACED = "grpc_client,grpc_server,grpc_aio_client,grpc_aio_server,httpx,starlette,fastapi"
 SUBPROCESS_TIMEOUT_S = 120
 
 
@@ -54,7 +54,7 @@ def test_entry_points_are_registered() -> None:
 
 
 def test_distro_skips_the_instrumentors_hoptel_replaces() -> None:
-    """Hoptel's distro does not load the official gRPC and httpx instrumentors, and loads the others."""
+    """Hoptel's distro does not load the official gRPC, httpx, Starlette and FastAPI instrumentors, only others."""
     grpc_client = EntryPoint(
         "grpc_client", "opentelemetry.instrumentation.grpc:GrpcInstrumentorClient", "opentelemetry_instrumentor"
     )

@@ -40,7 +40,7 @@ def _kinds(spans: list[ReceivedSpan]) -> list[tuple[str, str]]:
 def test_instrument_twice_gives_one_span_per_hop(
     telemetry: hoptel.Telemetry, plain_server: Serve, receiver: OTLPReceiver
 ) -> None:
-    """instrument() called twice: one CLIENT and one SERVER span for an RPC, one CLIENT span for a request."""
+    """instrument() called twice: one CLIENT and one SERVER span for an RPC, and for an HTTP request to an ASGI app."""
     hoptel.instrument()
     hoptel.instrument(telemetry)
     target = plain_server()
@@ -48,14 +48,17 @@ def test_instrument_twice_gives_one_span_per_hop(
         assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
     with run_uvicorn(http_app()) as base, httpx.Client() as client:
         assert client.get(f"{base}/items/1").status_code == 200
-    spans = _all_spans(receiver, telemetry, 3)
-    assert _kinds(spans) == [("CLIENT", "hoptel"), ("CLIENT", "hoptel"), ("SERVER", "hoptel")]
+    spans = _all_spans(receiver, telemetry, 4)
+    assert _kinds(spans) == [("CLIENT", "hoptel")] * 2 + [("SERVER", "hoptel")] * 2
 
 
 def test_hops_the_app_instrumented_are_not_instrumented_again(
     telemetry: hoptel.Telemetry, plain_server: Serve, receiver: OTLPReceiver
 ) -> None:
-    """Explicit hoptel interceptors and transports under instrument(): still one span per hop."""
+    """Explicit hoptel interceptors and transports under instrument(): still one span per hop.
+
+    The plain ASGI app serving the HTTP requests gets its SERVER spans from zero-code.
+    """
     hoptel.instrument(telemetry)
     target = plain_server(interceptors=[hoptel.server_interceptor(telemetry)])
     with grpc.intercept_channel(grpc.insecure_channel(target), hoptel.client_interceptor(telemetry)) as channel:
@@ -65,8 +68,8 @@ def test_hops_the_app_instrumented_are_not_instrumented_again(
             assert client.get(f"{base}/items/1").status_code == 200
         with hoptel.instrument_httpx(httpx.Client(), telemetry) as client:
             assert client.get(f"{base}/items/2").status_code == 200
-    spans = _all_spans(receiver, telemetry, 4)
-    assert _kinds(spans) == [("CLIENT", "hoptel")] * 3 + [("SERVER", "hoptel")]
+    spans = _all_spans(receiver, telemetry, 6)
+    assert _kinds(spans) == [("CLIENT", "hoptel")] * 3 + [("SERVER", "hoptel")] * 3
 
 
 def test_a_zero_code_channel_deep_in_a_chain_steps_aside(
@@ -148,9 +151,11 @@ def test_official_instrumentation_first_hoptel_stays_out(
                 assert channel.unary_unary(UNARY, None, None)(b"hi") == b"hi"
         with run_uvicorn(http_app()) as base, httpx.Client() as client:
             assert client.get(f"{base}/items/1").status_code == 200
-    spans = _all_spans(receiver, telemetry, 5)
-    assert {span.scope_name for span in spans} == {OFFICIAL_GRPC, "opentelemetry.instrumentation.httpx"}
-    assert len(spans) == 5
+    spans = _all_spans(receiver, telemetry, 6)
+    # the ASGI app's SERVER span is hoptel's: no official instrumentation traces it
+    assert {span.scope_name for span in spans} == {OFFICIAL_GRPC, "opentelemetry.instrumentation.httpx", "hoptel"}
+    assert [span.kind for span in spans if span.scope_name == "hoptel"] == ["SERVER"]
+    assert len(spans) == 6
     warnings = logs.messages()
     assert len(warnings) == 3, warnings
     assert all("official OpenTelemetry instrumentation is active" in message for message in warnings)
