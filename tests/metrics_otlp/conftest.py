@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
+from push_support import PushingFactory
 from support import grpc_echo as echo
 from support.grpc_servers import sync_grpc_server
 from support.uvicorn_server import run_uvicorn
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
-
-
-class PushingFactory(Protocol):
-    """``pushing(protocol="grpc", **settings) -> Telemetry``."""
-
-    def __call__(self, protocol: str = ..., **settings: Any) -> hoptel.Telemetry: ...
 
 
 @pytest.fixture

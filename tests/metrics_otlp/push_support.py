@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import grpc
 from prometheus_client.registry import CollectorRegistry
@@ -18,6 +19,7 @@ from hoptel.receiver import OTLPReceiver, ReceivedMetric
 
 __all__ = [
     "POLL_TIMEOUT_S",
+    "PushingFactory",
     "grpc_calls",
     "http_app",
     "metric_value",
@@ -27,6 +29,12 @@ __all__ = [
 ]
 
 POLL_TIMEOUT_S = 20.0  # generous: two cores are shared with other jobs
+
+
+class PushingFactory(Protocol):
+    """The ``pushing`` fixture: ``pushing(protocol="grpc", **settings) -> Telemetry``."""
+
+    def __call__(self, protocol: str = ..., **settings: Any) -> hoptel.Telemetry: ...
 
 
 def grpc_calls(telemetry: hoptel.Telemetry, target: str, n: int) -> None:

@@ -6,8 +6,7 @@ from typing import Any
 
 import grpc
 import httpx
-from conftest import PushingFactory
-from push_support import grpc_calls, http_app, points_named, scrape_buckets
+from push_support import PushingFactory, grpc_calls, http_app, points_named, scrape_buckets
 from support import grpc_echo as echo
 from support.grpc_servers import sync_grpc_server
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from conftest import PushingFactory
-from push_support import grpc_calls, metric_value, points_named, wait_until
+from push_support import PushingFactory, grpc_calls, metric_value, points_named, wait_until
 
 from hoptel.receiver import OTLPReceiver
 

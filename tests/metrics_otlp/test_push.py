@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PushingFactory
-from push_support import grpc_calls, http_app, metric_value, points_named, scrape_buckets, wait_until
+from push_support import PushingFactory, grpc_calls, http_app, metric_value, points_named, scrape_buckets, wait_until
 from support import grpc_echo as echo
 
 import hoptel
