@@ -152,6 +152,26 @@ def test_collector_refusing_then_accepting(receiver: OTLPReceiver, child: Child)
     _outage(receiver, child, lambda: receiver.fail_with("unavailable"), lambda: receiver.fail_with(None))
 
 
+def test_shutdown_during_an_outage_writes_its_end_and_no_plain_line(receiver: OTLPReceiver, child: Child) -> None:
+    """Stopped while the collector is down: one WARNING and one closing INFO per signal, nothing on stderr.
+
+    Without hoptel's handling, OpenTelemetry's exporter writes ``Shutdown in progress, aborting retry.`` as plain
+    text on stderr here (its export thread logs it after the log pipeline has gone).
+    """
+    receiver.stop()
+    for signal in SIGNALS:
+        _wait(lambda signal=signal: child.outage_lines("WARNING", signal), f"the {signal} outage WARNING")
+    assert child.stop() == 0
+    assert child.stderr.read_text() == ""
+    lines = child.lines()
+    assert not [line for line in lines if ATTEMPT_LINE.search(line["message"])]
+    for signal in SIGNALS:
+        assert len(child.outage_lines("WARNING", signal)) == 1
+        (info,) = child.outage_lines("INFO", signal)
+        assert "was still failing at shutdown" in info["message"]
+        assert info["failed_attempts"] >= 1
+
+
 def test_attempt_lines_are_left_out_only_inside_hoptel_exports(caplog: pytest.LogCaptureFixture) -> None:
     """OpenTelemetry's retry lines are dropped inside a hoptel export call; other exporters' lines pass untouched."""
     install_attempt_lines_filter()
