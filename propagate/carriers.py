@@ -47,7 +47,9 @@ HeadersCarrier: TypeAlias = (
 )
 """HTTP headers: ``httpx.Headers``, a mapping, or ``(name, value)`` pairs of ``str`` or ``bytes``."""
 
-_MAX_COMBINED = 8192  # no parser keeps more; stop concatenating repeated headers beyond it
+# The longest value a parser reads (tracestate, see tracecontext.MAX_TRACESTATE_INPUT_LENGTH; baggage cuts at 8192
+# itself): repeated headers are not concatenated beyond it.
+_MAX_COMBINED = 32768
 MAX_ITEMS = 4096
 """The careful (fallback) paths never look at more carrier items than this."""
 

@@ -270,6 +270,14 @@ def test_a_received_list_over_8192_characters_is_truncated_not_discarded() -> No
     assert 15 <= len(long_keys) < 24
 
 
+def test_truncation_applies_to_a_list_over_several_header_lines() -> None:
+    """Header lines are combined first, then truncated: the short entries of the last line survive the long ones."""
+    long_lines = [f"long{i:02}{'-' * 200}={'x' * 250}" for i in range(24)]
+    state = _state(*long_lines, "s0=v,s1=v")
+    assert list(state)[-2:] == ["s0", "s1"]
+    assert len(",".join(f"{k}={v}" for k, v in state.items())) <= MAX_TRACESTATE_LENGTH
+
+
 def test_an_oversized_header_is_discarded_unparsed_keeping_the_traceparent() -> None:
     """A combined value beyond any valid list (over 32768 characters, e.g. a flood of commas) is not parsed."""
     flood = "foo=1" + "," * MAX_TRACESTATE_INPUT_LENGTH
