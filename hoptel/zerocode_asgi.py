@@ -7,6 +7,8 @@ returns is wrapped once more, in :class:`ZeroCodeASGI`: hoptel's ``ASGIMiddlewar
 Starlette's ``ServerErrorMiddleware``, so an unhandled exception is still seen as the 500 the client gets. Nothing
 else of the app is touched (its ``user_middleware`` stays as the application wrote it), no class is replaced, and
 ``uninstrument()`` puts the original methods back; an app that already built its stack keeps what it has.
+FastAPI, when installed, is imported by ``instrument()`` (about 0.2 s once), since its apps are usually created
+after it; starlette too, like grpc and httpx.
 
 This hook was chosen over adding ``Middleware(ASGIMiddleware)`` to ``user_middleware`` at construction: that
 would need ``__init__`` wrapped all the same, would put hoptel inside ``ServerErrorMiddleware``, and would change
