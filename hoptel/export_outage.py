@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from hoptel.metrics import CounterChild
 
-__all__ = ["EXPORTER_LOGGERS", "AttemptLinesFilter", "OutageTracker", "exporting", "install_attempt_lines_filter"]
+__all__ = ["EXPORTER_LOGGERS", "AttemptLinesFilter", "OutageTracker", "install_attempt_lines_filter"]
 
 _log = logging.getLogger("hoptel.export")
 _T = TypeVar("_T")
@@ -44,11 +44,6 @@ _ATTEMPT_LINES = ("Transient error", "Failed to export", "Shutdown in progress",
 _REASON_CHARS = 300
 
 _exporting: contextvars.ContextVar[OutageTracker | None] = contextvars.ContextVar("hoptel_exporting", default=None)
-
-
-def exporting() -> OutageTracker | None:
-    """The tracker of the hoptel export call running in this thread, if any."""
-    return _exporting.get()
 
 
 class OutageTracker:
