@@ -4,7 +4,8 @@ A hop observes one ``hoptel.metrics`` histogram series (Prometheus names, go-grp
 ``MetricConverter`` collects the Telemetry's registry, as a scrape does, and turns the four duration families into
 OpenTelemetry metrics with semantic-convention names, unit ``s`` and attributes:
 
-- ``grpc_server_handling_seconds`` -> ``rpc.server.call.duration`` (rpc.system, rpc.service, rpc.method: below)
+- ``grpc_server_handling_seconds`` -> ``rpc.server.call.duration`` (rpc.system, rpc.service, rpc.method and the
+  status code: below; one series per code, read from the family's per-code parts, ``hoptel.coded_histogram``)
 - ``grpc_client_handling_seconds`` -> ``rpc.client.call.duration`` (the same)
 - ``http_server_request_duration_seconds`` -> ``http.server.request.duration`` (http.request.method, http.route,
   http.response.status_code, error.type for a 5xx)
@@ -12,8 +13,9 @@ OpenTelemetry metrics with semantic-convention names, unit ``s`` and attributes:
   server.address, http.response.status_code, error.type)
 
 The gRPC attributes follow ``OTEL_SEMCONV_STABILITY_OPT_IN`` as the spans do: by default ``rpc.system=grpc``,
-``rpc.service`` and ``rpc.method``; with ``rpc`` the release-candidate ``rpc.system.name=grpc`` and the fully
-qualified ``rpc.method``; ``rpc/dup`` both. Extra labels (``extra_labels=``) are passed on under their own names.
+``rpc.service``, ``rpc.method`` and ``rpc.grpc.status_code`` (int); with ``rpc`` the release-candidate
+``rpc.system.name=grpc``, the fully qualified ``rpc.method``, ``rpc.status_code`` (the code's name) and ``error.type``
+for an error status; ``rpc/dup`` both. Extra labels (``extra_labels=``) are passed on under their own names.
 
 Temporality: cumulative points carry the totals since the series' process began (``start_time``); delta points
 carry the difference against the last snapshot that was *successfully* exported, kept per series, so a failed
@@ -24,6 +26,7 @@ newer than the previous push; a series with nothing new since the previous push 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +45,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client.registry import Collector
+
+from hoptel.coded_histogram import CodedPart, StatusKey, coded_parts
 
 __all__ = ["METRIC_NAMES", "MetricConverter", "SemconvMetric"]
 
@@ -209,28 +214,9 @@ class MetricConverter:
             if semconv is None or family.type != "histogram":
                 continue
             series = found.setdefault(semconv.name, {})
-            # Samples come per label set: the buckets in order, then _count, then _sum (prometheus_client's order).
-            by_labels: dict[tuple[tuple[str, str], ...], _Series] = {}
-            for sample in family.samples:
-                labels = {k: v for k, v in sample.labels.items() if k != "le"}
-                label_key = tuple(sorted(labels.items()))
-                current = by_labels.get(label_key)
-                if current is None:
-                    current = by_labels[label_key] = _Series(
-                        semconv.attributes(labels, self._old, self._new), [], [], 0.0, []
-                    )
-                if sample.name.endswith("_bucket"):
-                    bound = float(sample.labels["le"])
-                    current.cumulative.append(float(sample.value))
-                    if bound != float("inf"):
-                        current.bounds.append(bound)
-                    if sample.exemplar is not None and current.exemplars is not None:
-                        converted = _exemplar(sample.exemplar)
-                        if converted is not None:
-                            current.exemplars.append(converted)
-                elif sample.name.endswith("_sum"):
-                    current.total = float(sample.value)
-            for entry in by_labels.values():
+            parts = coded_parts(family)
+            entries = self._from_samples(family, semconv) if parts is None else self._from_parts(parts, semconv)
+            for entry in entries:
                 key = (semconv.name, tuple(sorted(entry.attributes.items())))
                 merged = series.get(key)
                 if merged is None or merged.bounds != entry.bounds:
@@ -241,6 +227,54 @@ class MetricConverter:
                 if merged.exemplars is not None and entry.exemplars:
                     merged.exemplars.extend(entry.exemplars)
         return found
+
+    def _status_attributes(self, key: StatusKey) -> Attributes:
+        """What a gRPC status adds, as on spans: ``rpc.grpc.status_code``; with ``rpc`` ``rpc.status_code``."""
+        attributes: Attributes = {}
+        if self._old:
+            attributes["rpc.grpc.status_code"] = key.number
+        if self._new:
+            attributes["rpc.status_code"] = key.name
+            if key.failed:
+                attributes["error.type"] = key.name
+        return attributes
+
+    def _from_parts(self, parts: list[CodedPart], semconv: SemconvMetric) -> list[_Series]:
+        """One series per labels and status code, from a coded histogram's parts."""
+        entries = []
+        for labels, key, bounds, counts, total, exemplars in parts:
+            attributes = semconv.attributes(labels, self._old, self._new)
+            if key is not None:
+                attributes.update(self._status_attributes(key))
+            cumulative = list(itertools.accumulate(float(c) for c in counts))
+            converted = [e for e in (_exemplar(x) for x in exemplars if x is not None) if e is not None]
+            entries.append(_Series(attributes, list(bounds), cumulative, total, converted))
+        return entries
+
+    def _from_samples(self, family: Any, semconv: SemconvMetric) -> Iterable[_Series]:
+        """One series per label set, from a Prometheus histogram family's samples."""
+        # Samples come per label set: the buckets in order, then _count, then _sum (prometheus_client's order).
+        by_labels: dict[tuple[tuple[str, str], ...], _Series] = {}
+        for sample in family.samples:
+            labels = {k: v for k, v in sample.labels.items() if k != "le"}
+            label_key = tuple(sorted(labels.items()))
+            current = by_labels.get(label_key)
+            if current is None:
+                current = by_labels[label_key] = _Series(
+                    semconv.attributes(labels, self._old, self._new), [], [], 0.0, []
+                )
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                current.cumulative.append(float(sample.value))
+                if bound != float("inf"):
+                    current.bounds.append(bound)
+                if sample.exemplar is not None and current.exemplars is not None:
+                    converted = _exemplar(sample.exemplar)
+                    if converted is not None:
+                        current.exemplars.append(converted)
+            elif sample.name.endswith("_sum"):
+                current.total = float(sample.value)
+        return by_labels.values()
 
     def collect(self, resource: Resource) -> MetricsData | None:
         """The points to push now, or None when there is no series yet.

@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.coded_histogram import merge_parts
 from hoptel.metrics import Counter, Histogram
 
 __all__ = [
@@ -187,6 +188,7 @@ class _MergedFamily:
         for extension in list(self.extensions):
             for metric in extension.collect():
                 family.samples.extend(metric.samples)
+                merge_parts(family, metric)  # a coded histogram's per-status parts (hoptel.coded_histogram)
         return [family]
 
 
@@ -212,8 +214,8 @@ class _Extensions:
                 self._registry.register(merged)
                 self._merged[base] = merged
             labelnames = (*base.labelnames, *names)
-            if isinstance(base, Histogram):  # same buckets as the base (HOPTEL_GRPC_BUCKETS / HOPTEL_HTTP_BUCKETS)
-                family = Histogram(base.name, base.documentation, labelnames, buckets=base.buckets)
+            if isinstance(base, Histogram):  # same kind and buckets as the base (HOPTEL_GRPC_BUCKETS / _HTTP_)
+                family = type(base)(base.name, base.documentation, labelnames, buckets=base.buckets)
             else:
                 family = Counter(base.name, base.documentation, labelnames)
             merged.extensions.append(family)

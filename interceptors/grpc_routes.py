@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import grpc
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.coded_histogram import CodedHistogramChild, StatusKey
 from hoptel.interceptors.grpc_names import (
     BIDI_STREAM,
     CLIENT_STREAM,
@@ -21,7 +22,7 @@ from hoptel.interceptors.grpc_names import (
     parse_method_name,
 )
 from hoptel.interceptors.hop_metrics import GrpcMetrics
-from hoptel.metrics import CounterChild
+from hoptel.metrics import CounterChild, HistogramChild
 
 __all__ = ["GrpcOutcome", "GrpcRoute", "SemconvMode", "grpc_status_attributes"]
 
@@ -64,15 +65,26 @@ def grpc_status_attributes(status: StatusInfo, mode: SemconvMode, server: bool) 
 
 
 class GrpcOutcome:
-    """What ending a call of one route with one status code records: the handled series, span attributes, status."""
+    """What ending a call of one route with one status code records: the handled series, span attributes, status.
 
-    __slots__ = ("attributes", "failed", "handled", "status_name")
+    ``histogram`` is the part of the route's latency series for this code (see ``hoptel.coded_histogram``).
+    """
 
-    def __init__(self, handled: CounterChild, attributes: Attributes, failed: bool, status_name: str) -> None:
+    __slots__ = ("attributes", "failed", "handled", "histogram", "status_name")
+
+    def __init__(
+        self,
+        handled: CounterChild,
+        attributes: Attributes,
+        failed: bool,
+        status_name: str,
+        histogram: HistogramChild,
+    ) -> None:
         self.handled = handled
         self.attributes = attributes
         self.failed = failed
         self.status_name = status_name
+        self.histogram = histogram
 
 
 class GrpcRoute:
@@ -148,6 +160,9 @@ class GrpcRoute:
             status = STATUS[code]
             handled = self._metrics.handled.labels(self.rpc_type, self.service, self.method, status.go_name)
             failed = status.server_error if self.server else status.client_error
-            outcome = GrpcOutcome(handled, self.status_attributes[code], failed, status.name)
+            histogram = self.histogram
+            if isinstance(histogram, CodedHistogramChild):
+                histogram = histogram.for_code(StatusKey(status.number, status.name, failed))
+            outcome = GrpcOutcome(handled, self.status_attributes[code], failed, status.name, histogram)
             self._outcomes[code] = outcome
         return outcome

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.coded_histogram import CodedHistogram
 from hoptel.metrics import LATENCY_BUCKETS, Counter, Histogram
 
 __all__ = ["GrpcMetrics", "HttpClientMetrics", "HttpServerMetrics"]
@@ -32,7 +33,8 @@ class GrpcMetrics:
         self.msg_sent = Counter(
             f"{prefix}_msg_sent_total", f"Stream messages sent on the {side}.", GRPC_LABELS, registry
         )
-        self.handling_seconds = Histogram(
+        # kept per status code inside (for the OTLP push's status attribute), served per method as before
+        self.handling_seconds = CodedHistogram(
             f"{prefix}_handling_seconds",
             f"Latency of RPCs on the {side}, from start to final status (seconds).",
             GRPC_LABELS,

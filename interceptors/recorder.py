@@ -150,9 +150,9 @@ class GrpcHop(_Hop):
             span.set_attributes(outcome.attributes)
             name = outcome.status_name
             exemplar = self._end_span(error, outcome.failed, f"{name}: {details}" if details else name)
-            route.histogram.observe(elapsed, exemplar)
+            outcome.histogram.observe(elapsed, exemplar)
         else:
-            route.histogram.observe(elapsed)
+            outcome.histogram.observe(elapsed)
 
 
 class HttpClientHop(_Hop):

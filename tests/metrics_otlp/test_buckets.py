@@ -51,8 +51,8 @@ def test_default_buckets_resolve_a_tenth_of_a_millisecond(pushing: PushingFactor
     assert LATENCY_BUCKETS[-1] == 10.0
 
 
-def test_extra_label_series_use_the_configured_buckets(pushing: PushingFactory) -> None:
-    """A histogram with extra labels (extra_labels=) has the same configured bounds as the base series."""
+def test_extra_label_series_use_the_configured_buckets(receiver: OTLPReceiver, pushing: PushingFactory) -> None:
+    """A histogram with extra labels (extra_labels=) has the configured bounds, scraped and pushed (per code)."""
     tel = pushing(grpc_buckets="0.002,0.2")
     labels = ExtraLabels(["tenant"], lambda call: {"tenant": "acme"})
     interceptor = hoptel.server_interceptor(tel, extra_labels=labels)
@@ -65,3 +65,7 @@ def test_extra_label_series_use_the_configured_buckets(pushing: PushingFactory) 
     bounds, counts = scrape_buckets(tel.registry, "grpc_server_handling_seconds", {**GRPC_LABELS, "tenant": "acme"})
     assert bounds == [0.002, 0.2]
     assert sum(counts) == 1
+    assert tel.flush(10.0)
+    (point,) = [p for p in points_named(receiver, "rpc.server.call.duration") if p.attributes.get("tenant") == "acme"]
+    assert point.attributes["rpc.grpc.status_code"] == 0
+    assert (point.explicit_bounds, list(point.bucket_counts)) == ((0.002, 0.2), counts)

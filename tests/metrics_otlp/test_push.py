@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from push_support import PushingFactory, grpc_calls, http_app, metric_value, points_named, scrape_buckets, wait_until
@@ -36,7 +37,12 @@ def test_grpc_durations_pushed_with_semconv_names_and_the_scraped_buckets(
     for side in ("server", "client"):
         (point,) = points_named(receiver, f"rpc.{side}.call.duration")
         assert (point.kind, point.unit, point.temporality) == ("histogram", "s", "cumulative")
-        assert point.attributes == {"rpc.system": "grpc", "rpc.service": echo.SERVICE, "rpc.method": "Unary"}
+        assert point.attributes == {
+            "rpc.system": "grpc",
+            "rpc.service": echo.SERVICE,
+            "rpc.method": "Unary",
+            "rpc.grpc.status_code": 0,
+        }
         bounds, counts = scrape_buckets(tel.registry, f"grpc_{side}_handling_seconds", GRPC_LABELS)
         assert point.explicit_bounds == tuple(bounds) == LATENCY_BUCKETS
         assert list(point.bucket_counts) == counts
@@ -174,6 +180,8 @@ def test_rpc_semconv_opt_in_switches_the_attributes(
         "rpc.system.name": "grpc",
         "rpc.service": echo.SERVICE,
         "rpc.method": f"{echo.SERVICE}/Unary",
+        "rpc.grpc.status_code": 0,
+        "rpc.status_code": "OK",
     }
 
 
@@ -184,7 +192,47 @@ def test_new_rpc_semconv_alone(receiver: OTLPReceiver, pushing: PushingFactory, 
     assert tel.flush(10.0)
 
     (point,) = points_named(receiver, "rpc.client.call.duration")
-    assert point.attributes == {"rpc.system.name": "grpc", "rpc.method": f"{echo.SERVICE}/Unary"}
+    assert point.attributes == {
+        "rpc.system.name": "grpc",
+        "rpc.method": f"{echo.SERVICE}/Unary",
+        "rpc.status_code": "OK",
+    }
+
+
+@pytest.mark.parametrize(
+    ("opt_in", "ok", "not_found"),
+    [
+        ("", {"rpc.grpc.status_code": 0}, {"rpc.grpc.status_code": 5}),
+        ("rpc", {"rpc.status_code": "OK"}, {"rpc.status_code": "NOT_FOUND", "error.type": "NOT_FOUND"}),
+    ],
+)
+def test_each_status_code_is_its_own_pushed_series_while_the_scrape_stays_per_method(
+    receiver: OTLPReceiver,
+    pushing: PushingFactory,
+    echo_server: Any,
+    opt_in: str,
+    ok: dict[str, Any],
+    not_found: dict[str, Any],
+) -> None:
+    """Calls ending OK and NOT_FOUND are pushed as two series with the spans' status attributes; one scraped."""
+    tel = pushing(semconv_stability_opt_in=opt_in or None)
+    target = echo_server(tel)
+    grpc_calls(tel, target, 2)
+    channel = grpc.intercept_channel(grpc.insecure_channel(target), hoptel.client_interceptor(tel))
+    with channel, pytest.raises(grpc.RpcError) as failed:
+        channel.unary_unary(echo.UNARY)(b"abort", timeout=10)
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    assert tel.flush(10.0)
+
+    points = points_named(receiver, "rpc.client.call.duration")
+    by_status = {tuple(sorted((k, v) for k, v in p.attributes.items() if k in {*ok, *not_found})): p for p in points}
+    assert by_status.keys() == {tuple(sorted(ok.items())), tuple(sorted(not_found.items()))}
+    assert by_status[tuple(sorted(ok.items()))].count == 2
+    assert by_status[tuple(sorted(not_found.items()))].count == 1
+    _, counts = scrape_buckets(tel.registry, "grpc_client_handling_seconds", GRPC_LABELS)
+    assert sum(counts) == 3
+    summed = [sum(c) for c in zip(*(p.bucket_counts for p in points), strict=True)]
+    assert summed == counts
 
 
 def test_the_interval_pushes_without_a_flush(receiver: OTLPReceiver, pushing: PushingFactory, echo_server: Any) -> None:
