@@ -8,7 +8,7 @@ Then each trace is printed as a tree (see ``format_trace``) once no span of it h
 seconds. Metrics are printed as a block, one line per histogram series (``format_metrics``: count, p50, p99),
 once no metric point has arrived for ``--idle`` seconds after new ones did::
 
-    metrics (2 series):
+    metrics (1 series):
       rpc.server.call.duration{rpc.grpc.status_code=0,rpc.method=Get,rpc.service=shop.Cart,rpc.system=grpc}  count=3
 
 SIGINT or SIGTERM stops the receiver, prints the traces still pending (and metrics not yet printed), and exits
