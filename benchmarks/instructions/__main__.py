@@ -4,7 +4,8 @@
   printed and written to ``benchmarks/results/instructions.md``;
 - ``--gate``: count hoptel's hop path (about 25 s) and compare it with ``benchmarks/instruction_baseline.json``;
   exit status 1 when a hop grew more than 5 %;
-- ``--gate --update-baseline``: record this interpreter's baseline instead (commit it, saying why).
+- ``--gate --update-baseline``: record this interpreter's baseline instead (commit it, saying why);
+- ``--parts``: the steps of a client and a server hop counted one by one (``hop_parts``), beside the whole hops.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gate", action="store_true", help="count the hop path and compare it with the baseline")
     parser.add_argument("--update-baseline", action="store_true", help="with --gate: record the baseline instead")
+    parser.add_argument("--parts", action="store_true", help="count the steps of a hop one by one")
     parser.add_argument("--workloads", default="W1,W2,W4,W5,W6", help="table: comma-separated (default: %(default)s)")
     parser.add_argument("--variants", default="bare,noop,hoptel,official", help="table: comma-separated")
     parser.add_argument("--ops", type=int, default=0, help="table: N (the runs count N and 2N operations)")
@@ -57,6 +59,16 @@ def _gate(update: bool) -> int:
     return 0
 
 
+def _parts() -> int:
+    hops = measure_hops()
+    parts = measure_hops(program="benchmarks.instructions.hop_parts")
+    for title, figures in (("whole hops (the gate's scenarios)", hops), ("steps of a hop, each alone", parts)):
+        print(f"{title}:")
+        for name, value in figures.items():
+            print(f"  {name:<44} {value:>10,.0f} instructions")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the table or the gate; returns the exit status."""
     args = parse_args(argv)
@@ -65,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.gate:
         return _gate(args.update_baseline)
+    if args.parts:
+        return _parts()
     from benchmarks.instructions.table import run_table
 
     return run_table(args)

@@ -105,8 +105,12 @@ def figures_from_counts(scenarios: list[str], main_thread: list[int], n: int) ->
     return {name: round(value, 1) for name, value in figures.items()}
 
 
-def measure_hops(n: int = GATE_CALLS, warmup: int = GATE_WARMUP) -> dict[str, float]:
-    """Run ``hop_loop`` under callgrind and return the instructions each hop adds (see the module docstring).
+def measure_hops(
+    n: int = GATE_CALLS, warmup: int = GATE_WARMUP, program: str = "benchmarks.instructions.hop_loop"
+) -> dict[str, float]:
+    """Run ``program`` (``hop_loop``) under callgrind and return the instructions each hop adds (module docstring).
+
+    ``program`` takes ``N WARMUP MANIFEST`` and counts its scenarios as ``hop_loop`` does (``hop_parts`` too).
 
     Raises:
         GateError: valgrind or the program failed.
@@ -114,9 +118,8 @@ def measure_hops(n: int = GATE_CALLS, warmup: int = GATE_WARMUP) -> dict[str, fl
     with tempfile.TemporaryDirectory(prefix="hoptel-gate-") as tmp:
         out = Path(tmp)
         manifest = out / "manifest.json"
-        program = ["-m", "benchmarks.instructions.hop_loop", str(n), str(warmup), str(manifest)]
         process = subprocess.run(
-            callgrind_argv(program, out, dump_before=MARK_SYMBOL),
+            callgrind_argv(["-m", program, str(n), str(warmup), str(manifest)], out, dump_before=MARK_SYMBOL),
             cwd=REPO_ROOT,
             env=child_environment(os.environ),
             capture_output=True,

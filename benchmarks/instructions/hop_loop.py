@@ -35,7 +35,7 @@ from hoptel.hop_exporters import HopSpanExporter
 from hoptel.interceptors.grpc_names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 
-__all__ = ["ENCODE_BATCH", "SCENARIOS", "build_scenarios", "main"]
+__all__ = ["ENCODE_BATCH", "SCENARIOS", "KeepExporter", "build_scenarios", "count_phases", "gate_telemetry", "main"]
 
 METHOD = "/shop.Orders/Get"
 TARGET = "orders.internal:50051"
@@ -147,7 +147,8 @@ class _CallDetails(grpc.HandlerCallDetails):
         self.invocation_metadata = incoming
 
 
-def _telemetry(sampler: str, exporter: KeepExporter) -> hoptel.Telemetry:
+def gate_telemetry(sampler: str, exporter: KeepExporter) -> hoptel.Telemetry:
+    """A Telemetry whose exporter thread never wakes during the loops (see the module docstring)."""
     return hoptel.setup(
         "hop-gate",
         span_exporter=exporter,
@@ -209,7 +210,7 @@ def _loop(call: Callable[[], object], count: int) -> None:
         call()
 
 
-def _count(call: Callable[[], object], n: int, warmup: int) -> None:
+def count_phases(call: Callable[[], object], n: int, warmup: int) -> None:
     """Warm up, then the two counted phases between three marks, each the same seeding and a loop.
 
     The cyclic garbage collector is off during the phases: when it runs depends on everything the process
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     n, warmup, manifest = int(args[0]), int(args[1]), Path(args[2])
     exporters = {"sampled": KeepExporter(), "unsampled": KeepExporter()}
     telemetries = {
-        label: _telemetry("parentbased_always_on" if label == "sampled" else "parentbased_always_off", exporter)
+        label: gate_telemetry("parentbased_always_on" if label == "sampled" else "parentbased_always_off", exporter)
         for label, exporter in exporters.items()
     }
     calls: dict[str, Callable[[], object]] = {"empty": lambda: None}
@@ -251,9 +252,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 batch = client + server
                 if len(batch) != ENCODE_BATCH:
                     raise RuntimeError(f"expected {ENCODE_BATCH} sampled spans to encode, have {len(batch)}")
-                _count(partial(exporters["sampled"].encode, batch), n, warmup)
+                count_phases(partial(exporters["sampled"].encode, batch), n, warmup)
             else:
-                _count(calls[name], n, warmup)
+                count_phases(calls[name], n, warmup)
             ran.append(name)
     finally:
         manifest.write_text(json.dumps({"n": n, "scenarios": ran}), encoding="utf-8")
