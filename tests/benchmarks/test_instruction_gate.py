@@ -54,15 +54,19 @@ def test_hop_path_stays_within_five_percent_of_the_committed_baseline(
 def test_gate_fails_when_the_hop_path_is_ten_percent_slower_than_the_baseline(
     instructions: types.ModuleType, measured: dict[str, float]
 ) -> None:
-    """The same measurement against a baseline 10 % lower (the hop path 11 % slower) fails, naming every hop."""
+    """The same measurement against a baseline 10 % lower (the hop path 11 % slower) fails, naming every hop.
+
+    The committed file is not touched: the lowered baseline is a copy. (On an interpreter without a committed
+    baseline the measurement itself stands in for it; the gate test above fails there anyway.)
+    """
     callgrind = importlib.import_module("benchmarks.instructions.callgrind")
     key = callgrind.interpreter_key()
-    committed = instructions.load_baseline()
-    lowered: dict[str, Any] = {"baselines": {key: dict(committed["baselines"][key])}}
-    lowered["baselines"][key]["figures"] = {k: v * 0.9 for k, v in committed["baselines"][key]["figures"].items()}
+    committed = instructions.load_baseline()["baselines"].get(key, {"figures": measured})
+    lowered: dict[str, Any] = {"baselines": {key: {**committed, "figures": {}}}}
+    lowered["baselines"][key]["figures"] = {name: value * 0.9 for name, value in committed["figures"].items()}
     result = instructions.compare(measured, lowered, key)
     assert not result.passed
-    for name in committed["baselines"][key]["figures"]:
+    for name in committed["figures"]:
         assert any(line.startswith(name) for line in result.failures), name
     assert any("--update-baseline" in line for line in result.failures)
 
