@@ -10,9 +10,9 @@ line on stdin (the launcher dumps callgrind's counts in between, while nothing i
     2N ops, flush   -> ready      (dump 3)
 
 Both counted phases seed ``random`` first (trace and span ids, hence which traces a ratio sampler keeps, repeat from
-one run to the next, and the first N operations of the 2N phase repeat the N phase's). The flush runs on a short-
-lived helper thread, so exporting what remains queued is counted with the background threads, never on the request
-path. Request-path threads call ``label_thread()`` once per operation: the gRPC handler, the sync server's
+one run to the next, and the first N operations of the 2N phase repeat the N phase's). The flush runs on a
+short-lived helper thread, so exporting what remains queued is counted with the background threads, never on the
+request path. Request-path threads call ``label_thread()`` once per operation: the gRPC handler, the sync server's
 ``_serve`` thread (where grpcio looks the method up and runs server interceptors), the Starlette endpoint on
 uvicorn's loop thread; the calling (main) thread is request path anyway.
 
