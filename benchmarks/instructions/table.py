@@ -34,7 +34,7 @@ from benchmarks.overhead.processes import REPO_ROOT, Worker
 from benchmarks.overhead.spec import workload
 from hoptel.receiver import OTLPReceiver
 
-__all__ = ["DEFAULT_OPS", "DEFAULT_REPS", "Counted", "count_run", "per_op", "run_table"]
+__all__ = ["DEFAULT_OPS", "DEFAULT_REPS", "Counted", "count_run", "main_thread_per_op", "per_op", "run_table"]
 
 DEFAULT_OPS = 200
 """N: each run counts a phase of N operations and one of 2N. The difference is exact, so N need not be large:
@@ -61,6 +61,8 @@ class Counted:
         labels: request-path labels per operation (a check: the same for every variant of a workload).
         spans: spans per operation that reached the receiver.
         seconds: wall time of the valgrind run.
+        main: the main thread's instructions per operation (part of ``request``): the client's side, except in
+            W2, where the main thread's event loop runs the server too.
     """
 
     workload: str
@@ -72,6 +74,7 @@ class Counted:
     labels: float
     spans: float
     seconds: float
+    main: float = 0.0
 
 
 def per_op(counts: Sequence[ThreadCount], first: int, second: int, n: int) -> tuple[float, float, float]:
@@ -94,6 +97,12 @@ def per_op(counts: Sequence[ThreadCount], first: int, second: int, n: int) -> tu
 
     a, b = sums(first), sums(second)
     return (b[0] - a[0]) / n, (b[1] - a[1]) / n, (b[2] - a[2]) / n
+
+
+def main_thread_per_op(counts: Sequence[ThreadCount], first: int, second: int, n: int) -> float:
+    """The main thread's instructions per operation: its dump ``second`` minus its dump ``first``, over n."""
+    main = {count.part: count.instructions for count in counts if count.thread == 1}
+    return (main.get(second, 0) - main.get(first, 0)) / n
 
 
 def _dump(pid: int) -> None:
@@ -140,6 +149,7 @@ def count_run(key: str, variant: str, n: int, receiver: OTLPReceiver, warmup: in
         labels=labels,
         spans=(spans[2] - spans[1]) / n,
         seconds=time.monotonic() - started,
+        main=main_thread_per_op(counts, 2, 3, n),
     )
 
 

@@ -85,3 +85,19 @@ def test_the_markdown_has_a_row_per_variant_with_the_spread_of_added(table: type
     assert [row.split("|")[2].strip() for row in rows] == ["bare", "hoptel", "official"]
     assert "| +10.0 k ± 2.0 | 0.050 |" in rows[1]
     assert "hoptel commit: abc1234" in text
+
+
+def test_the_main_thread_share_is_its_own_difference_and_w4_client_ratio_uses_it(table: types.ModuleType) -> None:
+    """The client's share is thread 1's (dump 3 - dump 2) / N; W4's client target compares those shares."""
+    callgrind = importlib.import_module("benchmarks.instructions.callgrind")
+    report = importlib.import_module("benchmarks.instructions.report")
+    count = callgrind.ThreadCount
+    counts = [count(2, 1, 1_000, 0), count(2, 3, 5_000, 10), count(3, 1, 1_800, 0), count(3, 3, 9_000, 20)]
+    assert table.main_thread_per_op(counts, 2, 3, 10) == 80.0
+    runs = [
+        table.Counted("W4", "bare", 0, 100, 900e3, 0.0, 1.0, 0.0, 1.0, main=400e3),
+        table.Counted("W4", "hoptel", 0, 100, 1_000e3, 0.0, 1.0, 2.0, 1.0, main=420e3),
+        table.Counted("W4", "official", 0, 100, 2_000e3, 0.0, 1.0, 4.0, 1.0, main=800e3),
+    ]
+    (w4,) = [t for t in report.evaluate_targets(runs) if t.target.startswith("W4")]
+    assert (w4.measured, w4.met) == ("0.050 x", True)
