@@ -6,7 +6,9 @@ the registry (``hoptel.otlp_metrics.MetricConverter``) once per ``OTEL_METRIC_EX
 OpenTelemetry's OTLP metric exporter (gRPC or HTTP/protobuf): its TLS, headers, compression and the OTLP retry
 rules (retryable codes, backoff, ``RetryInfo``/``Retry-After``), bounded by ``OTEL_METRIC_EXPORT_TIMEOUT`` and the
 exporter timeout, whichever is shorter. A push that fails is counted in ``hoptel_metric_export_failures_total``;
-with delta temporality its counts go out with the next push.
+its points go out with the next push (cumulative totals; with delta temporality folded in). Each attempt, retries
+included, reaches an outage tracker (signal ``metrics``, ``hoptel.export_outage``): a failed one is counted in
+``hoptel_export_attempt_failures_total`` at once, and an outage writes one WARNING and one INFO.
 
 Each process pushes its own series under its own ``service.instance.id``: a child forked after ``setup()``
 starts its own thread and its own zeroed series (the parent pushes what it counted before the fork).
@@ -37,13 +39,17 @@ _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentel
 
 
 def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> MetricExporter:
-    """The OTLP metric exporter (gRPC or HTTP/protobuf) for ``settings``; its timeout bounds one push."""
+    """The OTLP metric exporter (gRPC or HTTP/protobuf) for ``settings``; its timeout bounds one push.
+
+    OpenTelemetry's exporters, with each attempt observable for an outage tracker (``hoptel.metric_exporters``).
+    """
     timeout = min(settings.timeout_s, export_timeout_s)
     if settings.protocol == "grpc":
         import grpc
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
-        return GrpcExporter(
+        from hoptel.metric_exporters_grpc import GrpcMetricExporter
+
+        return GrpcMetricExporter(
             endpoint=settings.endpoint,
             insecure=settings.insecure,
             headers=settings.headers or None,
@@ -51,9 +57,10 @@ def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> 
             compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
         )
     from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
 
-    return HttpExporter(
+    from hoptel.metric_exporters import HttpMetricExporter
+
+    return HttpMetricExporter(
         endpoint=settings.endpoint,
         headers=dict(settings.headers) or None,
         timeout=timeout,

@@ -296,7 +296,7 @@ def _build(
     try:
         telemetry._logs = _start_logs(config, resource, log_exporter, self_metrics, grpc_verbosity, keep_log_handlers)
         telemetry._endpoint = _start_endpoint(config, registry)
-        telemetry._metric_push = _start_metric_push(config, registry, resource, self_metrics)
+        telemetry._metric_push = _start_metric_push(config, registry, resource, self_metrics, telemetry._outages)
     except BaseException:
         telemetry.shutdown(timeout=1.0)
         raise
@@ -345,16 +345,30 @@ def _start_endpoint(config: Config, registry: CollectorRegistry) -> MetricsEndpo
 
 
 def _start_metric_push(
-    config: Config, registry: CollectorRegistry, resource: Any, self_metrics: SelfMetrics
+    config: Config, registry: CollectorRegistry, resource: Any, self_metrics: SelfMetrics, outages: list[OutageTracker]
 ) -> MetricPush | None:
+    """The OTLP metric push, if configured; its exporter's outage tracker is appended to ``outages``."""
     if config.metrics is None:
         return None
+    from hoptel.export_attempts import track_exporter
     from hoptel.metric_export import MetricPush, build_metric_exporter
     from hoptel.otlp_metrics import MetricConverter
 
+    exporter = build_metric_exporter(config.metrics, config.metric_export_timeout_s)
+    failed_pushes = self_metrics.metric_export_failures
+    tracker = track_exporter(  # "dropped" counts failed pushes: their points go out with the next one
+        exporter,
+        "metrics",
+        config.metrics.endpoint,
+        self_metrics.export_attempt_failures.labels("metrics"),
+        lambda: failed_pushes.value,
+        unit="pushes",
+    )
+    if tracker is not None:
+        outages.append(tracker)
     return MetricPush(
         MetricConverter(registry, config.semconv_opt_in, delta=config.metrics_temporality == "delta"),
-        build_metric_exporter(config.metrics, config.metric_export_timeout_s),
+        exporter,
         resource,
         interval_s=config.metric_export_interval_s,
         timeout_s=config.metric_export_timeout_s,

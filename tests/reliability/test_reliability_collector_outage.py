@@ -1,6 +1,6 @@
 """Exporter outages are quiet and visible: counted per attempt at once, one WARNING when they start, one INFO after.
 
-A child process (``outage_child.py``) exports spans and log records to a real OTLPReceiver over OTLP/gRPC or
+A child process (``outage_child.py``) exports spans, log records and metrics to a real OTLPReceiver over OTLP/gRPC or
 OTLP/HTTP. The receiver is stopped and started again on the same ports, or refuses every export for a while. The
 test reads the child's ``/metrics`` while it runs and its whole stdout and stderr afterwards.
 """
@@ -28,7 +28,7 @@ from hoptel.receiver import OTLPReceiver
 CHILD = Path(__file__).with_name("outage_child.py")
 TIMEOUT_S = 60.0
 POLL_S = 0.05
-SIGNALS = ("traces", "logs")
+SIGNALS = ("traces", "logs", "metrics")
 # OpenTelemetry's own per-attempt lines, which hoptel's two lines replace.
 ATTEMPT_LINE = re.compile(r"Transient error|Failed to export|Shutdown in progress|Exporter already shutdown")
 
@@ -102,6 +102,7 @@ def child(receiver: OTLPReceiver, protocol: str, tmp_path: Path) -> Iterator[Chi
     try:
         receiver.wait_for_spans(1, timeout=TIMEOUT_S)
         receiver.wait_for_logs(1, timeout=TIMEOUT_S)
+        receiver.wait_for_metrics(1, timeout=TIMEOUT_S)
         yield started
     finally:
         started.kill()
@@ -114,15 +115,21 @@ def _outage(receiver: OTLPReceiver, child: Child, begin: Callable[[], None], end
     # hoptel_export_failures_total (one per export that failed after its retries) still reads 0.
     _wait(lambda: _attempt_failures(child.metrics_url, "traces") >= 1, "a counted failed span export attempt")
     assert _metric(child.metrics_url, "hoptel_export_failures_total") == 0
-    # Several retries of both signals, each counted, while the child writes exactly one WARNING per signal.
-    _wait(lambda: _attempt_failures(child.metrics_url, "traces") >= 3, "three failed span export attempts")
-    _wait(lambda: _attempt_failures(child.metrics_url, "logs") >= 3, "three failed log export attempts")
+    # The same for metrics: its first failed attempt is counted before a push has failed for good.
+    _wait(lambda: _attempt_failures(child.metrics_url, "metrics") >= 1, "a counted failed metric export attempt")
+    assert _metric(child.metrics_url, "hoptel_metric_export_failures_total") == 0
+    # Several retries of every signal, each counted, while the child writes exactly one WARNING per signal.
+    for signal in SIGNALS:
+        _wait(
+            lambda signal=signal: _attempt_failures(child.metrics_url, signal) >= 3, f"three failed {signal} attempts"
+        )
     for signal in SIGNALS:
         _wait(lambda signal=signal: child.outage_lines("WARNING", signal), f"the {signal} outage WARNING")
     receiver.clear()
     end()
     receiver.wait_for_spans(1, timeout=TIMEOUT_S)
     receiver.wait_for_logs(1, timeout=TIMEOUT_S)
+    receiver.wait_for_metrics(1, timeout=TIMEOUT_S)
     for signal in SIGNALS:
         _wait(lambda signal=signal: child.outage_lines("INFO", signal), f"the {signal} recovery INFO")
     failed_attempts = {signal: _attempt_failures(child.metrics_url, signal) for signal in SIGNALS}
