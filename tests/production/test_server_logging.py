@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,19 +20,16 @@ import httpx
 import pytest
 from logging_support import LoggedServer, wait_for
 from support.ports import free_port
+from support.programs import installed_program
 
 from hoptel.receiver import OTLPReceiver
 
 ServerStarter = Callable[[list[str], int], LoggedServer]
-BIN = Path(sys.executable).parent
 APP_PRINTS = {"APP print /ready", "APP print /hello"}
 
 
 def _program(name: str) -> str:
-    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed (it comes with the test extras)")
-    return found
+    return installed_program(name)
 
 
 LAUNCHES: dict[str, Callable[[int], list[str]]] = {

@@ -7,7 +7,6 @@ client of the test is traced too (CLIENT spans), and OpenTelemetry's ASGI middle
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.applications import Starlette
 from support.log_records import LogRecords
+from support.programs import installed_program
 from support.uvicorn_server import run_uvicorn
 from zerocode_support import http_app
 
@@ -148,8 +148,7 @@ def test_opentelemetry_instrument_traces_asgi_apps(receiver: OTLPReceiver) -> No
 
     The Starlette app's is hoptel's; the FastAPI app's is FastAPI's own (on by default), hoptel stepping aside.
     """
-    command = shutil.which("opentelemetry-instrument")
-    assert command is not None, "opentelemetry-instrument (opentelemetry-instrumentation) is not installed"
+    command = installed_program("opentelemetry-instrument")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "HOPTEL_"))}
     env.update(
         OTEL_PYTHON_DISTRO="hoptel",

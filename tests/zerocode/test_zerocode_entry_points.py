@@ -7,7 +7,6 @@ The subprocess tests need hoptel's entry points in the installed metadata (pypro
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient
+from support.programs import installed_program
 
 import hoptel
 from hoptel import distro, zerocode
@@ -90,8 +90,7 @@ def test_configurator_sets_hoptel_up_from_the_environment(monkeypatch: pytest.Mo
 
 def _run_app(receiver: OTLPReceiver, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run the test app under opentelemetry-instrument, exporting to ``receiver``; returns the finished process."""
-    command = shutil.which("opentelemetry-instrument")
-    assert command is not None, "opentelemetry-instrument (opentelemetry-instrumentation) is not installed"
+    command = installed_program("opentelemetry-instrument")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "HOPTEL_"))}
     env.update(
         OTEL_SERVICE_NAME="zerocode-app",
