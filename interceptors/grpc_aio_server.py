@@ -28,6 +28,7 @@ from hoptel.interceptors.grpc_aio_context import CountingServicerContext
 from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc_capture import server_start
 from hoptel.interceptors.grpc_names import rpc_type
+from hoptel.interceptors.grpc_response_capture import ResponseCapture, server_response_capture
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import (
     HANDLER_FACTORIES,
@@ -142,10 +143,12 @@ def wrap_aio_handler(
     start: _Start | None = None,
     *,
     known: bool = True,
+    capture: ResponseCapture | None = None,
 ) -> Any:
     """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through.
 
     ``start`` starts each hop (default: the recorder's ``start_grpc_server``; with hooks, the enrichment's).
+    ``capture`` (when response metadata is captured) wraps the handler's own behaviour once more, once per method.
     """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
@@ -158,6 +161,8 @@ def wrap_aio_handler(
     else:  # a sync behaviour (the server's migration thread pool runs it) or none at all
         return handler
     route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
+    if capture is not None:
+        inner = capture(inner, response_streaming)
     return factory(
         build(start or recorder.start_grpc_server, route, inner, request_streaming),
         request_deserializer=handler.request_deserializer,
@@ -175,6 +180,7 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
         # The user's filter and the excluded services (health checks by default): asked once per method.
         self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
         self._start: _Start = server_start(recorder, enrichment)
+        self._capture = server_response_capture(recorder)  # None unless response metadata is captured
         self._handlers: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
@@ -203,11 +209,15 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
         if len(self._handlers) >= MAX_SERVER_METHODS and method not in self._handlers:
             # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
             return (
-                wrap_aio_handler(self._recorder, method, handler, self._start, known=False)
+                wrap_aio_handler(self._recorder, method, handler, self._start, known=False, capture=self._capture)
                 if traced_method
                 else handler
             )
-        wrapped = wrap_aio_handler(self._recorder, method, handler, self._start) if traced_method else handler
+        wrapped = (
+            wrap_aio_handler(self._recorder, method, handler, self._start, capture=self._capture)
+            if traced_method
+            else handler
+        )
         self._handlers[method] = (handler, wrapped)
         return wrapped
 

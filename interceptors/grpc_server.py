@@ -23,6 +23,7 @@ from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_capture import server_start
 from hoptel.interceptors.grpc_names import rpc_type
+from hoptel.interceptors.grpc_response_capture import ResponseCapture, server_response_capture
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import (
     HANDLER_FACTORIES,
@@ -102,12 +103,14 @@ def wrap_handler(
     start: _Start | None = None,
     *,
     known: bool = True,
+    capture: ResponseCapture | None = None,
 ) -> Any:
     """``handler`` with its behaviour wrapped to record a hop; handlers hoptel cannot wrap are returned as is.
 
     Non-blocking handlers (grpcio's experimental ``experimental_non_blocking`` callback style) are passed
     through untraced; an ``experimental_thread_pool`` choice is kept. ``start`` starts each hop (default: the
-    recorder's ``start_grpc_server``; an interceptor with hooks passes its enrichment's).
+    recorder's ``start_grpc_server``; an interceptor with hooks passes its enrichment's). ``capture`` (when
+    response metadata is captured) wraps the handler's own behaviour once more, here, once per method.
     """
     request_streaming = bool(handler.request_streaming)
     response_streaming = bool(handler.response_streaming)
@@ -117,8 +120,10 @@ def wrap_handler(
         return handler
     route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
     build = _stream_response if response_streaming else _unary_response
-    behavior: Any = build(start or recorder.start_grpc_server, route, inner, request_streaming)
     pool = getattr(inner, "experimental_thread_pool", None)
+    if capture is not None:
+        inner = capture(inner, response_streaming)
+    behavior: Any = build(start or recorder.start_grpc_server, route, inner, request_streaming)
     if pool is not None:
         behavior.experimental_thread_pool = pool
     return factory(
@@ -138,6 +143,7 @@ class _ServerInterceptor(_ServerInterceptorBase):
         # The user's filter and the excluded services (health checks by default): asked once per method.
         self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
         self._start: _Start = server_start(recorder, enrichment)
+        self._capture = server_response_capture(recorder)  # None unless response metadata is captured
         # method -> (the handler grpcio returned, what we return for it): the identity check notices a
         # generic handler that hands out a new handler object.
         self._handlers: dict[str, tuple[Any, Any]] = {}
@@ -167,7 +173,7 @@ class _ServerInterceptor(_ServerInterceptorBase):
         with self._wrap_lock:  # handler threads wrap concurrently: keep the cap exact (first call of a method only)
             if len(self._handlers) < MAX_SERVER_METHODS or method in self._handlers:
                 wrapped = (
-                    wrap_handler(self._recorder, method, handler, self._start)
+                    wrap_handler(self._recorder, method, handler, self._start, capture=self._capture)
                     if traced(self._filter, method)
                     else handler
                 )
@@ -176,7 +182,7 @@ class _ServerInterceptor(_ServerInterceptorBase):
         # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
         if not traced(self._filter, method):
             return handler
-        return wrap_handler(self._recorder, method, handler, self._start, known=False)
+        return wrap_handler(self._recorder, method, handler, self._start, known=False, capture=self._capture)
 
 
 def server_interceptor(

@@ -38,6 +38,7 @@ __all__ = [
     "REQUEST_HEADER_PREFIX",
     "REQUEST_METADATA_PREFIX",
     "RESPONSE_HEADER_PREFIX",
+    "RESPONSE_METADATA_PREFIX",
     "HeaderAllowList",
     "MultiHeaders",
 ]
@@ -45,6 +46,7 @@ __all__ = [
 REQUEST_HEADER_PREFIX = "http.request.header"
 RESPONSE_HEADER_PREFIX = "http.response.header"
 REQUEST_METADATA_PREFIX = "rpc.grpc.request.metadata"
+RESPONSE_METADATA_PREFIX = "rpc.grpc.response.metadata"
 REDACTED = "[REDACTED]"
 """What a sanitized value is recorded as (the official instrumentations' word)."""
 MAX_DECISIONS = 1024
