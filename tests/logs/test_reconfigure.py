@@ -195,17 +195,24 @@ NAMES = ("hoptel-tests.server.error", "hoptel-tests.server.access")
 
 @pytest.fixture
 def server_loggers() -> Iterator[tuple[logging.Logger, logging.Logger]]:
-    """Two loggers set up the way gunicorn's UvicornWorker leaves uvicorn's: shared handler list, no propagation."""
+    """Two loggers set up the way gunicorn's UvicornWorker leaves uvicorn's: shared handler list, no propagation.
+
+    Their handlers are ``console`` (stderr) and ``elsewhere`` (a StringIO), in that order; pytest (9.1 and later) may
+    add its own log-capture handlers to non-propagating loggers while a test runs, so tests look at these two only.
+    """
     error, access = (logging.getLogger(name) for name in NAMES)
-    console = logging.StreamHandler(sys.stderr)
-    elsewhere = logging.StreamHandler(io.StringIO())
-    error.handlers = [console, elsewhere]
+    error.handlers = [logging.StreamHandler(sys.stderr), logging.StreamHandler(io.StringIO())]
     access.handlers = error.handlers  # the same list object, as UvicornWorker does
     error.propagate = access.propagate = False
     yield error, access
     error.handlers = []
     access.handlers = []
     error.propagate = access.propagate = True
+
+
+def _ours(logger: logging.Logger) -> list[logging.Handler]:
+    """The logger's handlers other than pytest's own log-capture ones."""
+    return [h for h in logger.handlers if type(h).__module__.split(".")[0] != "_pytest"]
 
 
 def _console(logger: logging.Logger) -> list[logging.Handler]:
@@ -215,17 +222,17 @@ def _console(logger: logging.Logger) -> list[logging.Handler]:
 def test_server_loggers_are_adopted_and_restored(server_loggers: tuple[logging.Logger, logging.Logger]) -> None:
     """Console handlers move aside, other handlers stay, loggers propagate; restore() undoes exactly that."""
     error, access = server_loggers
-    console, elsewhere = error.handlers
+    console, elsewhere = _ours(error)
     loggers = ServerLoggers(_console, NAMES)
     assert loggers.adopt() == list(NAMES)
-    assert error.handlers == [elsewhere]
-    assert access.handlers == [elsewhere]
+    assert _ours(error) == [elsewhere]
+    assert _ours(access) == [elsewhere]
     assert error.propagate
     assert access.propagate
     assert loggers.moved_handlers == {NAMES[0]: (console,)}
     assert loggers.adopt() == []  # already routed: nothing to do
     loggers.restore()
-    assert error.handlers == [elsewhere, console]
+    assert _ours(error) == [elsewhere, console]
     assert access.handlers is error.handlers
     assert not error.propagate
     assert not access.propagate
