@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,13 +72,27 @@ class Monotonic:
 
 
 def wait_live(server: Server, count: int) -> Scrape:
-    """Scrape until the group reports ``count`` live worker processes."""
+    """Scrape until the group reports ``count`` live worker processes, then until the server's port accepts.
+
+    A worker joins the group when it imports the app, which under ``uvicorn --workers`` is before any worker
+    listens on the socket the supervisor bound: a request sent in between is refused.
+    """
 
     def read() -> Scrape | None:
         result = server.scrape()
         return result if result.total("hoptel_worker_processes", state="live") == count else None
 
-    return wait_for(read, f"{count} live workers at {server.metrics_url}", details=server.output)
+    def accepting() -> bool | None:
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1.0).close()
+        except OSError:
+            return None
+        return True
+
+    scrape = wait_for(read, f"{count} live workers at {server.metrics_url}", details=server.output)
+    if server.port:
+        wait_for(accepting, f"the server accepting connections on port {server.port}", details=server.output)
+    return scrape
 
 
 def check_exemplar_of_non_serving_worker(server: Server, traffic: Traffic, histogram: str) -> None:
