@@ -12,8 +12,8 @@ Users of the OpenTelemetry instrumentations bring these variables with them; hop
 * ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_{SERVER,CLIENT}_{REQUEST,RESPONSE}``: comma-separated header names or
   regular expressions matched against the whole name, ignoring case; ``..._SANITIZE_FIELDS``: regular expressions
   searched in a captured header's name, ignoring case, whose values are recorded as ``[REDACTED]``.
-* ``HOPTEL_CAPTURE_GRPC_METADATA_{SERVER,CLIENT}_REQUEST`` and ``..._SERVER_RESPONSE``: the same for gRPC metadata
-  keys (sanitized by the same ``..._SANITIZE_FIELDS``).
+* ``HOPTEL_CAPTURE_GRPC_METADATA_{SERVER,CLIENT}_{REQUEST,RESPONSE}``: the same for gRPC metadata keys (sanitized
+  by the same ``..._SANITIZE_FIELDS``).
 
 Empty entries (``a,,b`` or a trailing comma) are ignored; in the official ``ExcludeList`` one would match every URL.
 A pattern that does not compile is a ``ValueError`` naming the variable and the pattern.
@@ -57,6 +57,7 @@ CAPTURE_VARIABLES = {
     "grpc_server_request": f"{_METADATA}SERVER_REQUEST",
     "grpc_client_request": f"{_METADATA}CLIENT_REQUEST",
     "grpc_server_response": f"{_METADATA}SERVER_RESPONSE",
+    "grpc_client_response": f"{_METADATA}CLIENT_RESPONSE",
 }
 """The ``ConventionsConfig`` capture field -> the variable it is read from."""
 
@@ -97,6 +98,7 @@ class ConventionsConfig:
     grpc_server_request: tuple[str, ...] = ()
     grpc_client_request: tuple[str, ...] = ()
     grpc_server_response: tuple[str, ...] = ()
+    grpc_client_response: tuple[str, ...] = ()
     sanitize_fields: tuple[str, ...] = ()
 
 

@@ -24,6 +24,8 @@ from opentelemetry.util.types import AttributeValue
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_capture import client_start
+from hoptel.interceptors.grpc_client_response import ClientResponseCapture, client_response_capture
+from hoptel.interceptors.grpc_names import CLIENT_STREAM, UNARY
 from hoptel.interceptors.grpc_routes import GrpcRoute
 from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc_status import finish_from_call
@@ -261,6 +263,32 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
         self._channel.close()
 
 
+class _CapturingChannel(InstrumentedChannel):
+    """An instrumented channel recording response metadata of unary-response RPCs (built only when asked for)."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        recorder: HopRecorder,
+        start: _Start,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        capture: ClientResponseCapture,
+    ) -> None:
+        super().__init__(channel, recorder, capture.start(start), method_filter, target)
+        self._capture = capture
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording unary-unary multicallable, recording response metadata too."""
+        inner = self._capture.multicallable(self._channel.unary_unary(method, *args, **kwargs))
+        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording stream-unary multicallable, recording response metadata too."""
+        inner = self._capture.multicallable(self._channel.stream_unary(method, *args, **kwargs))
+        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
+
+
 def instrument_channel(
     channel: grpc.Channel,
     telemetry: Telemetry | None = None,
@@ -293,4 +321,7 @@ def instrument_channel(
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
     start = client_start(recorder, enrichment)
+    capture = client_response_capture(recorder)
+    if capture is not None:
+        return _CapturingChannel(step_aside(channel), recorder, start, filter, target, capture)
     return InstrumentedChannel(step_aside(channel), recorder, start, filter, target)

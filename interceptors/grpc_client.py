@@ -21,6 +21,7 @@ import grpc
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc_capture import client_start
+from hoptel.interceptors.grpc_client_response import ClientResponseCapture, client_response_capture
 from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes, with_metadata
 from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
@@ -125,6 +126,33 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         self._start = _no_hop
 
 
+class _CapturingClientInterceptor(ClientInterceptor):
+    """The interceptor recording response metadata of unary-response RPCs (only built when it is asked for)."""
+
+    def __init__(
+        self,
+        recorder: HopRecorder,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        enrichment: GrpcEnrichment | None,
+        capture: ClientResponseCapture,
+    ) -> None:
+        super().__init__(recorder, method_filter, target, enrichment)
+        self._start = capture.start(self._start)
+        self._capture = capture
+
+    def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        """Record a unary-unary RPC and its response metadata."""
+        return super().intercept_unary_unary(self._capture.continuation(continuation), client_call_details, request)
+
+    def intercept_stream_unary(
+        self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
+    ) -> Any:
+        """Record a client-streaming RPC and its response metadata."""
+        watched = self._capture.continuation(continuation)
+        return super().intercept_stream_unary(watched, client_call_details, request_iterator)
+
+
 def _no_hop(*args: Any) -> None:
     """A start method that never starts a hop."""
     return None
@@ -156,4 +184,7 @@ def client_interceptor(
     """
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    capture = client_response_capture(recorder)
+    if capture is not None:
+        return _CapturingClientInterceptor(recorder, filter, target, enrichment, capture)
     return ClientInterceptor(recorder, filter, target, enrichment)
