@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ObservedStub",
     "ObservedTransport",
+    "TracksGrpcOutages",
     "TracksOutages",
     "observe_grpc_stub",
     "observe_http_transport",
@@ -149,6 +150,19 @@ class TracksOutages:
 
     def _observe_attempts(self, tracker: OutageTracker) -> bool:
         return False
+
+
+class TracksGrpcOutages(TracksOutages):
+    """Base for hoptel's OTLP/gRPC exporters: their stub is observed, also when OpenTelemetry makes it again."""
+
+    def _observe_attempts(self, tracker: OutageTracker) -> bool:
+        return observe_grpc_stub(self, tracker)
+
+    def _initialize_channel_and_stub(self) -> None:
+        # The OTel gRPC exporter this is mixed into defines it (unannotated); a new stub is observed like the first.
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        if self._outage is not None:
+            observe_grpc_stub(self, self._outage)
 
 
 def track_exporter(

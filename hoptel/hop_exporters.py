@@ -21,7 +21,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from hoptel.export_attempts import TracksOutages, observe_grpc_stub, observe_http_transport, tracked_export
+from hoptel.export_attempts import (
+    TracksGrpcOutages,
+    TracksOutages,
+    observe_http_transport,
+    tracked_export,
+)
 from hoptel.export_outage import OutageTracker
 from hoptel.otlp_wire import HopSpanEncoder
 
@@ -59,21 +64,13 @@ def _reencode_after_fork(exporter: HopSpanExporter) -> None:
     os.register_at_fork(after_in_child=after_in_child)
 
 
-class GrpcHopSpanExporter(TracksOutages, HopSpanExporter, _GrpcSpanExporter):
+class GrpcHopSpanExporter(TracksGrpcOutages, HopSpanExporter, _GrpcSpanExporter):
     """OTLP/gRPC; overrides ``_translate_data`` (the base exporter's per-attempt request builder).
 
     Each attempt is reported to the outage tracker, if any (see ``hoptel.export_attempts``).
     """
 
     accepts_hop_spans = hasattr(_GrpcSpanExporter, "_translate_data")
-
-    def _observe_attempts(self, tracker: OutageTracker) -> bool:
-        return observe_grpc_stub(self, tracker)
-
-    def _initialize_channel_and_stub(self) -> None:
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]  # OTel's is unannotated
-        if self._outage is not None:
-            observe_grpc_stub(self, self._outage)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export as OpenTelemetry does, as the tracker's export call."""

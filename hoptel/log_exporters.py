@@ -14,22 +14,19 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-from hoptel.export_attempts import TracksOutages, observe_grpc_stub, observe_http_transport, tracked_export
+from hoptel.export_attempts import (
+    TracksGrpcOutages,
+    TracksOutages,
+    observe_http_transport,
+    tracked_export,
+)
 from hoptel.export_outage import OutageTracker
 
 __all__ = ["GrpcLogExporter", "HttpLogExporter"]
 
 
-class GrpcLogExporter(TracksOutages, _GrpcLogExporter):
+class GrpcLogExporter(TracksGrpcOutages, _GrpcLogExporter):
     """OpenTelemetry's OTLP/gRPC log exporter, observed per attempt."""
-
-    def _observe_attempts(self, tracker: OutageTracker) -> bool:
-        return observe_grpc_stub(self, tracker)
-
-    def _initialize_channel_and_stub(self) -> None:
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]  # OTel's is unannotated
-        if self._outage is not None:
-            observe_grpc_stub(self, self._outage)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> Any:
         """Export as OpenTelemetry does, as the tracker's export call."""

@@ -12,23 +12,14 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as _GrpcMetricExporter
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
-from hoptel.export_attempts import TracksOutages, observe_grpc_stub, tracked_export
-from hoptel.export_outage import OutageTracker
+from hoptel.export_attempts import TracksGrpcOutages, tracked_export
 from hoptel.metric_exporters import points_of
 
 __all__ = ["GrpcMetricExporter"]
 
 
-class GrpcMetricExporter(TracksOutages, _GrpcMetricExporter):
+class GrpcMetricExporter(TracksGrpcOutages, _GrpcMetricExporter):
     """OpenTelemetry's OTLP/gRPC metric exporter, observed per attempt."""
-
-    def _observe_attempts(self, tracker: OutageTracker) -> bool:
-        return observe_grpc_stub(self, tracker)
-
-    def _initialize_channel_and_stub(self) -> None:
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]  # OTel's is unannotated
-        if self._outage is not None:
-            observe_grpc_stub(self, self._outage)
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         """Export as OpenTelemetry does, as the tracker's export call."""
