@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from signals_grpc_app import METHOD
 from signals_support import HERE, WAIT_S, AppProcess, app_env, started, wait_for
+from support.ports import free_port
 
 from hoptel.receiver import OTLPReceiver
 
@@ -52,6 +54,13 @@ def _init_pid(app: AppProcess) -> int:
     return wait_for(read, "unshare to start the app")
 
 
+def _finished_rpcs(metrics_port: int) -> float:
+    """How many RPCs the server finished: its latency histogram's count, observed right after the span ended."""
+    body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10.0).text
+    prefix = "grpc_server_handling_seconds_count{"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix))
+
+
 def _call(port: int, request: str) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         assert channel.unary_unary(METHOD)(request.encode(), timeout=WAIT_S) == request.encode()
@@ -63,13 +72,18 @@ def test_sigterm_to_pid_1_flushes_and_the_server_carries_on(
 ) -> None:
     """As PID 1 the server survives SIGTERM as it always did; with hoptel's handler each SIGTERM flushes first."""
     args = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(HERE / "signals_grpc_app.py"), "sync"]
-    with started(args, app_env(receiver, HOPTEL_SIGNALS=signals), tmp_path / "app.log") as app:
+    metrics_port = free_port()
+    env = app_env(receiver, HOPTEL_SIGNALS=signals, HOPTEL_METRICS_ADDR=f"127.0.0.1:{metrics_port}")
+    with started(args, env, tmp_path / "app.log") as app:
         port, held = app.ready()
         assert held == ("SIGTERM" if signals == "on" else "none")
         init = _init_pid(app)
         for round_index in range(2):
             _call(port, f"round-{round_index}")
             wait_for(lambda: app.lines_with(f"handled round-{round_index}"), "the log line")  # noqa: B023
+            # The span is queued once the RPC is finished (the client may see the answer a moment earlier).
+            finished = round_index + 1
+            wait_for(lambda: True if _finished_rpcs(metrics_port) >= finished else None, "the RPC finished")  # noqa: B023
             os.kill(init, signal.SIGTERM)  # from outside the namespace, as docker does
             if signals == "on":
                 receiver.wait_for_spans(round_index + 1, timeout=WAIT_S)
