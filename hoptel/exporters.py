@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
@@ -11,7 +11,32 @@ from hoptel.config import ExporterConfig
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter
 
-__all__ = ["build_log_exporter", "build_span_exporter"]
+__all__ = ["build_log_exporter", "build_span_exporter", "otlp_options"]
+
+
+def otlp_options(settings: ExporterConfig, timeout_s: float) -> dict[str, Any]:
+    """The keyword arguments of OpenTelemetry's OTLP exporters (gRPC or HTTP/protobuf, per ``settings.protocol``).
+
+    The same for spans, logs and metrics: endpoint, headers, ``timeout_s`` and compression (and, for gRPC, insecure).
+    """
+    if settings.protocol == "grpc":
+        import grpc
+
+        return {
+            "endpoint": settings.endpoint,
+            "insecure": settings.insecure,
+            "headers": settings.headers or None,
+            "timeout": timeout_s,
+            "compression": grpc.Compression.Gzip if settings.compression == "gzip" else None,
+        }
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    return {
+        "endpoint": settings.endpoint,
+        "headers": dict(settings.headers) or None,
+        "timeout": timeout_s,
+        "compression": Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
+    }
 
 
 def build_span_exporter(kind: str, settings: ExporterConfig | None, export_timeout_s: float) -> SpanExporter | None:
@@ -20,29 +45,12 @@ def build_span_exporter(kind: str, settings: ExporterConfig | None, export_timeo
         return None
     if kind == "console":
         return ConsoleSpanExporter()
-    timeout = min(settings.timeout_s, export_timeout_s)
+    from hoptel.hop_exporters import GrpcHopSpanExporter, HttpHopSpanExporter
+
+    options = otlp_options(settings, min(settings.timeout_s, export_timeout_s))
     if settings.protocol == "grpc":
-        import grpc
-
-        from hoptel.hop_exporters import GrpcHopSpanExporter
-
-        return GrpcHopSpanExporter(
-            endpoint=settings.endpoint,
-            insecure=settings.insecure,
-            headers=settings.headers or None,
-            timeout=timeout,
-            compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
-    from hoptel.hop_exporters import HttpHopSpanExporter
-
-    return HttpHopSpanExporter(
-        endpoint=settings.endpoint,
-        headers=dict(settings.headers) or None,
-        timeout=timeout,
-        compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
-    )
+        return GrpcHopSpanExporter(**options)
+    return HttpHopSpanExporter(**options)
 
 
 def build_log_exporter(kind: str, settings: ExporterConfig | None) -> LogRecordExporter | None:
@@ -52,25 +60,9 @@ def build_log_exporter(kind: str, settings: ExporterConfig | None) -> LogRecordE
     """
     if kind != "otlp" or settings is None:
         return None
+    from hoptel.log_exporters import GrpcLogExporter, HttpLogExporter
+
+    options = otlp_options(settings, settings.timeout_s)
     if settings.protocol == "grpc":
-        import grpc
-
-        from hoptel.log_exporters import GrpcLogExporter
-
-        return GrpcLogExporter(
-            endpoint=settings.endpoint,
-            insecure=settings.insecure,
-            headers=settings.headers or None,
-            timeout=settings.timeout_s,
-            compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
-    from hoptel.log_exporters import HttpLogExporter
-
-    return HttpLogExporter(
-        endpoint=settings.endpoint,
-        headers=dict(settings.headers) or None,
-        timeout=settings.timeout_s,
-        compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
-    )
+        return GrpcLogExporter(**options)
+    return HttpLogExporter(**options)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client.registry import CollectorRegistry
 
 from hoptel.config import ExporterConfig
+from hoptel.exporters import otlp_options
 from hoptel.metrics import CounterChild, families_of
 from hoptel.otlp_metrics import MetricConverter
 
@@ -43,29 +44,14 @@ def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> 
 
     OpenTelemetry's exporters, with each attempt observable for an outage tracker (``hoptel.metric_exporters``).
     """
-    timeout = min(settings.timeout_s, export_timeout_s)
-    if settings.protocol == "grpc":
-        import grpc
-
+    options = otlp_options(settings, min(settings.timeout_s, export_timeout_s))
+    if settings.protocol == "grpc":  # in a module of its own: an HTTP setup never imports grpc's exporter
         from hoptel.metric_exporters_grpc import GrpcMetricExporter
 
-        return GrpcMetricExporter(
-            endpoint=settings.endpoint,
-            insecure=settings.insecure,
-            headers=settings.headers or None,
-            timeout=timeout,
-            compression=grpc.Compression.Gzip if settings.compression == "gzip" else None,
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
+        return GrpcMetricExporter(**options)
     from hoptel.metric_exporters import HttpMetricExporter
 
-    return HttpMetricExporter(
-        endpoint=settings.endpoint,
-        headers=dict(settings.headers) or None,
-        timeout=timeout,
-        compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
-    )
+    return HttpMetricExporter(**options)
 
 
 class MetricPush:
