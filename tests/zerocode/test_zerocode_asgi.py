@@ -6,9 +6,6 @@ client of the test is traced too (CLIENT spans), and OpenTelemetry's ASGI middle
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +15,8 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.applications import Starlette
 from support.log_records import LogRecords
-from support.programs import installed_program
 from support.uvicorn_server import run_uvicorn
-from zerocode_support import http_app
+from zerocode_support import http_app, run_instrumented
 
 import hoptel
 from hoptel.receiver import OTLPReceiver
@@ -28,7 +24,6 @@ from hoptel.receiver.model import ReceivedSpan
 
 ASGI_SCOPE = "opentelemetry.instrumentation.asgi"
 APP = Path(__file__).with_name("zerocode_asgi_app.py")
-SUBPROCESS_TIMEOUT_S = 120
 
 
 def _get(app: Any, *paths: str) -> None:
@@ -148,28 +143,7 @@ def test_opentelemetry_instrument_traces_asgi_apps(receiver: OTLPReceiver) -> No
 
     The Starlette app's is hoptel's; the FastAPI app's is FastAPI's own (on by default), hoptel stepping aside.
     """
-    command = installed_program("opentelemetry-instrument")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "HOPTEL_"))}
-    env.update(
-        OTEL_PYTHON_DISTRO="hoptel",
-        OTEL_PYTHON_CONFIGURATOR="hoptel",
-        OTEL_SERVICE_NAME="zerocode-asgi",
-        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="50",
-        HOPTEL_METRICS_ADDR="off",
-        HOPTEL_LOG_FORMAT="text",
-    )
-    result = subprocess.run(
-        [command, sys.executable, str(APP)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "done" in result.stdout.split()
+    run_instrumented(APP, receiver, "zerocode-asgi", OTEL_PYTHON_DISTRO="hoptel", OTEL_PYTHON_CONFIGURATOR="hoptel")
     is_server: Callable[[ReceivedSpan], bool] = lambda span: span.kind == "SERVER"  # noqa: E731
     spans = receiver.wait_for_spans(2, predicate=is_server)
     assert sorted((s.scope_name, s.name) for s in spans) == [

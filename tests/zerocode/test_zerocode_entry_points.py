@@ -6,15 +6,13 @@ The subprocess tests need hoptel's entry points in the installed metadata (pypro
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
 from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient
-from support.programs import installed_program
+from zerocode_support import run_instrumented
 
 import hoptel
 from hoptel import distro, zerocode
@@ -27,7 +25,6 @@ GROUPS = {
     "opentelemetry_instrumentor": distro.HoptelInstrumentor,
 }
 REPLACED = "grpc_client,grpc_server,grpc_aio_client,grpc_aio_server,httpx,starlette,fastapi"
-SUBPROCESS_TIMEOUT_S = 120
 
 
 def _registered() -> dict[str, object]:
@@ -90,28 +87,7 @@ def test_configurator_sets_hoptel_up_from_the_environment(monkeypatch: pytest.Mo
 
 def _run_app(receiver: OTLPReceiver, **settings: str) -> subprocess.CompletedProcess[str]:
     """Run the test app under opentelemetry-instrument, exporting to ``receiver``; returns the finished process."""
-    command = installed_program("opentelemetry-instrument")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "HOPTEL_"))}
-    env.update(
-        OTEL_SERVICE_NAME="zerocode-app",
-        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="50",
-        HOPTEL_METRICS_ADDR="off",
-        HOPTEL_LOG_FORMAT="text",
-        **settings,
-    )
-    result = subprocess.run(
-        [command, sys.executable, str(APP)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "done" in result.stdout.split()
-    return result
+    return run_instrumented(APP, receiver, "zerocode-app", **settings)
 
 
 def _scopes(receiver: OTLPReceiver) -> list[tuple[str, str, str]]:

@@ -6,6 +6,10 @@ The tests call the service's (``support.grpc_echo``) ``Unary`` (echoes) and ``Se
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from support import grpc_echo
+from support.programs import installed_program
 
 import hoptel
+from hoptel.receiver import OTLPReceiver
 from hoptel.receiver.model import ReceivedSpan
 
 __all__ = [
@@ -84,3 +90,38 @@ def metric_digest(
             if sample.name.endswith(("_total", "_count")):
                 digest[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return digest
+
+
+INSTRUMENTED_TIMEOUT_S = 120
+
+
+def run_instrumented(
+    app: Path, receiver: OTLPReceiver, service: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``app`` under ``opentelemetry-instrument``, exporting to ``receiver``; it must exit 0 and print ``done``.
+
+    The environment is the test's without any ``OTEL_``/``HOPTEL_`` variable, plus fast OTLP/gRPC export, no
+    metrics endpoint, text logs, and ``settings``.
+    """
+    command = installed_program("opentelemetry-instrument")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "HOPTEL_"))}
+    env.update(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        HOPTEL_METRICS_ADDR="off",
+        HOPTEL_LOG_FORMAT="text",
+        **settings,
+    )
+    result = subprocess.run(
+        [command, sys.executable, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTRUMENTED_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "done" in result.stdout.split()
+    return result
