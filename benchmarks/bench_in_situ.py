@@ -29,7 +29,7 @@ from concurrent import futures
 import grpc
 from microbench import bench_telemetry  # benchmarks/ (the script's folder) is on sys.path
 
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 
 METHOD = "/bench.Echo/Unary"

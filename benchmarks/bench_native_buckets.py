@@ -24,7 +24,7 @@ from time import time
 
 import hoptel
 from benchmarks.microbench import best_cpu_us
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.metrics import HistogramChild
 

@@ -26,8 +26,8 @@ import grpc
 from microbench import bench_telemetry, best_cpu_us  # benchmarks/ (the script's folder) is on sys.path
 
 import hoptel
-from hoptel.interceptors.grpc_names import UNARY
-from hoptel.interceptors.grpc_shared import ClientCallDetails
+from hoptel.interceptors.grpc.names import UNARY
+from hoptel.interceptors.grpc.shared import ClientCallDetails
 from hoptel.interceptors.recorder import HopRecorder
 
 CALLS_PER_ROUND = 5_000  # microbench.best_cpu_us's default

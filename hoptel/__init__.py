@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 from hoptel.telemetry import Telemetry, setup
 
 if TYPE_CHECKING:
-    from hoptel.interceptors.asgi import ASGIMiddleware
-    from hoptel.interceptors.grpc_aio_channel import instrument_aio_channel
-    from hoptel.interceptors.grpc_aio_client import aio_client_interceptor, aio_client_interceptors
-    from hoptel.interceptors.grpc_aio_server import aio_server_interceptor
-    from hoptel.interceptors.grpc_channel import instrument_channel
-    from hoptel.interceptors.grpc_client import client_interceptor
-    from hoptel.interceptors.grpc_server import server_interceptor
-    from hoptel.interceptors.httpx_transport import AsyncHTTPTransport, HTTPTransport, instrument_httpx
-    from hoptel.zerocode import instrument, uninstrument
+    from hoptel.interceptors.auto.zerocode import instrument, uninstrument
+    from hoptel.interceptors.grpc.aio_channel import instrument_aio_channel
+    from hoptel.interceptors.grpc.aio_client import aio_client_interceptor, aio_client_interceptors
+    from hoptel.interceptors.grpc.aio_server import aio_server_interceptor
+    from hoptel.interceptors.grpc.channel import instrument_channel
+    from hoptel.interceptors.grpc.client import client_interceptor
+    from hoptel.interceptors.grpc.server import server_interceptor
+    from hoptel.interceptors.http.asgi import ASGIMiddleware
+    from hoptel.interceptors.http.httpx_transport import AsyncHTTPTransport, HTTPTransport, instrument_httpx
 
 __all__ = [
     "ASGIMiddleware",
@@ -45,19 +45,19 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ASGIMiddleware": "hoptel.interceptors.asgi",
-    "AsyncHTTPTransport": "hoptel.interceptors.httpx_transport",
-    "HTTPTransport": "hoptel.interceptors.httpx_transport",
-    "instrument_httpx": "hoptel.interceptors.httpx_transport",
-    "aio_client_interceptor": "hoptel.interceptors.grpc_aio_client",
-    "aio_client_interceptors": "hoptel.interceptors.grpc_aio_client",
-    "aio_server_interceptor": "hoptel.interceptors.grpc_aio_server",
-    "client_interceptor": "hoptel.interceptors.grpc_client",
-    "instrument_channel": "hoptel.interceptors.grpc_channel",
-    "instrument_aio_channel": "hoptel.interceptors.grpc_aio_channel",
-    "server_interceptor": "hoptel.interceptors.grpc_server",
-    "instrument": "hoptel.zerocode",
-    "uninstrument": "hoptel.zerocode",
+    "ASGIMiddleware": "hoptel.interceptors.http.asgi",
+    "AsyncHTTPTransport": "hoptel.interceptors.http.httpx_transport",
+    "HTTPTransport": "hoptel.interceptors.http.httpx_transport",
+    "instrument_httpx": "hoptel.interceptors.http.httpx_transport",
+    "aio_client_interceptor": "hoptel.interceptors.grpc.aio_client",
+    "aio_client_interceptors": "hoptel.interceptors.grpc.aio_client",
+    "aio_server_interceptor": "hoptel.interceptors.grpc.aio_server",
+    "client_interceptor": "hoptel.interceptors.grpc.client",
+    "instrument_channel": "hoptel.interceptors.grpc.channel",
+    "instrument_aio_channel": "hoptel.interceptors.grpc.aio_channel",
+    "server_interceptor": "hoptel.interceptors.grpc.server",
+    "instrument": "hoptel.interceptors.auto.zerocode",
+    "uninstrument": "hoptel.interceptors.auto.zerocode",
 }
 
 

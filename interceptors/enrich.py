@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.extra_labels import ExtraLabels, Family, extend_family
-from hoptel.interceptors.grpc_names import UNKNOWN_METHOD
-from hoptel.interceptors.grpc_routes import GrpcRoute
+from hoptel.interceptors.grpc.names import UNKNOWN_METHOD
+from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook, Guarded, HttpCall, HttpHook, Pairs, guard
 from hoptel.interceptors.hop_metrics import GrpcMetrics
 from hoptel.interceptors.recorder import (

@@ -26,10 +26,10 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.hop_span import SPAN_KEY, remote_child_starter
-from hoptel.interceptors.grpc_names import STATUS, UNKNOWN_METHOD
-from hoptel.interceptors.grpc_routes import GrpcRoute, SemconvMode, grpc_status_attributes
+from hoptel.interceptors.grpc.names import STATUS, UNKNOWN_METHOD
+from hoptel.interceptors.grpc.routes import GrpcRoute, SemconvMode, grpc_status_attributes
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
-from hoptel.interceptors.http_names import normalize_method, redact_url
+from hoptel.interceptors.http.names import normalize_method, redact_url
 from hoptel.metrics import LATENCY_BUCKETS, Histogram, HistogramChild
 from hoptel.telemetry import Telemetry, current
 

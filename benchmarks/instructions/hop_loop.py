@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import hoptel
 from benchmarks.instructions.callgrind import mark_phase
 from hoptel.hop_exporters import HopSpanExporter
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["ENCODE_BATCH", "SCENARIOS", "KeepExporter", "build_scenarios", "count_phases", "gate_telemetry", "main"]

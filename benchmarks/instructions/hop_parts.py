@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from benchmarks.instructions.hop_loop import METHOD, OUTGOING, TRACE_ID, KeepExporter, count_phases, gate_telemetry
 from hoptel.hop_span import SPAN_KEY
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 __all__ = ["main", "part_scenarios"]

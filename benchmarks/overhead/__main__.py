@@ -28,9 +28,9 @@ __all__ = ["main", "parse_args"]
 _FULL_REPS = 12  # a multiple of 3 and 4: every variant takes every position equally often
 _DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.md"
 _HOPTEL_MODULES = {
-    "grpc": ("hoptel.interceptors.grpc_server", "hoptel.interceptors.grpc_client"),
-    "grpc_aio": ("hoptel.interceptors.grpc_aio_server", "hoptel.interceptors.grpc_aio_client"),
-    "http": ("hoptel.interceptors.httpx_transport", "hoptel.interceptors.asgi"),
+    "grpc": ("hoptel.interceptors.grpc.server", "hoptel.interceptors.grpc.client"),
+    "grpc_aio": ("hoptel.interceptors.grpc.aio_server", "hoptel.interceptors.grpc.aio_client"),
+    "http": ("hoptel.interceptors.http.httpx_transport", "hoptel.interceptors.http.asgi"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hoptel
 from benchmarks.microbench import best_cpu_us
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["metric_record_us"]

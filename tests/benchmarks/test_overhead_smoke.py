@@ -156,7 +156,7 @@ def test_profile_attributes_samples_to_instrumentation_or_work(overhead: types.M
     hop_profile = importlib.import_module("benchmarks.overhead.hop_profile")
     site = "/py/lib/python3.11/site-packages"
     run = f"run (/work/main/benchmarks/overhead/grpc_worker.py:96);call ({site}/grpc/_interceptor.py:276)"
-    intercept = "intercept_unary_unary (/work/main/interceptors/grpc_client.py:73)"
+    intercept = "intercept_unary_unary (/work/main/interceptors/grpc/client.py:73)"
     raw = [
         f"{run};{intercept};_blocking ({site}/grpc/_channel.py:1136) 5\n",  # the RPC itself: work
         f"{run};{intercept};start_span ({site}/opentelemetry/sdk/trace/__init__.py:1100) 3\n",

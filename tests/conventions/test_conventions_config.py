@@ -10,8 +10,9 @@ import pytest
 import hoptel
 from hoptel import conventions
 from hoptel.config import Config
-from hoptel.interceptors import exclusions, http_headers
-from hoptel.interceptors.http_headers import MAX_DECISIONS, HeaderAllowList
+from hoptel.interceptors import exclusions
+from hoptel.interceptors import headers as http_headers
+from hoptel.interceptors.headers import MAX_DECISIONS, HeaderAllowList
 
 
 @pytest.mark.parametrize("module", [conventions, exclusions, http_headers])

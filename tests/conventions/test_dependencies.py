@@ -3,8 +3,8 @@
 Every import under ``hoptel/``, ``propagate/`` and ``interceptors/`` (the OTLP receiver included) is read with
 ``ast``, resolved to the installed distribution that provides the module, and compared with
 ``[project.dependencies]``. Imports that are not made at run time are left out: those under ``if TYPE_CHECKING:``,
-those guarded by ``except ImportError``, and those of ``hoptel/distro.py``, which only ``opentelemetry-instrument``
-loads (the ``auto`` extra brings what it needs).
+those guarded by ``except ImportError``, and those of ``interceptors/auto/distro.py``, which only
+``opentelemetry-instrument`` loads (the ``auto`` extra brings what it needs).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("hoptel", "propagate", "interceptors")
 # Modules loaded only through an extra's entry points: file -> the extra that must declare their imports.
-EXTRA_ONLY = {"hoptel/distro.py": "auto"}
+EXTRA_ONLY = {"interceptors/auto/distro.py": "auto"}
 
 
 def _normalized(name: str) -> str:
@@ -116,7 +116,7 @@ def test_runtime_dependencies_are_what_the_package_imports() -> None:
 
 
 def test_extra_only_modules_have_their_extra() -> None:
-    """What only an extra's modules import (hoptel.distro) is in that extra, unless it is a runtime dependency."""
+    """What only an extra's modules import (the zero-code distro) is in that extra, unless a runtime dependency."""
     project = _project()
     declared = {_requirement_name(r) for r in project["dependencies"]}  # type: ignore[attr-defined]
     extras: dict[str, list[str]] = project["optional-dependencies"]  # type: ignore[assignment]
@@ -125,7 +125,7 @@ def test_extra_only_modules_have_their_extra() -> None:
         for extra in set(where) - {""}:
             checked += 1
             assert dist in declared or dist in {_requirement_name(r) for r in extras[extra]}, (dist, extra)
-    assert checked, "hoptel.distro imports opentelemetry-instrumentation; the scan found nothing"
+    assert checked, "hoptel.interceptors.auto.distro imports opentelemetry-instrumentation; the scan found nothing"
 
 
 def test_b3_is_a_test_dependency_only() -> None:

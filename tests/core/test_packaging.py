@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from this checkout (no build isolation: the build backend is already installed)."""
     out = tmp_path_factory.mktemp("wheel")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would also pack what an earlier build left there
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
         check=True,
@@ -37,6 +39,21 @@ def test_wheel_contains_only_hoptel_packages(wheel: Path) -> None:
     assert "hoptel/interceptors/__init__.py" in names
     assert "hoptel/interceptors/recorder.py" in names
     assert "hoptel/py.typed" in names
+
+
+def test_every_source_file_is_in_the_wheel_under_its_import_name(wheel: Path) -> None:
+    """Each .py file of hoptel/, propagate/ and interceptors/, subfolders included, ships as hoptel/...; nothing else.
+
+    Subpackages are discovered (setup.py), so a new folder with an ``__init__.py`` ships without a list to edit.
+    """
+    folders = {"hoptel": "hoptel", "propagate": "hoptel/propagate", "interceptors": "hoptel/interceptors"}
+    expected = set()
+    for folder, import_path in folders.items():
+        for source in (ROOT / folder).rglob("*.py"):
+            expected.add(f"{import_path}/{source.relative_to(ROOT / folder).as_posix()}")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}
+    assert "hoptel/interceptors/grpc/client.py" in expected  # the walk found the nested layout
+    assert shipped == expected, f"missing: {sorted(expected - shipped)}; unexpected: {sorted(shipped - expected)}"
 
 
 def test_wheel_imports_the_same_names_as_the_checkout(wheel: Path, tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from support import grpc_echo as echo
 
 import hoptel
-from hoptel.interceptors.grpc_names import UNARY
-from hoptel.interceptors.grpc_shared import RouteTable
+from hoptel.interceptors.grpc.names import UNARY
+from hoptel.interceptors.grpc.shared import RouteTable
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.receiver import OTLPReceiver
 

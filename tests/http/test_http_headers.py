@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from hoptel.interceptors import asgi, http_headers, httpx_transport
-from hoptel.interceptors.asgi import route_template
-from hoptel.interceptors.http_headers import HeaderAllowList
-from hoptel.interceptors.http_names import NEVER_RECORDED_HEADERS
+from hoptel.interceptors import headers as http_headers
+from hoptel.interceptors.headers import HeaderAllowList
+from hoptel.interceptors.http import asgi, httpx_transport
+from hoptel.interceptors.http.asgi import route_template
+from hoptel.interceptors.http.names import NEVER_RECORDED_HEADERS
 
 NEVER = sorted(NEVER_RECORDED_HEADERS)
 

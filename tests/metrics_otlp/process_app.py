@@ -14,7 +14,7 @@ import sys
 import grpc
 
 import hoptel
-from hoptel.interceptors.grpc_names import UNARY
+from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
 
 FLUSH_S = 15.0

@@ -15,7 +15,7 @@ from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient
 from zerocode_support import run_instrumented
 
 import hoptel
-from hoptel import distro, zerocode
+from hoptel.interceptors.auto import distro, zerocode
 from hoptel.receiver import OTLPReceiver
 
 APP = Path(__file__).with_name("zerocode_app.py")
@@ -40,7 +40,7 @@ def _require_entry_points() -> None:
     if missing:
         pytest.fail(
             f"hoptel's entry points are not installed ({', '.join(missing)}): add the [project.entry-points.*] "
-            "tables for hoptel.distro to pyproject.toml and run `pip install --no-deps -e .`"
+            "tables for hoptel.interceptors.auto.distro to pyproject.toml and run `pip install --no-deps -e .`"
         )
 
 
@@ -55,7 +55,7 @@ def test_distro_skips_the_instrumentors_hoptel_replaces() -> None:
     grpc_client = EntryPoint(
         "grpc_client", "opentelemetry.instrumentation.grpc:GrpcInstrumentorClient", "opentelemetry_instrumentor"
     )
-    ours = EntryPoint("hoptel", "hoptel.distro:HoptelInstrumentor", "opentelemetry_instrumentor")
+    ours = EntryPoint("hoptel", "hoptel.interceptors.auto.distro:HoptelInstrumentor", "opentelemetry_instrumentor")
     chosen = distro.HoptelDistro()
     chosen.load_instrumentor(grpc_client, skip_dep_check=True)
     assert not GrpcInstrumentorClient().is_instrumented_by_opentelemetry  # type: ignore[no-untyped-call]  # untyped package

@@ -10,7 +10,7 @@ import httpx
 from opentelemetry.context import attach, detach, set_value
 
 import hoptel
-from hoptel import zerocode
+from hoptel.interceptors.auto import zerocode
 
 PATCHED = [
     (grpc, "server"),

@@ -12,7 +12,7 @@ import grpc
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.coded_histogram import CodedHistogramChild, StatusKey
-from hoptel.interceptors.grpc_names import (
+from hoptel.interceptors.grpc.names import (
     BIDI_STREAM,
     CLIENT_STREAM,
     SERVER_STREAM,

@@ -23,13 +23,13 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_capture import client_start
-from hoptel.interceptors.grpc_client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc_names import CLIENT_STREAM, UNARY
-from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
-from hoptel.interceptors.grpc_status import finish_from_call
-from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
+from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
+from hoptel.interceptors.grpc.names import CLIENT_STREAM, UNARY
+from hoptel.interceptors.grpc.routes import GrpcRoute
+from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
+from hoptel.interceptors.grpc.status import finish_from_call
+from hoptel.interceptors.grpc.streams import ClientResponses, SentCounter, watch_call
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
@@ -241,7 +241,9 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
         method_filter: MethodFilter | None,
         target: str | None,
     ) -> None:
-        self._channel = channel  # the name grpcio's own intercepted channel uses (hoptel.zerocode follows it)
+        self._channel = (
+            channel  # the name grpcio's own intercepted channel uses (hoptel.interceptors.auto.zerocode follows it)
+        )
         self._routes = ClientRoutes(recorder, start, method_filter, target)
 
     def subscribe(self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False) -> None:
@@ -316,7 +318,9 @@ def instrument_channel(
         A ``grpc.Channel`` to build stubs on: ``Stub(hoptel.instrument_channel(grpc.insecure_channel(target)))``.
         Under ``hoptel.instrument()`` a zero-code channel steps aside, so each RPC is recorded once.
     """
-    from hoptel.zerocode import step_aside  # the zero-code machinery only if channels are instrumented
+    from hoptel.interceptors.auto.zerocode import (
+        step_aside,  # the zero-code machinery only if channels are instrumented
+    )
 
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)

@@ -21,11 +21,11 @@ from opentelemetry.context import attach, detach
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_capture import server_start
-from hoptel.interceptors.grpc_names import rpc_type
-from hoptel.interceptors.grpc_response_capture import ResponseCapture, server_response_capture
-from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import (
+from hoptel.interceptors.grpc.capture import server_start
+from hoptel.interceptors.grpc.names import rpc_type
+from hoptel.interceptors.grpc.response_capture import ResponseCapture, server_response_capture
+from hoptel.interceptors.grpc.routes import GrpcRoute
+from hoptel.interceptors.grpc.shared import (
     HANDLER_FACTORIES,
     MAX_SERVER_METHODS,
     MethodFilter,
@@ -34,8 +34,8 @@ from hoptel.interceptors.grpc_shared import (
     traced,
     unknown_route,
 )
-from hoptel.interceptors.grpc_status import finish_server_raised, finish_server_returned
-from hoptel.interceptors.grpc_streams import ReceivedCounter, ServerResponses
+from hoptel.interceptors.grpc.status import finish_server_raised, finish_server_returned
+from hoptel.interceptors.grpc.streams import ReceivedCounter, ServerResponses
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 

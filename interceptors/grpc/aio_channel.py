@@ -26,12 +26,12 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_aio_client import AioClientInterceptor
-from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
-from hoptel.interceptors.grpc_capture import client_start
-from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import ClientRoutes, MethodFilter, RecordingMethods
-from hoptel.interceptors.grpc_streams import count
+from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
+from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
+from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.routes import GrpcRoute
+from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
+from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 

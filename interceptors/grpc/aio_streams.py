@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from hoptel.interceptors.grpc_status import cancellation_code, text
-from hoptel.interceptors.grpc_streams import count
+from hoptel.interceptors.grpc.status import cancellation_code, text
+from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
 __all__ = [

@@ -27,8 +27,8 @@ from opentelemetry.context import attach, detach
 from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
 from hoptel.interceptors.exclusions import asgi_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.hooks import HttpCall, HttpHook
-from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.telemetry import Telemetry
 

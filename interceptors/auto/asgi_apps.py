@@ -40,8 +40,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 if TYPE_CHECKING:
-    from hoptel.interceptors.asgi import Receive, Scope, Send
-    from hoptel.zerocode import _Session
+    from hoptel.interceptors.auto.zerocode import _Session
+    from hoptel.interceptors.http.asgi import Receive, Scope, Send
 
 __all__ = ["APPS", "ZeroCodeASGI", "patch_asgi"]
 
@@ -60,7 +60,7 @@ class ZeroCodeASGI:
     """
 
     def __init__(self, app: Any, session: _Session) -> None:
-        from hoptel.interceptors.asgi import ASGIMiddleware
+        from hoptel.interceptors.http.asgi import ASGIMiddleware
 
         self.app = app
         self._session = session
@@ -86,8 +86,8 @@ class ZeroCodeASGI:
 
 def _already_traced(session: _Session, app: Any) -> bool:
     """Whether ``app``'s own stack traces its requests already (hoptel's or an official middleware, an instrumentor)."""
-    from hoptel.interceptors.asgi import ASGIMiddleware
-    from hoptel.zerocode import _official_active
+    from hoptel.interceptors.auto.zerocode import _official_active
+    from hoptel.interceptors.http.asgi import ASGIMiddleware
 
     if _official_active("starlette apps") or _official_active("fastapi apps"):
         session.warn_once(APPS, "the official OpenTelemetry instrumentation is active for them")

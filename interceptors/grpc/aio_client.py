@@ -30,10 +30,10 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_aio_streams import count_responses, count_sent, watch_aio_call
-from hoptel.interceptors.grpc_capture import client_start
-from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes
+from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
+from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
+from hoptel.interceptors.grpc.shared import MethodFilter, RouteTable, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 

@@ -6,7 +6,7 @@ per occurrence, the name in lower case. A header is allowed when it is named (th
 any case) or when its whole name matches one of the patterns (the ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``
 regular expressions, ignoring case, as the official instrumentations match them). A captured header whose name
 contains a match of a sanitize pattern is recorded as ``[REDACTED]``. ``authorization``, ``cookie``, ``set-cookie``,
-``proxy-authorization`` and the other :data:`~hoptel.interceptors.http_names.NEVER_RECORDED_HEADERS` are never
+``proxy-authorization`` and the other :data:`~hoptel.interceptors.http.names.NEVER_RECORDED_HEADERS` are never
 recorded, whatever names or patterns say.
 
 The attribute names are built once per integration: with names only, recording costs one lookup per header; with
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from hoptel.conventions import compile_patterns
-from hoptel.interceptors.http_names import NEVER_RECORDED_HEADERS, allowed_header_names
+from hoptel.interceptors.http.names import NEVER_RECORDED_HEADERS, allowed_header_names
 
 __all__ = [
     "MAX_DECISIONS",

@@ -15,7 +15,8 @@ hoptel registers one of each, all named ``hoptel``:
 * :class:`HoptelInstrumentor` runs ``hoptel.instrument()`` (and ``uninstrument()``).
 * :class:`HoptelDistro` loads every instrumentor as usual except the official gRPC ones (``grpc_client``,
   ``grpc_server``, ``grpc_aio_client``, ``grpc_aio_server``), ``httpx``, ``starlette`` and ``fastapi``, which hoptel
-  replaces (ASGI apps: see ``hoptel.zerocode_asgi``; ``opentelemetry-instrumentation-asgi`` has no instrumentor).
+  replaces (ASGI apps: see ``hoptel.interceptors.auto.asgi_apps``; ``opentelemetry-instrumentation-asgi`` has no
+  instrumentor).
 
 With hoptel's distro in charge (it is the only distro installed, or ``OTEL_PYTHON_DISTRO=hoptel``) hoptel is
 chosen over the official gRPC, httpx, Starlette and FastAPI instrumentors without further settings. Under another
@@ -36,12 +37,12 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from hoptel.interceptors.auto.zerocode import instrument, uninstrument
 from hoptel.telemetry import Telemetry, setup
-from hoptel.zerocode import instrument, uninstrument
 
 __all__ = ["REPLACED_INSTRUMENTORS", "HoptelConfigurator", "HoptelDistro", "HoptelInstrumentor"]
 
-_log = logging.getLogger("hoptel.distro")
+_log = logging.getLogger("hoptel.interceptors.auto.distro")
 
 REPLACED_INSTRUMENTORS = frozenset(
     {"grpc_client", "grpc_server", "grpc_aio_client", "grpc_aio_server", "httpx", "starlette", "fastapi"}

@@ -20,11 +20,11 @@ import grpc
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_capture import client_start
-from hoptel.interceptors.grpc_client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc_shared import MethodFilter, RouteTable, target_attributes, with_metadata
-from hoptel.interceptors.grpc_streams import ClientResponses, SentCounter, watch_call
+from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
+from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
+from hoptel.interceptors.grpc.shared import MethodFilter, RouteTable, target_attributes, with_metadata
+from hoptel.interceptors.grpc.streams import ClientResponses, SentCounter, watch_call
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, get_current_span
 
-from hoptel.interceptors.http_headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
+from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["ResponseCapture", "response_allow_list", "server_response_capture"]

@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 from opentelemetry.trace import Span
 
-from hoptel.interceptors.http_headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
+from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["ClientResponseCapture", "client_response_capture"]

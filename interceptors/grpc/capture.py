@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
-from hoptel.interceptors.http_headers import REQUEST_METADATA_PREFIX, HeaderAllowList
+from hoptel.interceptors.headers import REQUEST_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
 if TYPE_CHECKING:
     from hoptel.interceptors.enrich import GrpcEnrichment
-    from hoptel.interceptors.grpc_routes import GrpcRoute
+    from hoptel.interceptors.grpc.routes import GrpcRoute
 
 __all__ = ["ClientStart", "ServerStart", "client_start", "server_start"]
 

@@ -17,8 +17,8 @@ import grpc
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.exclusions import excluding_services
-from hoptel.interceptors.grpc_names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc_routes import GrpcRoute
+from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
+from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 __all__ = [

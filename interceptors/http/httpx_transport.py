@@ -24,8 +24,8 @@ import httpx
 from hoptel.interceptors.enrich import HttpClientEnrichment
 from hoptel.interceptors.exclusions import httpx_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.hooks import HttpCall, HttpHook
-from hoptel.interceptors.http_headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder, HttpClientHop
 from hoptel.telemetry import Telemetry
 

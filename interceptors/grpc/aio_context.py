@@ -15,7 +15,7 @@ import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
 
-from hoptel.interceptors.grpc_streams import count
+from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry.context import attach, detach
 
-from hoptel.interceptors.grpc_status import (
+from hoptel.interceptors.grpc.status import (
     cancellation_code,
     finish_from_call,
     finish_server_raised,

@@ -19,7 +19,7 @@ What is patched, and how (all restored by :func:`uninstrument`, the very same ob
   wrapped ``__init__`` through ``super().__init__()``) and type hints keep working.
 * ``starlette.applications.Starlette.build_middleware_stack`` (and ``fastapi.FastAPI``'s): the stack an app
   builds at its first request gets hoptel's ``ASGIMiddleware`` as its outermost layer (see
-  :mod:`hoptel.zerocode_asgi`, which also says how an app that is traced already is recognised).
+  :mod:`hoptel.interceptors.auto.asgi_apps`, which also says how an app that is traced already is recognised).
 
 Only what is created after ``instrument()`` through the module attributes is affected (``from grpc import server``
 done earlier keeps the original). The factories resolve ``telemetry`` when each server, channel or client is
@@ -166,7 +166,7 @@ def instrument(telemetry: Telemetry | None = None) -> None:
         try:
             _patch_grpc(session)
             _patch_httpx(session)
-            from hoptel.zerocode_asgi import patch_asgi
+            from hoptel.interceptors.auto.asgi_apps import patch_asgi
 
             patch_asgi(session)
         except BaseException:
@@ -243,10 +243,10 @@ def _patch_grpc(session: _Session) -> None:
     except ImportError:
         _log.debug("hoptel.instrument: grpc is not installed; skipped")
         return
-    from hoptel.interceptors.grpc_aio_client import aio_client_interceptor
-    from hoptel.interceptors.grpc_aio_server import aio_server_interceptor
-    from hoptel.interceptors.grpc_client import ClientInterceptor, client_interceptor
-    from hoptel.interceptors.grpc_server import server_interceptor
+    from hoptel.interceptors.grpc.aio_client import aio_client_interceptor
+    from hoptel.interceptors.grpc.aio_server import aio_server_interceptor
+    from hoptel.interceptors.grpc.client import ClientInterceptor, client_interceptor
+    from hoptel.interceptors.grpc.server import server_interceptor
 
     telemetry = session.telemetry
 
@@ -362,7 +362,7 @@ def _patch_httpx(session: _Session) -> None:
     except ImportError:
         _log.debug("hoptel.instrument: httpx is not installed; skipped")
         return
-    from hoptel.interceptors.httpx_transport import instrument_httpx
+    from hoptel.interceptors.http.httpx_transport import instrument_httpx
 
     def wrap_init(original: Any) -> Any:
         @functools.wraps(original)

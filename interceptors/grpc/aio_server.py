@@ -2,7 +2,7 @@
 
 >>> server = grpc.aio.server(interceptors=[hoptel.aio_server_interceptor()])      # doctest: +SKIP
 
-The aio twin of :mod:`hoptel.interceptors.grpc_server`: each method's handler is wrapped once and cached, the
+The aio twin of :mod:`hoptel.interceptors.grpc.server`: each method's handler is wrapped once and cached, the
 SERVER span is current in the handler's task while it runs (for an async-generator handler: while it produces
 each response), and the status is the one grpc.aio sends: the code set or aborted with, UNKNOWN for an uncaught
 exception (one exception event), CANCELLED or DEADLINE_EXCEEDED when grpc cancels the handler's task.
@@ -24,13 +24,13 @@ from opentelemetry.context import attach, detach
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc_aio_context import CountingServicerContext
-from hoptel.interceptors.grpc_aio_streams import count_received, server_done_callback
-from hoptel.interceptors.grpc_capture import server_start
-from hoptel.interceptors.grpc_names import rpc_type
-from hoptel.interceptors.grpc_response_capture import ResponseCapture, server_response_capture
-from hoptel.interceptors.grpc_routes import GrpcRoute
-from hoptel.interceptors.grpc_shared import (
+from hoptel.interceptors.grpc.aio_context import CountingServicerContext
+from hoptel.interceptors.grpc.aio_streams import count_received, server_done_callback
+from hoptel.interceptors.grpc.capture import server_start
+from hoptel.interceptors.grpc.names import rpc_type
+from hoptel.interceptors.grpc.response_capture import ResponseCapture, server_response_capture
+from hoptel.interceptors.grpc.routes import GrpcRoute
+from hoptel.interceptors.grpc.shared import (
     HANDLER_FACTORIES,
     MAX_SERVER_METHODS,
     MethodFilter,
@@ -39,8 +39,8 @@ from hoptel.interceptors.grpc_shared import (
     traced,
     unknown_route,
 )
-from hoptel.interceptors.grpc_status import finish_aio_server_raised, finish_aio_server_returned
-from hoptel.interceptors.grpc_streams import count
+from hoptel.interceptors.grpc.status import finish_aio_server_raised, finish_aio_server_returned
+from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 

@@ -1,0 +1,1 @@
+"""Zero-code: ``hoptel.instrument()``, ASGI application wrapping and the ``opentelemetry-instrument`` distro."""

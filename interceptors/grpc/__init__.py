@@ -1,0 +1,1 @@
+"""gRPC: server and client interceptors and instrumented channels for grpcio, sync and ``grpc.aio``."""

@@ -1,0 +1,1 @@
+"""HTTP: httpx client transports and the pure ASGI server middleware."""
