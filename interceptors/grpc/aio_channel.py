@@ -27,8 +27,10 @@ from opentelemetry.util.types import AttributeValue
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
+from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
 from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc.streams import count
@@ -280,6 +282,46 @@ class InstrumentedAioChannel(RecordingMethods, aio.Channel):
         await self._channel.close(None)
 
 
+class _CapturingAioChannel(InstrumentedAioChannel):
+    """An instrumented aio channel recording response metadata of every RPC (built only when asked for).
+
+    grpc's multicallables are wrapped so that each call gets the capture's done callback before the one that ends
+    the hop; the start (wrapped by the capture) passes the hop's span along.
+    """
+
+    def __init__(
+        self,
+        channel: aio.Channel,
+        recorder: HopRecorder,
+        start: _Start,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        capture: AioClientResponseCapture,
+    ) -> None:
+        super().__init__(channel, recorder, capture.start(start), method_filter, target)
+        self._capture = capture
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording unary-unary multicallable, recording response metadata too."""
+        inner = self._capture.aio_multicallable(self._channel.unary_unary(method, *args, **kwargs))
+        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording unary-stream multicallable, recording response metadata too."""
+        inner = self._capture.aio_multicallable(self._channel.unary_stream(method, *args, **kwargs))
+        return self._routes.wrap(SERVER_STREAM, method, inner, self.wrappers[1])
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording stream-unary multicallable, recording response metadata too."""
+        inner = self._capture.aio_multicallable(self._channel.stream_unary(method, *args, **kwargs))
+        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A recording stream-stream multicallable, recording response metadata too."""
+        inner = self._capture.aio_multicallable(self._channel.stream_stream(method, *args, **kwargs))
+        return self._routes.wrap(BIDI_STREAM, method, inner, self.wrappers[3])
+
+
 def _records_already(channel: aio.Channel) -> bool:
     """Whether ``channel`` already has hoptel's aio client interceptor (given by hand or by ``instrument()``).
 
@@ -324,4 +366,7 @@ def instrument_aio_channel(
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
     start = client_start(recorder, enrichment)
+    capture = aio_client_response_capture(recorder)
+    if capture is not None:
+        return _CapturingAioChannel(channel, recorder, start, filter, target, capture)
     return InstrumentedAioChannel(channel, recorder, start, filter, target)

@@ -30,6 +30,7 @@ from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
 from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
@@ -167,6 +168,66 @@ class _StreamStreamOnly(_AioClientCore, _StreamStream):
     """The stream-stream kind of an :class:`AioClientInterceptor` (shares its state)."""
 
 
+class _CapturingCore(_AioClientCore):
+    """The intercept methods that also record response metadata (only built when it is asked for).
+
+    Each hands the core a continuation that registers the capture's done callback on grpc's call before the core
+    registers the one that ends the hop; the start (wrapped by the capture) passes the hop's span along.
+    """
+
+    def __init__(
+        self, start: Any, peer: Mapping[str, AttributeValue] | None, tables: _Tables, capture: AioClientResponseCapture
+    ) -> None:
+        super().__init__(capture.start(start), peer, tables)
+        self._capture = capture
+
+    async def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        """Record a unary-unary RPC and its response metadata."""
+        watched = self._capture.aio_continuation(continuation)
+        return await super().intercept_unary_unary(watched, client_call_details, request)
+
+    async def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        """Record a server-streaming RPC and its response metadata."""
+        watched = self._capture.aio_continuation(continuation)
+        return await super().intercept_unary_stream(watched, client_call_details, request)
+
+    async def intercept_stream_unary(
+        self,
+        continuation: _Continuation,
+        client_call_details: Any,
+        request_iterator: AsyncIterable[Any] | Iterable[Any],
+    ) -> Any:
+        """Record a client-streaming RPC and its response metadata."""
+        watched = self._capture.aio_continuation(continuation)
+        return await super().intercept_stream_unary(watched, client_call_details, request_iterator)
+
+    async def intercept_stream_stream(
+        self,
+        continuation: _Continuation,
+        client_call_details: Any,
+        request_iterator: AsyncIterable[Any] | Iterable[Any],
+    ) -> Any:
+        """Record a bidi-streaming RPC and its response metadata."""
+        watched = self._capture.aio_continuation(continuation)
+        return await super().intercept_stream_stream(watched, client_call_details, request_iterator)
+
+
+class _CapturingUnaryUnaryOnly(_CapturingCore, _UnaryUnary):
+    """The unary-unary kind of a capturing :class:`AioClientInterceptor`."""
+
+
+class _CapturingUnaryStreamOnly(_CapturingCore, _UnaryStream):
+    """The unary-stream kind of a capturing :class:`AioClientInterceptor`."""
+
+
+class _CapturingStreamUnaryOnly(_CapturingCore, _StreamUnary):
+    """The stream-unary kind of a capturing :class:`AioClientInterceptor`."""
+
+
+class _CapturingStreamStreamOnly(_CapturingCore, _StreamStream):
+    """The stream-stream kind of a capturing :class:`AioClientInterceptor`."""
+
+
 _LIST_FORMS = (
     "interceptors=hoptel.aio_client_interceptors(...) or [*hoptel.aio_client_interceptor(...), ...]; "
     "grpc.aio would file one object under a single RPC shape"
@@ -190,6 +251,7 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
         method_filter: MethodFilter | None,
         target: str | None,
         enrichment: GrpcEnrichment | None = None,
+        capture: AioClientResponseCapture | None = None,
     ) -> None:
         tables: _Tables = (
             RouteTable(recorder, "client", UNARY, method_filter),
@@ -199,10 +261,22 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
         )
         start = client_start(recorder, enrichment)
         peer = target_attributes(target) or None
-        self._kinds: tuple[Any, ...] = tuple(
-            kind(start, peer, tables)
-            for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
-        )
+        self._kinds: tuple[Any, ...]
+        if capture is None:
+            self._kinds = tuple(
+                kind(start, peer, tables)
+                for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
+            )
+        else:  # one capture (and so one span hand-over) shared by the four kinds
+            self._kinds = tuple(
+                kind(start, peer, tables, capture)
+                for kind in (
+                    _CapturingUnaryUnaryOnly,
+                    _CapturingUnaryStreamOnly,
+                    _CapturingStreamUnaryOnly,
+                    _CapturingStreamStreamOnly,
+                )
+            )
 
     @overload
     def __getitem__(self, index: int) -> aio.ClientInterceptor: ...
@@ -256,7 +330,7 @@ def aio_client_interceptor(
     """
     recorder = HopRecorder.of(telemetry)
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
-    return AioClientInterceptor(recorder, filter, target, enrichment)
+    return AioClientInterceptor(recorder, filter, target, enrichment, aio_client_response_capture(recorder))
 
 
 def aio_client_interceptors(

@@ -22,6 +22,7 @@ from hoptel.interceptors.recorder import GrpcHop
 
 __all__ = [
     "aio_call_status",
+    "completed",
     "count_received",
     "count_responses",
     "count_sent",
@@ -37,8 +38,8 @@ _OK = grpc.StatusCode.OK
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def _ready(awaitable: Any) -> Any:
-    """The result of a coroutine that completes without suspending (None if it would suspend)."""
+def completed(awaitable: Any) -> Any:
+    """The result of a coroutine that completes without suspending (None if it would suspend: it is closed)."""
     try:
         awaitable.send(None)
     except StopIteration as done:
@@ -60,8 +61,8 @@ def aio_call_status(call: Any) -> tuple[grpc.StatusCode, str | None]:
         code = _CODES.get(status.code(), _UNKNOWN)
         return code, None if code is _OK else text(status.details())
     try:
-        code = _ready(call.code())
-        details = _ready(call.details()) if code is not _OK else None
+        code = completed(call.code())
+        details = completed(call.details()) if code is not _OK else None
     except Exception:
         return _UNKNOWN, None
     return (code if isinstance(code, grpc.StatusCode) else _UNKNOWN), text(details)

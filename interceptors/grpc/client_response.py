@@ -27,7 +27,7 @@ from opentelemetry.trace import Span
 from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
-__all__ = ["ClientResponseCapture", "client_response_capture"]
+__all__ = ["ClientResponseCapture", "client_response_allow_list", "client_response_capture"]
 
 
 class ClientResponseCapture:
@@ -142,10 +142,15 @@ class _WatchedMulticallable:
         return getattr(self._inner, name)
 
 
-def client_response_capture(recorder: HopRecorder) -> ClientResponseCapture | None:
-    """The client's response metadata capture, or None when ``..._CLIENT_RESPONSE`` names nothing."""
+def client_response_allow_list(recorder: HopRecorder) -> HeaderAllowList:
+    """The response metadata keys a client records, from the configuration (sync and aio clients alike)."""
     settings = recorder.telemetry.config.conventions
-    allow = HeaderAllowList(
+    return HeaderAllowList(
         RESPONSE_METADATA_PREFIX, (), patterns=settings.grpc_client_response, sanitize=settings.sanitize_fields
     )
+
+
+def client_response_capture(recorder: HopRecorder) -> ClientResponseCapture | None:
+    """The client's response metadata capture, or None when ``..._CLIENT_RESPONSE`` names nothing."""
+    allow = client_response_allow_list(recorder)
     return ClientResponseCapture(allow) if allow else None
