@@ -1,14 +1,22 @@
-"""Response metadata on a sync gRPC client span, for unary-response RPCs, when it is asked for.
+"""Response metadata on a sync gRPC client span, when it is asked for.
 
 ``HOPTEL_CAPTURE_GRPC_METADATA_CLIENT_RESPONSE`` names metadata keys (or whole-key regular expressions, ignoring
 case) whose values go on the CLIENT span as ``rpc.grpc.response.metadata.<key>``: the server's initial metadata,
 then its trailing metadata, sanitized like the request metadata; ``-bin`` values and never-recorded names are not.
+(grpc.aio clients: ``aio_client_response``, built on this.)
 
-Only unary-response shapes (unary-unary, stream-unary) of the sync client interceptor and of
-``instrument_channel`` record it: the call is read once it is done (a blocking call's outcome, an RPC error, or a
-future's termination callback, registered before the one that ends the hop), so nothing ever waits. A response
-stream's end is seen first by the caller's thread, which ends the hop, while grpcio runs termination callbacks on
-its own thread: a capture there could come after the span ended, so response streams record none.
+Unary-response shapes (unary-unary, stream-unary) of the sync client interceptor and of ``instrument_channel``
+record it: the call is read once it is done (a blocking call's outcome, an RPC error, or a future's termination
+callback, registered before the one that ends the hop), so nothing ever waits.
+
+Response streams (unary-stream, stream-stream): their end is seen first by the caller's thread, which ends the hop,
+while grpcio runs termination callbacks on its own thread, so a termination callback alone could come after the
+span ended. :meth:`ClientResponseCapture.stream_continuation` / :meth:`~ClientResponseCapture.stream_multicallable`
+therefore hand the hop's ``streams.ClientResponses`` a stand-in for grpcio's response iterator
+(:class:`CapturedResponses`) that records both when the caller's thread sees the end (StopIteration, the RPC
+error, ``cancel()``) and from a termination callback registered ahead of the one that ends the hop: whichever
+comes first records, each before it ends the hop. A capturing client or channel uses them for its
+response-streaming shapes.
 
 With nothing configured :func:`client_response_capture` returns None, the interceptor and the channel are built
 exactly as before, and nothing is added per RPC.
@@ -27,7 +35,7 @@ from opentelemetry.trace import Span
 from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
-__all__ = ["ClientResponseCapture", "client_response_allow_list", "client_response_capture"]
+__all__ = ["CapturedResponses", "ClientResponseCapture", "client_response_allow_list", "client_response_capture"]
 
 
 class ClientResponseCapture:
@@ -106,6 +114,132 @@ class ClientResponseCapture:
     def multicallable(self, inner: Any) -> Any:
         """A channel's unary-response multicallable, watching each call for the hop its start just began."""
         return _WatchedMulticallable(inner, self)
+
+    def responses(self, span: Span | None, call: Any) -> Any:
+        """``call`` (a sync response stream), recording its metadata on ``span`` when it ends; ``call`` if None.
+
+        The stand-in is what the hop's ``streams.ClientResponses`` then wraps: it records before the caller's
+        thread sees the end of the stream (StopIteration or the RpcError), before ``cancel()`` returns, and from a
+        termination callback registered now, ahead of the one that ends the hop; whichever comes first records.
+        """
+        if span is None:
+            return call
+        return CapturedResponses(call, _StreamRecord(self, span, call))
+
+    def stream_continuation(self, continuation: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """An interceptor's response-stream ``continuation``, recording the stream's metadata when it ends."""
+
+        def watched(details: Any, request: Any) -> Any:
+            span = self.taken_span()
+            return self.responses(span, continuation(details, request))
+
+        return watched
+
+    def stream_multicallable(self, inner: Any) -> Any:
+        """A channel's response-streaming multicallable, recording each stream's metadata when it ends."""
+        return _WatchedStreamMulticallable(inner, self)
+
+
+class _StreamRecord:
+    """Records one response stream's metadata once, the first time it is known to have ended (any thread).
+
+    Also its nullary RPC-termination callback (``add_callback``), holding grpcio's call only weakly so that an
+    abandoned stream is still collected (and cancelled) by grpcio.
+    """
+
+    __slots__ = ("_call", "_capture", "_span")
+
+    def __init__(self, capture: ClientResponseCapture, span: Span, call: Any) -> None:
+        self._capture = capture
+        self._span: Span | None = span
+        self._call = weakref.ref(call)
+
+    def ended(self, call: Any) -> None:
+        """Record ``call``'s metadata if it has terminated (never waits) and nothing was recorded yet."""
+        span = self._span
+        if span is None:
+            return
+        try:
+            if not call.done():  # not terminated: reading initial metadata now could wait
+                return
+        except Exception:  # an object from another interceptor that cannot say
+            return
+        self._span = None  # two threads may both get here: they record the same values
+        self._capture.record(span, call)
+
+    def __call__(self) -> None:
+        call = self._call()
+        if call is not None:
+            self.ended(call)
+
+    def watch(self, call: Any) -> None:
+        """Register the termination callback on grpcio's ``call`` (now, if it has already terminated)."""
+        try:
+            registered = call.add_callback(self)
+        except (AttributeError, TypeError):  # not a grpcio call: the stream's end records
+            return
+        if not registered:
+            self.ended(call)
+
+
+class CapturedResponses:
+    """grpcio's response iterator (a ``grpc.Call`` and ``grpc.Future``), recording its metadata when it ends.
+
+    Everything but iteration and ``cancel()`` is grpcio's object's (``__getattr__``).
+    """
+
+    __slots__ = ("__weakref__", "_call", "_record")
+
+    def __init__(self, call: Any, record: _StreamRecord) -> None:
+        self._call = call
+        self._record = record
+        record.watch(call)
+
+    def __iter__(self) -> CapturedResponses:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._call)
+        except Exception:  # StopIteration or the RpcError: the stream has ended
+            self._record.ended(self._call)
+            raise
+
+    def next(self) -> Any:
+        """Python 2 style alias grpcio keeps."""
+        return self.__next__()
+
+    def cancel(self) -> bool:
+        """Cancel the RPC, recording what metadata it had."""
+        cancelled = bool(self._call.cancel())
+        self._record.ended(self._call)
+        return cancelled
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CapturedResponses.__slots__:  # not set yet (a failed __init__): no recursion
+            raise AttributeError(name)
+        return getattr(self._call, name)
+
+    def __repr__(self) -> str:
+        return f"<hoptel CapturedResponses of {self._call!r}>"
+
+
+class _WatchedStreamMulticallable:
+    """grpcio's response-streaming multicallable whose streams record their metadata when they end."""
+
+    __slots__ = ("_capture", "_inner")
+
+    def __init__(self, inner: Any, capture: ClientResponseCapture) -> None:
+        self._inner = inner
+        self._capture = capture
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        capture = self._capture
+        span = capture.taken_span()
+        return capture.responses(span, self._inner(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _WatchedMulticallable:
