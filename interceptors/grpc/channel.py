@@ -15,214 +15,25 @@ future (``future()``), or for a response stream a ``grpc.Call`` iterator that co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.capture import ClientStart, client_start
+from hoptel.interceptors.grpc.client_engine import multicallables
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
 from hoptel.interceptors.grpc.names import CLIENT_STREAM, UNARY
-from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
-from hoptel.interceptors.grpc.status import finish_from_call
-from hoptel.interceptors.grpc.streams import ClientResponses, SentCounter, watch_call
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder
+from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
 
-    _UnaryUnaryBase = grpc.UnaryUnaryMultiCallable[Any, Any]
-    _UnaryStreamBase = grpc.UnaryStreamMultiCallable[Any, Any]
-    _StreamUnaryBase = grpc.StreamUnaryMultiCallable[Any, Any]
-    _StreamStreamBase = grpc.StreamStreamMultiCallable[Any, Any]
-else:
-    _UnaryUnaryBase = grpc.UnaryUnaryMultiCallable
-    _UnaryStreamBase = grpc.UnaryStreamMultiCallable
-    _StreamUnaryBase = grpc.StreamUnaryMultiCallable
-    _StreamStreamBase = grpc.StreamStreamMultiCallable
-
 __all__ = ["InstrumentedChannel", "instrument_channel"]
-
-_OK = grpc.StatusCode.OK
-_INTERNAL = grpc.StatusCode.INTERNAL
-_Start = Callable[..., "tuple[GrpcHop, Any] | None"]
-
-
-def _failed(hop: GrpcHop, error: Exception) -> None:
-    """End ``hop`` for a call that raised: an RpcError's status (grpcio's errors are calls), else INTERNAL."""
-    if isinstance(error, grpc.RpcError):
-        finish_from_call(hop, error)
-    else:
-        hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
-
-
-_BLOCKING, _FUTURE, _STREAM = "with_call", "future", "__call__"  # grpcio's multicallable method each mode calls
-
-
-class _Method:
-    """What every wrapped multicallable holds: grpcio's multicallable, the route, how to start a hop.
-
-    Each public method has grpcio's signature and hands its arguments to ``_run``, which starts the hop and makes
-    the call in one of three modes: blocking (``with_call``), ``future``, or response stream.
-    """
-
-    __slots__ = ("_inner", "_peer", "_route", "_start")
-    counts_requests: ClassVar[bool] = False  # request-streaming shapes count what grpcio sends
-
-    def __init__(self, inner: Any, route: GrpcRoute, start: _Start, peer: Mapping[str, AttributeValue] | None) -> None:
-        self._inner = inner
-        self._route = route
-        self._start = start
-        self._peer = peer
-
-    def _run(self, mode: str, requests: Any, timeout: Any, metadata: Any, *options: Any) -> Any:
-        """Make the call in ``mode``, recording it; ``options`` are grpcio's (credentials, wait_for_ready, ...)."""
-        call_inner = getattr(self._inner, mode)
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return call_inner(requests, timeout, metadata, *options)
-        hop, outgoing = started
-        if self.counts_requests:
-            requests = SentCounter(requests, hop)
-        try:
-            outcome = call_inner(requests, timeout, outgoing, *options)
-        except Exception as error:  # grpcio raises an RpcError for any status but OK (blocking mode)
-            _failed(hop, error)
-            raise
-        if mode is _BLOCKING:
-            hop.finish(_OK)
-            return outcome
-        if mode is _FUTURE:
-            watch_call(outcome, hop)
-            return outcome
-        return ClientResponses(outcome, hop)
-
-
-class _UnaryUnary(_Method, _UnaryUnaryBase):
-    """A recorded unary-unary method."""
-
-    __slots__ = ()
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The response, as grpcio returns it."""
-        return self._run(_BLOCKING, request, timeout, metadata, credentials, wait_for_ready, compression)[0]
-
-    def with_call(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """``(response, call)``, as grpcio returns them."""
-        return self._run(_BLOCKING, request, timeout, metadata, credentials, wait_for_ready, compression)
-
-    def future(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The call as a ``grpc.Future``, as grpcio returns it."""
-        return self._run(_FUTURE, request, timeout, metadata, credentials, wait_for_ready, compression)
-
-
-class _UnaryStream(_Method, _UnaryStreamBase):
-    """A recorded server-streaming method."""
-
-    __slots__ = ()
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The responses: grpcio's call, counting each response."""
-        return self._run(_STREAM, request, timeout, metadata, credentials, wait_for_ready, compression)
-
-
-class _StreamUnary(_Method, _StreamUnaryBase):
-    """A recorded client-streaming method; requests are counted as grpcio sends them."""
-
-    __slots__ = ()
-    counts_requests = True
-
-    def __call__(
-        self,
-        request_iterator: Iterator[Any],
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The response, as grpcio returns it."""
-        return self._run(_BLOCKING, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)[0]
-
-    def with_call(
-        self,
-        request_iterator: Iterator[Any],
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """``(response, call)``, as grpcio returns them."""
-        return self._run(_BLOCKING, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-
-    def future(
-        self,
-        request_iterator: Iterator[Any],
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The call as a ``grpc.Future``, as grpcio returns it."""
-        return self._run(_FUTURE, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-
-
-class _StreamStream(_Method, _StreamStreamBase):
-    """A recorded bidi-streaming method; requests and responses are counted."""
-
-    __slots__ = ()
-    counts_requests = True
-
-    def __call__(
-        self,
-        request_iterator: Iterator[Any],
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> Any:
-        """The responses: grpcio's call, counting each response."""
-        return self._run(_STREAM, request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
 
 
 class InstrumentedChannel(RecordingMethods, grpc.Channel):
@@ -231,13 +42,13 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
     Connectivity (``subscribe``, ``unsubscribe``), ``close()`` and the context manager act on the wrapped channel.
     """
 
-    wrappers = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    wrappers = multicallables  # the engine's methods, as grpcio multicallables
 
     def __init__(
         self,
         channel: grpc.Channel,
         recorder: HopRecorder,
-        start: _Start,
+        start: ClientStart,
         method_filter: MethodFilter | None,
         target: str | None,
     ) -> None:
@@ -272,7 +83,7 @@ class _CapturingChannel(InstrumentedChannel):
         self,
         channel: grpc.Channel,
         recorder: HopRecorder,
-        start: _Start,
+        start: ClientStart,
         method_filter: MethodFilter | None,
         target: str | None,
         capture: ClientResponseCapture,

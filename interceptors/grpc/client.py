@@ -13,20 +13,26 @@ call that never dispatches is never waited on; cancelling (or dropping) a call e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.capture import ClientStart, client_start
+from hoptel.interceptors.grpc.client_engine import (
+    ClientMethod,
+    StreamStreamMethod,
+    StreamUnaryMethod,
+    UnaryStreamMethod,
+    UnaryUnaryMethod,
+)
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import MethodFilter, RouteTable, target_attributes, with_metadata
-from hoptel.interceptors.grpc.streams import ClientResponses, SentCounter, watch_call
+from hoptel.interceptors.grpc.shared import MethodFilter, MethodTable, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder
+from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
@@ -43,21 +49,22 @@ else:
 
 __all__ = ["ClientInterceptor", "client_interceptor"]
 
-_INTERNAL = grpc.StatusCode.INTERNAL
 _Continuation = Callable[[Any, Any], Any]
 
 
-def _invoke(continuation: _Continuation, details: Any, request: Any, hop: GrpcHop) -> Any:
-    """Run the continuation; if it raises (grpcio then reports INTERNAL), end the hop with the exception."""
-    try:
-        return continuation(details, request)
-    except Exception as error:
-        hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
-        raise
+class _Untraced(dict[Any, None]):
+    """The route table of an interceptor that passes every call through (see ``pass_through``)."""
+
+    def __missing__(self, method: Any) -> None:
+        return None
 
 
 class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
-    """Records every RPC of an intercepted channel; build it with :func:`client_interceptor`."""
+    """Records every RPC of an intercepted channel; build it with :func:`client_interceptor`.
+
+    A thin adapter over the client engine (``interceptors.grpc.client_engine``): one engine method per method
+    name and shape, built on its first call, records each call through grpcio's continuation.
+    """
 
     def __init__(
         self,
@@ -66,64 +73,58 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         target: str | None,
         enrichment: GrpcEnrichment | None = None,
     ) -> None:
-        self._start: Callable[..., tuple[GrpcHop, Any] | None] = client_start(recorder, enrichment)
-        self._peer = target_attributes(target) or None
-        self._unary_unary = RouteTable(recorder, "client", UNARY, method_filter)
-        self._unary_stream = RouteTable(recorder, "client", SERVER_STREAM, method_filter)
-        self._stream_unary = RouteTable(recorder, "client", CLIENT_STREAM, method_filter)
-        self._stream_stream = RouteTable(recorder, "client", BIDI_STREAM, method_filter)
+        self._start = start = self._starting(client_start(recorder, enrichment))
+        peer = target_attributes(target) or None
+
+        def table(rpc_type: str, shape: type[ClientMethod]) -> Mapping[Any, ClientMethod | None]:
+            return MethodTable(
+                recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer)
+            )
+
+        self._unary_unary = table(UNARY, UnaryUnaryMethod)
+        self._unary_stream = table(SERVER_STREAM, UnaryStreamMethod)
+        self._stream_unary = table(CLIENT_STREAM, StreamUnaryMethod)
+        self._stream_stream = table(BIDI_STREAM, StreamStreamMethod)
+
+    def _starting(self, start: ClientStart) -> ClientStart:
+        """The start the engine methods use (a capturing interceptor's remembers each span)."""
+        return start
 
     def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         """Record a unary-unary RPC; returns grpcio's outcome (blocking call) or future unchanged."""
-        route = self._unary_unary[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._unary_unary[client_call_details.method]
+        if method is None:
             return continuation(client_call_details, request)
-        hop, metadata = started
-        call = _invoke(continuation, with_metadata(client_call_details, metadata), request, hop)
-        watch_call(call, hop)
-        return call
+        return method.intercept(continuation, client_call_details, request)
 
     def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         """Record a server-streaming RPC; returns a response iterator that counts responses."""
-        route = self._unary_stream[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._unary_stream[client_call_details.method]
+        if method is None:
             return continuation(client_call_details, request)
-        hop, metadata = started
-        call = _invoke(continuation, with_metadata(client_call_details, metadata), request, hop)
-        return ClientResponses(call, hop)
+        return method.intercept(continuation, client_call_details, request)
 
     def intercept_stream_unary(
         self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
     ) -> Any:
         """Record a client-streaming RPC, counting requests as grpcio sends them."""
-        route = self._stream_unary[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._stream_unary[client_call_details.method]
+        if method is None:
             return continuation(client_call_details, request_iterator)
-        hop, metadata = started
-        requests = SentCounter(request_iterator, hop)
-        call = _invoke(continuation, with_metadata(client_call_details, metadata), requests, hop)
-        watch_call(call, hop)
-        return call
+        return method.intercept(continuation, client_call_details, request_iterator)
 
     def intercept_stream_stream(
         self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
     ) -> Any:
         """Record a bidi-streaming RPC, counting requests and responses."""
-        route = self._stream_stream[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._stream_stream[client_call_details.method]
+        if method is None:
             return continuation(client_call_details, request_iterator)
-        hop, metadata = started
-        requests = SentCounter(request_iterator, hop)
-        call = _invoke(continuation, with_metadata(client_call_details, metadata), requests, hop)
-        return ClientResponses(call, hop)
+        return method.intercept(continuation, client_call_details, request_iterator)
 
     def pass_through(self) -> None:
         """Stop recording: from now on every call goes through untouched (another hoptel interceptor records it)."""
-        self._start = _no_hop
+        self._unary_unary = self._unary_stream = self._stream_unary = self._stream_stream = _Untraced()
 
 
 class _CapturingClientInterceptor(ClientInterceptor):
@@ -137,9 +138,11 @@ class _CapturingClientInterceptor(ClientInterceptor):
         enrichment: GrpcEnrichment | None,
         capture: ClientResponseCapture,
     ) -> None:
-        super().__init__(recorder, method_filter, target, enrichment)
-        self._start = capture.start(self._start)
         self._capture = capture
+        super().__init__(recorder, method_filter, target, enrichment)
+
+    def _starting(self, start: ClientStart) -> ClientStart:
+        return self._capture.start(start)
 
     def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         """Record a unary-unary RPC and its response metadata."""
@@ -151,11 +154,6 @@ class _CapturingClientInterceptor(ClientInterceptor):
         """Record a client-streaming RPC and its response metadata."""
         watched = self._capture.continuation(continuation)
         return super().intercept_stream_unary(watched, client_call_details, request_iterator)
-
-
-def _no_hop(*args: Any) -> None:
-    """A start method that never starts a hop."""
-    return None
 
 
 def client_interceptor(

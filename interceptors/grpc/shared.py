@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import namedtuple
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
@@ -28,6 +28,7 @@ __all__ = [
     "ClientCallDetails",
     "ClientRoutes",
     "MethodFilter",
+    "MethodTable",
     "RecordingMethods",
     "RouteTable",
     "method_name",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("hoptel.interceptors")
+
+_V = TypeVar("_V")
 
 MethodFilter = Callable[[str], bool]
 """Called with a method's full name (``/package.Service/Method``); False skips tracing and metrics for it."""
@@ -74,12 +77,47 @@ def traced(method_filter: MethodFilter | None, method: str) -> bool:
         return True
 
 
-class RouteTable(dict[Any, "GrpcRoute | None"]):
-    """A client interceptor's routes for one RPC shape: method name -> route, or None when filtered out.
+class MethodTable(dict[Any, "_V | None"]):
+    """A client's table for one RPC shape: method name -> ``make(route)``, or None when filtered out.
 
     Indexing is the whole hot path: ``table[method]`` is one dict lookup once a method was seen; the first call
-    of a method runs the filter once and builds its route (``__missing__``).
+    of a method runs the filter once, builds its route and what the client keeps for it (``__missing__``).
     """
+
+    def __init__(
+        self,
+        recorder: HopRecorder,
+        side: str,
+        rpc_type: str,
+        method_filter: MethodFilter | None,
+        make: Callable[[GrpcRoute], _V],
+        limit: int = MAX_CLIENT_METHODS,
+    ) -> None:
+        super().__init__()
+        self._recorder = recorder
+        self._side = side
+        self._rpc_type = rpc_type
+        # The user's filter and the excluded services (health checks by default): asked once per method.
+        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
+        self._make = make
+        self._limit = limit
+
+    def __missing__(self, method: str | bytes) -> _V | None:
+        if not traced(self._filter, method_name(method)):
+            self[method] = None
+            return None
+        if len(self) >= self._limit:  # not kept: counted under the ``unknown`` series
+            return self._make(self._recorder.grpc_route(self._side, self._rpc_type, method, known=False))
+        made = self[method] = self._make(self._recorder.grpc_route(self._side, self._rpc_type, method))
+        return made
+
+
+def _route(route: GrpcRoute) -> GrpcRoute:
+    return route
+
+
+class RouteTable(MethodTable[GrpcRoute]):
+    """A client's routes for one RPC shape: method name -> route, or None when filtered out."""
 
     def __init__(
         self,
@@ -89,24 +127,7 @@ class RouteTable(dict[Any, "GrpcRoute | None"]):
         method_filter: MethodFilter | None,
         limit: int = MAX_CLIENT_METHODS,
     ) -> None:
-        super().__init__()
-        self._recorder = recorder
-        self._side = side
-        self._rpc_type = rpc_type
-        # The user's filter and the excluded services (health checks by default): asked once per method.
-        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
-        self._limit = limit
-
-    def __missing__(self, method: str | bytes) -> GrpcRoute | None:
-        route: GrpcRoute | None
-        if not traced(self._filter, method_name(method)):
-            route = None
-        elif len(self) >= self._limit:
-            return self._recorder.grpc_route(self._side, self._rpc_type, method, known=False)
-        else:
-            route = self._recorder.grpc_route(self._side, self._rpc_type, method)
-        self[method] = route
-        return route
+        super().__init__(recorder, side, rpc_type, method_filter, _route, limit)
 
 
 class ClientRoutes:
