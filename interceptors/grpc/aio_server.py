@@ -22,27 +22,17 @@ from grpc import aio
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc.aio_context import CountingServicerContext
 from hoptel.interceptors.grpc.aio_streams import count_received, server_done_callback
-from hoptel.interceptors.grpc.capture import server_start
-from hoptel.interceptors.grpc.names import rpc_type
-from hoptel.interceptors.grpc.response_capture import ResponseCapture, server_response_capture
+from hoptel.interceptors.grpc.capture import ServerStart
+from hoptel.interceptors.grpc.handlers import Build, HandlerCache
 from hoptel.interceptors.grpc.routes import GrpcRoute
-from hoptel.interceptors.grpc.shared import (
-    HANDLER_FACTORIES,
-    MAX_SERVER_METHODS,
-    MethodFilter,
-    begin_server_hop,
-    method_name,
-    traced,
-    unknown_route,
-)
+from hoptel.interceptors.grpc.shared import MethodFilter, begin_server_hop
 from hoptel.interceptors.grpc.status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
+from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
@@ -53,8 +43,7 @@ else:
 
 __all__ = ["aio_server_interceptor"]
 
-_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
-_Start = Callable[[GrpcRoute, Metadata], GrpcHop]
+_Start = ServerStart
 
 
 def _unary_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
@@ -136,52 +125,19 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
     return behavior
 
 
-def wrap_aio_handler(
-    recorder: HopRecorder,
-    method: str,
-    handler: grpc.RpcMethodHandler[Any, Any],
-    start: _Start | None = None,
-    *,
-    known: bool = True,
-    capture: ResponseCapture | None = None,
-) -> Any:
-    """``handler`` with its coroutine / async generator wrapped to record a hop; sync behaviours pass through.
-
-    ``start`` starts each hop (default: the recorder's ``start_grpc_server``; with hooks, the enrichment's).
-    ``capture`` (when response metadata is captured) wraps the handler's own behaviour once more, once per method.
-    """
-    request_streaming = bool(handler.request_streaming)
-    response_streaming = bool(handler.response_streaming)
-    attribute, factory = HANDLER_FACTORIES[(request_streaming, response_streaming)]
-    inner = getattr(handler, attribute)
+def _pick(inner: Any, response_streaming: bool) -> Build | None:
+    """How an aio behaviour is wrapped: a coroutine or an async generator; a sync behaviour passes through."""
     if inspect.isasyncgenfunction(inner) and response_streaming:
-        build = _generator_response
-    elif inspect.iscoroutinefunction(inner):
-        build = _writer_response if response_streaming else _unary_response
-    else:  # a sync behaviour (the server's migration thread pool runs it) or none at all
-        return handler
-    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
-    if capture is not None:
-        inner = capture(inner, response_streaming)
-    return factory(
-        build(start or recorder.start_grpc_server, route, inner, request_streaming),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+        return _generator_response
+    if inspect.iscoroutinefunction(inner):
+        return _writer_response if response_streaming else _unary_response
+    return None  # a sync behaviour (the server's migration thread pool runs it) or none at all
 
 
-class _AioServerInterceptor(_AioServerInterceptorBase):
-    """Wraps each method's handler once; counts methods the server lacks under one ``unknown`` series."""
+class _AioServerInterceptor(HandlerCache, _AioServerInterceptorBase):
+    """Wraps each method's handler once (see ``interceptors.grpc.handlers``); a thin adapter to grpc.aio's."""
 
-    def __init__(
-        self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
-    ) -> None:
-        self._recorder = recorder
-        # The user's filter and the excluded services (health checks by default): asked once per method.
-        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
-        self._start: _Start = server_start(recorder, enrichment)
-        self._capture = server_response_capture(recorder)  # None unless response metadata is captured
-        self._handlers: dict[str, tuple[Any, Any]] = {}
+    pick = staticmethod(_pick)
 
     async def intercept_service(
         self,
@@ -194,31 +150,7 @@ class _AioServerInterceptor(_AioServerInterceptorBase):
         if entry is not None and entry[0] is handler:
             wrapped: grpc.RpcMethodHandler[Any, Any] = entry[1]
             return wrapped
-        wrapped = self._wrap(handler_call_details, handler)
-        return wrapped
-
-    def _wrap(self, details: grpc.HandlerCallDetails, handler: Any) -> Any:
-        method = details.method
-        if handler is None:  # grpc answers UNIMPLEMENTED; record it without caching the (possibly junk) name
-            if traced(self._filter, method_name(method)):
-                route = unknown_route(self._recorder, method)
-                hop = self._start(route, details.invocation_metadata)
-                hop.finish(_UNIMPLEMENTED, "Method not found!")
-            return None
-        traced_method = traced(self._filter, method)
-        if len(self._handlers) >= MAX_SERVER_METHODS and method not in self._handlers:
-            # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
-            return (
-                wrap_aio_handler(self._recorder, method, handler, self._start, known=False, capture=self._capture)
-                if traced_method
-                else handler
-            )
-        wrapped = (
-            wrap_aio_handler(self._recorder, method, handler, self._start, capture=self._capture)
-            if traced_method
-            else handler
-        )
-        self._handlers[method] = (handler, wrapped)
+        wrapped = self.wrapped(handler_call_details, handler)
         return wrapped
 
 

@@ -11,7 +11,6 @@ exception (recorded once as an exception event), CANCELLED or DEADLINE_EXCEEDED 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,25 +18,15 @@ import grpc
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc.capture import server_start
-from hoptel.interceptors.grpc.names import rpc_type
-from hoptel.interceptors.grpc.response_capture import ResponseCapture, server_response_capture
+from hoptel.interceptors.grpc.capture import ServerStart
+from hoptel.interceptors.grpc.handlers import Build, HandlerCache
 from hoptel.interceptors.grpc.routes import GrpcRoute
-from hoptel.interceptors.grpc.shared import (
-    HANDLER_FACTORIES,
-    MAX_SERVER_METHODS,
-    MethodFilter,
-    begin_server_hop,
-    method_name,
-    traced,
-    unknown_route,
-)
+from hoptel.interceptors.grpc.shared import MethodFilter, begin_server_hop
 from hoptel.interceptors.grpc.status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc.streams import ReceivedCounter, ServerResponses
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
+from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
@@ -48,8 +37,7 @@ else:
 
 __all__ = ["server_interceptor"]
 
-_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
-_Start = Callable[[GrpcRoute, Metadata], GrpcHop]
+_Start = ServerStart
 _Behavior = Callable[[Any, Any], Any]
 
 
@@ -96,58 +84,20 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
     return behavior
 
 
-def wrap_handler(
-    recorder: HopRecorder,
-    method: str,
-    handler: grpc.RpcMethodHandler[Any, Any],
-    start: _Start | None = None,
-    *,
-    known: bool = True,
-    capture: ResponseCapture | None = None,
-) -> Any:
-    """``handler`` with its behaviour wrapped to record a hop; handlers hoptel cannot wrap are returned as is.
+def _pick(inner: Any, response_streaming: bool) -> Build | None:
+    """How a sync behaviour is wrapped; handlers hoptel cannot wrap are passed through untraced.
 
-    Non-blocking handlers (grpcio's experimental ``experimental_non_blocking`` callback style) are passed
-    through untraced; an ``experimental_thread_pool`` choice is kept. ``start`` starts each hop (default: the
-    recorder's ``start_grpc_server``; an interceptor with hooks passes its enrichment's). ``capture`` (when
-    response metadata is captured) wraps the handler's own behaviour once more, here, once per method.
+    Non-blocking handlers (grpcio's experimental ``experimental_non_blocking`` callback style) are among them.
     """
-    request_streaming = bool(handler.request_streaming)
-    response_streaming = bool(handler.response_streaming)
-    attribute, factory = HANDLER_FACTORIES[(request_streaming, response_streaming)]
-    inner = getattr(handler, attribute)
     if inner is None or getattr(inner, "experimental_non_blocking", False):
-        return handler
-    route = recorder.grpc_route("server", rpc_type(request_streaming, response_streaming), method, known=known)
-    build = _stream_response if response_streaming else _unary_response
-    pool = getattr(inner, "experimental_thread_pool", None)
-    if capture is not None:
-        inner = capture(inner, response_streaming)
-    behavior: Any = build(start or recorder.start_grpc_server, route, inner, request_streaming)
-    if pool is not None:
-        behavior.experimental_thread_pool = pool
-    return factory(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+        return None
+    return _stream_response if response_streaming else _unary_response
 
 
-class _ServerInterceptor(_ServerInterceptorBase):
-    """Wraps each method's handler once; counts methods the server lacks under one ``unknown`` series."""
+class _ServerInterceptor(HandlerCache, _ServerInterceptorBase):
+    """Wraps each method's handler once (see ``interceptors.grpc.handlers``); a thin adapter to grpc's interface."""
 
-    def __init__(
-        self, recorder: HopRecorder, method_filter: MethodFilter | None, enrichment: GrpcEnrichment | None = None
-    ) -> None:
-        self._recorder = recorder
-        # The user's filter and the excluded services (health checks by default): asked once per method.
-        self._filter = excluding_services(recorder.telemetry.config.conventions.grpc_excluded_services, method_filter)
-        self._start: _Start = server_start(recorder, enrichment)
-        self._capture = server_response_capture(recorder)  # None unless response metadata is captured
-        # method -> (the handler grpcio returned, what we return for it): the identity check notices a
-        # generic handler that hands out a new handler object.
-        self._handlers: dict[str, tuple[Any, Any]] = {}
-        self._wrap_lock = threading.Lock()
+    pick = staticmethod(_pick)
 
     def intercept_service(
         self,
@@ -160,29 +110,8 @@ class _ServerInterceptor(_ServerInterceptorBase):
         if entry is not None and entry[0] is handler:
             wrapped: grpc.RpcMethodHandler[Any, Any] = entry[1]
             return wrapped
-        wrapped = self._wrap(handler_call_details, handler)
+        wrapped = self.wrapped(handler_call_details, handler)
         return wrapped
-
-    def _wrap(self, details: grpc.HandlerCallDetails, handler: Any) -> Any:
-        method = details.method
-        if handler is None:  # grpcio answers UNIMPLEMENTED; record it without caching the (possibly junk) name
-            if traced(self._filter, method_name(method)):
-                hop = self._start(unknown_route(self._recorder, method), details.invocation_metadata)
-                hop.finish(_UNIMPLEMENTED, "Method not found!")
-            return None
-        with self._wrap_lock:  # handler threads wrap concurrently: keep the cap exact (first call of a method only)
-            if len(self._handlers) < MAX_SERVER_METHODS or method in self._handlers:
-                wrapped = (
-                    wrap_handler(self._recorder, method, handler, self._start, capture=self._capture)
-                    if traced(self._filter, method)
-                    else handler
-                )
-                self._handlers[method] = (handler, wrapped)
-                return wrapped
-        # A catch-all handler answering any name: count it under ``unknown``, cache nothing.
-        if not traced(self._filter, method):
-            return handler
-        return wrap_handler(self._recorder, method, handler, self._start, known=False, capture=self._capture)
 
 
 def server_interceptor(
