@@ -66,7 +66,7 @@ def render(
         assert rss.server is not None
         verdict = "flat" if rss.flat_within_mib <= FLAT_MIB else "NOT flat"
         lines += [
-            "",
+            *([""] if spans or kept or series or held else []),
             f"RSS over {rss.rpcs:,} sync unary RPCs after {rss.warmup:,} warm-up RPCs "
             f"({rss.client_threads} client threads, sampling {rss.ratio:g}, {rss.seconds:,.0f} s, "
             f"{rss.spans_received:,} spans received), MiB",
