@@ -16,22 +16,27 @@ proxy that is still a ``grpc.aio`` call (``read()``, ``write()``, ``done_writing
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
-from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
+from hoptel.interceptors.grpc.aio_client_engine import (
+    AioClientMethod,
+    AioStreamStreamMethod,
+    AioStreamUnaryMethod,
+    AioUnaryStreamMethod,
+    AioUnaryUnaryMethod,
+)
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
-from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
+from hoptel.interceptors.grpc.aio_streams import count_responses
 from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
@@ -159,84 +164,43 @@ class _CountedStreamStream(_CountedCall, _StreamStreamCall):
     __slots__ = ()
 
 
-class _Method:
-    """One method of an instrumented aio channel: grpc's multicallable, the route, how to start a hop.
-
-    Each subclass's ``__call__`` has grpc.aio's signature and hands its arguments to ``_run``, which starts the hop,
-    starts grpc's call (that only queues the RPC) and wraps it in ``proxy`` when a streamed side is counted.
-    """
-
-    __slots__ = ("_inner", "_peer", "_route", "_start")
-    proxy: ClassVar[type[_CountedCall] | None] = None  # wraps the call when a streamed side is counted
-    counts_requests: ClassVar[bool] = False  # request-streaming shapes count an iterator's requests
-
-    def __init__(self, inner: Any, route: GrpcRoute, start: _Start, peer: Mapping[str, AttributeValue] | None) -> None:
-        self._inner = inner
-        self._route = route
-        self._start = start
-        self._peer = peer
-
-    def _run(self, requests: Any, metadata: Any, options: dict[str, Any]) -> Any:
-        started = self._start(self._route, metadata, self._peer)
-        if started is None:
-            return self._inner(requests, metadata=metadata, **options)
-        hop, options["metadata"] = started
-        if self.counts_requests and requests is not None:  # None: the caller writes with call.write()
-            requests = count_sent(requests, hop)
-        try:
-            call = self._inner(requests, **options)
-        except Exception as error:  # grpc refused the arguments
-            hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
-            raise
-        watch_aio_call(call, hop)
-        return call if self.proxy is None else self.proxy(call, hop)
+def _call(
+    self: AioClientMethod, request: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
+) -> Any:
+    """grpc.aio's multicallable call (``request`` is the iterator of a request-streaming shape, None to write)."""
+    options["timeout"] = timeout
+    return self.run(request, metadata, options)
 
 
-class _UnaryUnary(_Method, _UnaryUnaryBase):
+class _UnaryUnary(AioUnaryUnaryMethod, _UnaryUnaryBase):
     """A recorded unary-unary method."""
 
     __slots__ = ()
-
-    def __call__(self, request: Any, *, metadata: Any = None, **options: Any) -> Any:  # type: ignore[override]  # grpc.aio's keyword-only signature (grpc-stubs differ)
-        return self._run(request, metadata, options)
+    __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _UnaryStream(_Method, _UnaryStreamBase):
+class _UnaryStream(AioUnaryStreamMethod, _UnaryStreamBase):
     """A recorded server-streaming method; responses are counted."""
 
     __slots__ = ()
     proxy = _CountedUnaryStream
-
-    def __call__(self, request: Any, *, metadata: Any = None, **options: Any) -> Any:  # type: ignore[override]  # grpc.aio's keyword-only signature (grpc-stubs differ)
-        return self._run(request, metadata, options)
+    __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamUnary(_Method, _StreamUnaryBase):
+class _StreamUnary(AioStreamUnaryMethod, _StreamUnaryBase):
     """A recorded client-streaming method (requests from an iterator or ``write()`` are counted)."""
 
     __slots__ = ()
     proxy = _CountedStreamUnary
-    counts_requests = True
-
-    def __call__(  # type: ignore[override]  # grpc.aio's signature (grpc-stubs differ)
-        self, request_iterator: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
-    ) -> Any:
-        options["timeout"] = timeout
-        return self._run(request_iterator, metadata, options)
+    __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamStream(_Method, _StreamStreamBase):
+class _StreamStream(AioStreamStreamMethod, _StreamStreamBase):
     """A recorded bidi-streaming method (requests and responses are counted)."""
 
     __slots__ = ()
     proxy = _CountedStreamStream
-    counts_requests = True
-
-    def __call__(  # type: ignore[override]  # grpc.aio's signature (grpc-stubs differ)
-        self, request_iterator: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
-    ) -> Any:
-        options["timeout"] = timeout
-        return self._run(request_iterator, metadata, options)
+    __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
 class InstrumentedAioChannel(RecordingMethods, aio.Channel):

@@ -20,23 +20,26 @@ in-flight call alive until its RPC ends, so a call that is merely dropped ends w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-import grpc
 from grpc import aio
-from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc.aio_client_engine import (
+    AioClientMethod,
+    AioStreamStreamMethod,
+    AioStreamUnaryMethod,
+    AioUnaryStreamMethod,
+    AioUnaryUnaryMethod,
+)
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
-from hoptel.interceptors.grpc.aio_streams import count_responses, count_sent, watch_aio_call
-from hoptel.interceptors.grpc.capture import client_start
+from hoptel.interceptors.grpc.capture import ClientStart, client_start
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import MethodFilter, RouteTable, target_attributes
+from hoptel.interceptors.grpc.shared import MethodFilter, MethodTable, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder
+from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
@@ -53,69 +56,34 @@ else:
 
 __all__ = ["AioClientInterceptor", "aio_client_interceptor", "aio_client_interceptors"]
 
-_CANCELLED = grpc.StatusCode.CANCELLED
-_INTERNAL = grpc.StatusCode.INTERNAL
 _Continuation = Callable[[Any, Any], Any]  # returns an awaitable; grpc-stubs type it as the call itself
-
-
-def _details(details: Any, metadata: list[tuple[str, str | bytes]]) -> aio.ClientCallDetails:
-    """Copy of aio ``ClientCallDetails`` carrying ``metadata`` (as ``grpc.aio.Metadata``, as grpc passes it)."""
-    return aio.ClientCallDetails(
-        details.method,
-        details.timeout,
-        aio.Metadata(*metadata),
-        details.credentials,
-        details.wait_for_ready,
-    )
-
-
-async def _invoke(continuation: _Continuation, details: Any, request: Any, hop: GrpcHop) -> Any:
-    """Await the continuation; if it fails (an inner interceptor raised, the task was cancelled) end the hop."""
-    try:
-        return await continuation(details, request)
-    except asyncio.CancelledError:
-        hop.finish(_CANCELLED)
-        raise
-    except aio.AioRpcError as error:
-        hop.finish(error.code(), error.details())
-        raise
-    except Exception as error:
-        hop.finish(_INTERNAL, f"{type(error).__qualname__}: {error}", error)
-        raise
-
-
-_Tables = tuple[RouteTable, RouteTable, RouteTable, RouteTable]
+_Table = Mapping[Any, "AioClientMethod | None"]
+_Tables = tuple[_Table, _Table, _Table, _Table]
 
 
 class _AioClientCore:
-    """The four intercept methods and the state they share: the recorder's start, peer attributes, routes."""
+    """The four intercept methods and the state they share: one engine method per method name and shape.
 
-    def __init__(self, start: Any, peer: Mapping[str, AttributeValue] | None, tables: _Tables) -> None:
+    A thin adapter over the aio client engine (``interceptors.grpc.aio_client_engine``), which records each call.
+    """
+
+    def __init__(self, start: ClientStart, tables: _Tables) -> None:
         self._start = start
-        self._peer = peer
         self._unary_unary, self._unary_stream, self._stream_unary, self._stream_stream = tables
 
     async def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         """Record a unary-unary RPC; returns grpc's call object."""
-        route = self._unary_unary[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._unary_unary[client_call_details.method]
+        if method is None:
             return await continuation(client_call_details, request)
-        hop, metadata = started
-        call = await _invoke(continuation, _details(client_call_details, metadata), request, hop)
-        watch_aio_call(call, hop)
-        return call
+        return await method.intercept(continuation, client_call_details, request)
 
     async def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         """Record a server-streaming RPC; returns the responses, counted (grpc keeps the call's methods)."""
-        route = self._unary_stream[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._unary_stream[client_call_details.method]
+        if method is None:
             return await continuation(client_call_details, request)
-        hop, metadata = started
-        call = await _invoke(continuation, _details(client_call_details, metadata), request, hop)
-        watch_aio_call(call, hop)
-        return count_responses(call, hop)
+        return await method.intercept(continuation, client_call_details, request)
 
     async def intercept_stream_unary(
         self,
@@ -124,15 +92,10 @@ class _AioClientCore:
         request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
         """Record a client-streaming RPC, counting requests as grpc sends them; returns grpc's call object."""
-        route = self._stream_unary[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._stream_unary[client_call_details.method]
+        if method is None:
             return await continuation(client_call_details, request_iterator)
-        hop, metadata = started
-        requests = count_sent(request_iterator, hop)
-        call = await _invoke(continuation, _details(client_call_details, metadata), requests, hop)
-        watch_aio_call(call, hop)
-        return call
+        return await method.intercept(continuation, client_call_details, request_iterator)
 
     async def intercept_stream_stream(
         self,
@@ -141,15 +104,10 @@ class _AioClientCore:
         request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
         """Record a bidi-streaming RPC, counting requests and responses."""
-        route = self._stream_stream[client_call_details.method]
-        started = None if route is None else self._start(route, client_call_details.metadata, self._peer)
-        if started is None:
+        method = self._stream_stream[client_call_details.method]
+        if method is None:
             return await continuation(client_call_details, request_iterator)
-        hop, metadata = started
-        requests = count_sent(request_iterator, hop)
-        call = await _invoke(continuation, _details(client_call_details, metadata), requests, hop)
-        watch_aio_call(call, hop)
-        return count_responses(call, hop)
+        return await method.intercept(continuation, client_call_details, request_iterator)
 
 
 class _UnaryUnaryOnly(_AioClientCore, _UnaryUnary):
@@ -171,14 +129,12 @@ class _StreamStreamOnly(_AioClientCore, _StreamStream):
 class _CapturingCore(_AioClientCore):
     """The intercept methods that also record response metadata (only built when it is asked for).
 
-    Each hands the core a continuation that registers the capture's done callback on grpc's call before the core
+    Each hands the core a continuation that registers the capture's done callback on grpc's call before the engine
     registers the one that ends the hop; the start (wrapped by the capture) passes the hop's span along.
     """
 
-    def __init__(
-        self, start: Any, peer: Mapping[str, AttributeValue] | None, tables: _Tables, capture: AioClientResponseCapture
-    ) -> None:
-        super().__init__(capture.start(start), peer, tables)
+    def __init__(self, start: ClientStart, tables: _Tables, capture: AioClientResponseCapture) -> None:
+        super().__init__(start, tables)
         self._capture = capture
 
     async def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
@@ -253,23 +209,30 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
         enrichment: GrpcEnrichment | None = None,
         capture: AioClientResponseCapture | None = None,
     ) -> None:
-        tables: _Tables = (
-            RouteTable(recorder, "client", UNARY, method_filter),
-            RouteTable(recorder, "client", SERVER_STREAM, method_filter),
-            RouteTable(recorder, "client", CLIENT_STREAM, method_filter),
-            RouteTable(recorder, "client", BIDI_STREAM, method_filter),
-        )
         start = client_start(recorder, enrichment)
+        if capture is not None:  # one capture (and so one span hand-over) shared by the four kinds
+            start = capture.start(start)
         peer = target_attributes(target) or None
+
+        def table(rpc_type: str, shape: type[AioClientMethod]) -> _Table:
+            return MethodTable(
+                recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer)
+            )
+
+        tables: _Tables = (
+            table(UNARY, AioUnaryUnaryMethod),
+            table(SERVER_STREAM, AioUnaryStreamMethod),
+            table(CLIENT_STREAM, AioStreamUnaryMethod),
+            table(BIDI_STREAM, AioStreamStreamMethod),
+        )
         self._kinds: tuple[Any, ...]
         if capture is None:
             self._kinds = tuple(
-                kind(start, peer, tables)
-                for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
+                kind(start, tables) for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
             )
-        else:  # one capture (and so one span hand-over) shared by the four kinds
+        else:
             self._kinds = tuple(
-                kind(start, peer, tables, capture)
+                kind(start, tables, capture)
                 for kind in (
                     _CapturingUnaryUnaryOnly,
                     _CapturingUnaryStreamOnly,
