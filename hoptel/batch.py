@@ -25,13 +25,14 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+
 __all__ = ["FORK_WAIT_S", "BatchSpanProcessor", "PipelineCounters"]
 
 _log = logging.getLogger("hoptel.export")
 
 # The SDK sets this key while exporting so that instrumented clients (the OTLP gRPC channel, HTTP libraries)
-# do not trace the export itself; hoptel's interceptors honour it too. It is private to opentelemetry-api.
-_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+# do not trace the export itself; hoptel's interceptors honour it too (see hoptel.otel_internals).
 
 FORK_WAIT_S = 5.0
 """The longest ``fork()`` waits for an export in flight to finish (see ``_hold_exports_for_fork``)."""

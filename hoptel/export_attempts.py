@@ -9,8 +9,9 @@ every attempt reaches the tracker while OpenTelemetry keeps its retry rules, bac
 * HTTP: the transport, ``_client._transport``, which the base exporter's retrying client sends each attempt
   through.
 
-Both are private attributes of the base classes; when one is missing (another OpenTelemetry version),
-``track_outages`` returns False and the exporter works as before, seen only through whole failed exports.
+Both are private attributes of the base classes (read and replaced through ``hoptel.otel_internals``); when one
+is missing (another OpenTelemetry version), ``track_outages`` returns False and the exporter works as before, seen
+only through whole failed exports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import grpc
 
 from hoptel.export_outage import OutageTracker, install_attempt_lines_filter
 from hoptel.metrics import CounterChild
+from hoptel.otel_internals import exporter_client, http_client_transport, set_exporter_client, set_http_client_transport
 
 if TYPE_CHECKING:
     from hoptel.self_metrics import SelfMetrics
@@ -108,22 +110,22 @@ class ObservedTransport:
 
 def observe_grpc_stub(exporter: Any, tracker: OutageTracker) -> bool:
     """Observe the gRPC exporter's current stub; False if it has none where expected."""
-    stub = getattr(exporter, "_client", None)
+    stub = exporter_client(exporter)
     if stub is None or not hasattr(stub, "Export"):
         return False
     if not isinstance(stub, ObservedStub):
-        exporter._client = ObservedStub(stub, tracker)
+        set_exporter_client(exporter, ObservedStub(stub, tracker))
     return True
 
 
 def observe_http_transport(exporter: Any, tracker: OutageTracker) -> bool:
     """Observe the HTTP exporter's transport; False if it has none where expected."""
-    client = getattr(exporter, "_client", None)
-    transport = getattr(client, "_transport", None)
+    client = exporter_client(exporter)
+    transport = http_client_transport(client)
     if transport is None or not hasattr(transport, "request"):
         return False
     if not isinstance(transport, ObservedTransport):
-        client._transport = ObservedTransport(transport, tracker)  # type: ignore[union-attr]  # checked above
+        set_http_client_transport(client, ObservedTransport(transport, tracker))
     return True
 
 
@@ -159,7 +161,8 @@ class TracksGrpcOutages(TracksOutages):
         return observe_grpc_stub(self, tracker)
 
     def _initialize_channel_and_stub(self) -> None:
-        # The OTel gRPC exporter this is mixed into defines it (unannotated); a new stub is observed like the first.
+        # The OTel gRPC exporter this is mixed into defines it (unannotated; otel_internals.GRPC_EXPORTER_STUB_HOOK);
+        # a new stub is observed like the first.
         super()._initialize_channel_and_stub()  # type: ignore[misc]
         if self._outage is not None:
             observe_grpc_stub(self, self._outage)

@@ -24,19 +24,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hoptel.metrics import CounterChild
+from hoptel.otel_internals import OTLP_EXPORTER_LOGGERS
 
 __all__ = ["EXPORTER_LOGGERS", "AttemptLinesFilter", "OutageTracker", "install_attempt_lines_filter"]
 
 _log = logging.getLogger("hoptel.export")
 _T = TypeVar("_T")
 
-EXPORTER_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.common.http",
-)
+EXPORTER_LOGGERS = OTLP_EXPORTER_LOGGERS
 """The loggers OpenTelemetry's OTLP exporters (and their retrying HTTP client) write to."""
 
 # How OpenTelemetry's attempt lines begin: a retry, a failed export, a retry cut short by shutdown, a batch after it.

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from hoptel.config import ExporterConfig
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from hoptel.otel_internals import LogRecordExporter
 
 __all__ = ["build_log_exporter", "build_span_exporter", "otlp_options"]
 

@@ -12,7 +12,6 @@ import functools
 import os
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as _GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as _HttpSpanExporter
@@ -28,6 +27,7 @@ from hoptel.export_attempts import (
     tracked_export,
 )
 from hoptel.export_outage import OutageTracker
+from hoptel.otel_internals import GRPC_EXPORTER_REQUEST_HOOK, exporter_client
 from hoptel.otlp_wire import HopSpanEncoder
 
 __all__ = ["GrpcHopSpanExporter", "HopSpanExporter", "HttpHopSpanExporter"]
@@ -70,7 +70,7 @@ class GrpcHopSpanExporter(TracksGrpcOutages, HopSpanExporter, _GrpcSpanExporter)
     Each attempt is reported to the outage tracker, if any (see ``hoptel.export_attempts``).
     """
 
-    accepts_hop_spans = hasattr(_GrpcSpanExporter, "_translate_data")
+    accepts_hop_spans = hasattr(_GrpcSpanExporter, GRPC_EXPORTER_REQUEST_HOOK)  # see hoptel.otel_internals
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export as OpenTelemetry does, as the tracker's export call."""
@@ -99,7 +99,7 @@ class HttpHopSpanExporter(TracksOutages, HopSpanExporter, _HttpSpanExporter):
         return tracked_export(self._outage, functools.partial(self._export_encoded, spans), len(spans))
 
     def _export_encoded(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        client: Any = getattr(self, "_client", None)
+        client = exporter_client(self)  # the base exporter's retrying client (private: see hoptel.otel_internals)
         encoder = self._encoder
         if encoder is None or client is None or not hasattr(client, "export"):
             return super().export(spans)

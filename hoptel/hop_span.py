@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from random import getrandbits
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
@@ -34,12 +34,13 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    Tracer,
     TraceState,
-    set_span_in_context,
 )
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from hoptel.config import SamplerConfig
+from hoptel.otel_internals import SPAN_CONTEXT_IS_TUPLE, SPAN_KEY, active_span_processor
 
 if TYPE_CHECKING:
     from hoptel.batch import BatchSpanProcessor
@@ -56,20 +57,8 @@ _tuple_new = tuple.__new__
 _UNSET = Status(StatusCode.UNSET)
 _NO_EVENTS: list[SpanEvent] = []  # never appended to: a span copies before its first event
 _END_LOCK = threading.Lock()
-# The context key OpenTelemetry keeps the current span under, derived through its public API.
-SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
-
-
-def _span_context_layout_holds() -> bool:
-    """Whether SpanContext is the 6-tuple (trace_id, span_id, is_remote, flags, state, is_valid) it has been."""
-    try:
-        fast = _tuple_new(SpanContext, (1, 2, False, _SAMPLED, DEFAULT_TRACE_STATE, True))
-        return tuple(fast) == tuple(SpanContext(1, 2, False, _SAMPLED, DEFAULT_TRACE_STATE))
-    except Exception:  # pragma: no cover - a future API release
-        return False
-
-
-_FAST_CONTEXT = _span_context_layout_holds()
+# SPAN_KEY (the context key of the current span) and the SpanContext layout: see hoptel.otel_internals.
+_FAST_CONTEXT = SPAN_CONTEXT_IS_TUPLE
 TUPLE_SPAN_CONTEXT = _FAST_CONTEXT
 """Whether ``SpanContext`` is the 6-tuple ``(trace_id, span_id, is_remote, flags, state, is_valid)`` (read by
 unpacking in ``hoptel.otlp_wire``)."""
@@ -89,7 +78,7 @@ def remote_parent_context(parent: SpanContext | None) -> Context:
 RemoteChildStarter = Callable[[str, "SpanContext | None", SpanKind, "Mapping[str, AttributeValue] | None"], Span]
 
 
-def remote_child_starter(tracer: Any) -> RemoteChildStarter:
+def remote_child_starter(tracer: Tracer | HopTracer) -> RemoteChildStarter:
     """``tracer.start_remote_child`` for a HopTracer; for any other OpenTelemetry tracer, the same via a context."""
     start: RemoteChildStarter | None = getattr(tracer, "start_remote_child", None)
     if start is not None:
@@ -98,7 +87,7 @@ def remote_child_starter(tracer: Any) -> RemoteChildStarter:
     def start_remote_child(
         name: str, parent: SpanContext | None, kind: SpanKind, attributes: Mapping[str, AttributeValue] | None
     ) -> Span:
-        return tracer.start_span(name, remote_parent_context(parent), kind, attributes)  # type: ignore[no-any-return]
+        return tracer.start_span(name, remote_parent_context(parent), kind, attributes)
 
     return start_remote_child
 
@@ -251,10 +240,12 @@ class HopTracer:
         fallback: the SDK tracer of ``provider``.
     """
 
-    def __init__(self, sampler: SamplerConfig, sink: BatchSpanProcessor, provider: TracerProvider, fallback: Any):
+    def __init__(self, sampler: SamplerConfig, sink: BatchSpanProcessor, provider: TracerProvider, fallback: Tracer):
         self._sink = sink
         self._fallback = fallback
-        self._processors_holder = provider._active_span_processor  # private: see is_exact()
+        # The provider's processor chain and its processor tuple (private: see otel_internals.SPAN_PROCESSORS_ATTRIBUTE,
+        # read as a plain attribute on every hop below, since a call would cost more).
+        self._processors_holder = active_span_processor(provider)
         self._expected_processors = self._processors_holder._span_processors
         root = sampler.name.removeprefix("parentbased_")
         self._parent_based = sampler.name.startswith("parentbased_")
@@ -279,7 +270,7 @@ class HopTracer:
     ) -> Span:
         """Start a span under the span in ``context`` (same signature as the SDK tracer's, for hops)."""
         if self._processors_holder._span_processors is not self._expected_processors:
-            return self._fallback.start_span(name, context, kind, attributes)  # type: ignore[no-any-return]
+            return self._fallback.start_span(name, context, kind, attributes)
         parent_span: Span = context.get(SPAN_KEY, INVALID_SPAN) if context is not None else INVALID_SPAN  # type: ignore[assignment]  # the Context maps keys to objects
         return self._start(name, parent_span.get_span_context(), kind, attributes)
 
@@ -296,7 +287,7 @@ class HopTracer:
         the extracted parent before any context exists.
         """
         if self._processors_holder._span_processors is not self._expected_processors:
-            return self._fallback.start_span(name, remote_parent_context(parent), kind, attributes)  # type: ignore[no-any-return]
+            return self._fallback.start_span(name, remote_parent_context(parent), kind, attributes)
         return self._start(name, INVALID_SPAN_CONTEXT if parent is None else parent, kind, attributes)
 
     def _start(

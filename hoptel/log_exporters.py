@@ -9,11 +9,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as _GrpcLogExporter
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _HttpLogExporter
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExportResult
-
 from hoptel.export_attempts import (
     TracksGrpcOutages,
     TracksOutages,
@@ -21,6 +16,9 @@ from hoptel.export_attempts import (
     tracked_export,
 )
 from hoptel.export_outage import OutageTracker
+from hoptel.otel_internals import LogRecordExportResult, ReadableLogRecord
+from hoptel.otel_internals import OTLPGrpcLogExporter as _GrpcLogExporter
+from hoptel.otel_internals import OTLPHttpLogExporter as _HttpLogExporter
 
 __all__ = ["GrpcLogExporter", "HttpLogExporter"]
 

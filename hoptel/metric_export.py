@@ -30,13 +30,13 @@ from prometheus_client.registry import CollectorRegistry
 from hoptel.config import ExporterConfig
 from hoptel.exporters import otlp_options
 from hoptel.metrics import CounterChild, families_of
+from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 from hoptel.otlp_metrics import MetricConverter
 
 __all__ = ["MetricPush", "build_metric_exporter"]
 
 _log = logging.getLogger(__name__)
-# Set while pushing, as the span pipeline does: the exporter's own gRPC/HTTP calls are not instrumented.
-_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
+# _SUPPRESS_KEY is set while pushing, as the span pipeline does: the exporter's own calls are not instrumented.
 
 
 def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> MetricExporter:

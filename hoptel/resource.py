@@ -25,7 +25,6 @@ import weakref
 from importlib.metadata import PackageNotFoundError, version
 
 import opentelemetry.sdk.resources as sdk_resources
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import (
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
@@ -36,6 +35,7 @@ from opentelemetry.sdk.resources import (
 )
 
 from hoptel.config import Config
+from hoptel.otel_internals import pin_sdk_service_instance_id, replace_resource_attributes
 
 __all__ = ["SERVICE_INSTANCE_ID", "build_resource", "hoptel_version", "instance_id"]
 
@@ -112,12 +112,10 @@ def _renew_in_child(resource: Resource, pinned: str | None) -> None:
     private module variables, where they exist), so the providers' own fork hooks merge the pinned value.
     """
     if pinned is not None:
-        if hasattr(sdk_resources, "_service_instance_id_pid"):
-            sdk_resources._service_instance_id = pinned  # private: see the docstring
-            sdk_resources._service_instance_id_pid = os.getpid()
+        pin_sdk_service_instance_id(pinned, os.getpid())  # private: see the docstring and hoptel.otel_internals
         value = pinned
     else:
         value = instance_id()
     attributes = dict(resource.attributes)
     attributes[SERVICE_INSTANCE_ID] = value
-    resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)  # private: see the docstring
+    replace_resource_attributes(resource, attributes)  # private: see the docstring and hoptel.otel_internals

@@ -28,6 +28,7 @@ from hoptel.exporters import build_log_exporter, build_span_exporter
 from hoptel.hop_span import HopTracer
 from hoptel.logs import GrpcVerbosity, LogPipeline, quiet_grpc_core
 from hoptel.logs.grpc_verbosity import undo_grpc_verbosity
+from hoptel.otel_internals import allow_tracer_provider_reset
 from hoptel.resource import build_resource
 from hoptel.self_metrics import SelfMetrics
 from hoptel.shutdown_signals import flush_on_signals, forget
@@ -94,7 +95,7 @@ class Telemetry:
         self.tracer = tracer_provider.get_tracer("hoptel")
         # What the per-hop recorder starts spans with: the SDK tracer, or hoptel's lean HopTracer (hop_span.py)
         # when the exporter encodes hop spans and hoptel's processor is the provider's only one.
-        self.hop_tracer: Any = self.tracer
+        self.hop_tracer: trace.Tracer | HopTracer = self.tracer
         self._processor = processor
         self.self_metrics = self_metrics or SelfMetrics(registry, self._queue_length)
         self.metrics_url: str | None = None
@@ -395,7 +396,7 @@ def _install_global_provider(provider: trace.TracerProvider) -> None:
         current_provider = trace.get_tracer_provider()
         ours = any(current_provider is p for p in _installed_providers)
         if ours:
-            trace._TRACER_PROVIDER_SET_ONCE._done = False  # private: the set-once guard, see docstring
+            allow_tracer_provider_reset()  # the API's private set-once guard: see hoptel.otel_internals
         if ours or isinstance(current_provider, trace.ProxyTracerProvider):
             trace.set_tracer_provider(provider)
             if trace.get_tracer_provider() is provider:

@@ -25,12 +25,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from hoptel.hop_span import SPAN_KEY, remote_child_starter
+from hoptel.hop_span import remote_child_starter
 from hoptel.interceptors.grpc.names import STATUS, UNKNOWN_METHOD
 from hoptel.interceptors.grpc.routes import GrpcRoute, SemconvMode, grpc_status_attributes
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
 from hoptel.interceptors.http.names import normalize_method, redact_url
 from hoptel.metrics import LATENCY_BUCKETS, Histogram, HistogramChild
+from hoptel.otel_internals import SPAN_KEY
+from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 from hoptel.telemetry import Telemetry, current
 
 if TYPE_CHECKING:
@@ -38,8 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GrpcHop", "HistogramSeries", "HopRecorder", "HttpClientHop", "HttpServerHop", "parse_grpc_peer"]
 
-# Set by the OTel SDK (and hoptel's batch worker) while exporting: calls made then are not instrumented.
-_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # private to opentelemetry-api; stable since 1.0
+# _SUPPRESS_KEY is set by the OTel SDK (and hoptel's batch worker) while exporting: calls then are not instrumented.
 _CLIENT = SpanKind.CLIENT
 _SERVER = SpanKind.SERVER
 _get_current = otel_context.get_current
@@ -266,7 +267,7 @@ class HopRecorder:
             side: {code: grpc_status_attributes(info, self._mode, side == "server") for code, info in STATUS.items()}
             for side in ("server", "client")
         }
-        self._routes: dict[tuple[str, str], dict[Any, GrpcRoute]] = {}
+        self._routes: dict[tuple[str, str], dict[str | bytes, GrpcRoute]] = {}
         self.http_client_duration = HttpClientMetrics(registry, http_buckets).duration
         self.http_server_duration = HttpServerMetrics(registry, http_buckets).duration
         self._http_client = HistogramSeries(self.http_client_duration)
@@ -299,7 +300,7 @@ class HopRecorder:
             status_attributes=route.status_attributes,
         )
 
-    def grpc_routes(self, side: str, rpc_type: str) -> dict[Any, GrpcRoute]:
+    def grpc_routes(self, side: str, rpc_type: str) -> dict[str | bytes, GrpcRoute]:
         """The route cache for one side and shape, keyed by the method name as the framework gives it."""
         return self._routes.setdefault((side, rpc_type), {})
 

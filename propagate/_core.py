@@ -23,17 +23,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from opentelemetry import baggage as otel_baggage
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
-    INVALID_SPAN,
     Span,
     SpanContext,
     TraceFlags,
     TraceState,
-    set_span_in_context,
 )
+
+from hoptel.otel_internals import BAGGAGE_KEY, SPAN_CONTEXT_IS_TUPLE, SPAN_KEY
 
 __all__ = [
     "BAGGAGE_KEY",
@@ -53,9 +52,7 @@ HeaderPairs = list[tuple[str, str]]
 SpanFields = tuple[int, int, int, TraceState]
 """What inject needs of a valid span context: ``(trace_id, span_id, flags & 0xFF, trace_state)``."""
 
-# The context keys OpenTelemetry itself uses; derived through the public API so they can never drift.
-SPAN_KEY: str = next(iter(set_span_in_context(INVALID_SPAN, Context())))
-BAGGAGE_KEY: str = next(iter(otel_baggage.set_baggage("k", "v", Context())))
+# SPAN_KEY and BAGGAGE_KEY, the context keys OpenTelemetry itself uses: re-exported from hoptel.otel_internals.
 PARENT_KEY = "hoptel.remote_parent"
 """The *updates* key under which a format records the remote parent's ``SpanContext`` (never in a Context)."""
 
@@ -87,7 +84,7 @@ def _tuple_layout_holds() -> bool:
         return False
 
 
-_TUPLE_LAYOUT = _tuple_layout_holds()
+_TUPLE_LAYOUT = SPAN_CONTEXT_IS_TUPLE  # the layout probe: hoptel.otel_internals
 _SPAN_TYPES: set[type] = set()  # classes already checked to be Spans (isinstance on an ABC is slow)
 
 

@@ -23,15 +23,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from hoptel.logs.fields import Entry, extra_fields, message_of
+from hoptel.otel_internals import SeverityNumber
 
 if TYPE_CHECKING:
-    from opentelemetry._logs import Logger as OTelLogger
-    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.resources import Resource
+
+    from hoptel.otel_internals import LogRecordExporter, OTelLogger
 
 __all__ = ["OTLPLogBridge", "severity"]
 
@@ -97,8 +97,7 @@ class OTLPLogBridge:
     """
 
     def __init__(self, exporter: LogRecordExporter, resource: Resource) -> None:
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from hoptel.otel_internals import BatchLogRecordProcessor, LoggerProvider
 
         self._provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         self._provider.add_log_record_processor(BatchLogRecordProcessor(exporter))

@@ -61,10 +61,10 @@ from hoptel.logs.text_format import TextFormatter
 from hoptel.logs.writer import Formatter, StreamWriter
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.resources import Resource
 
     from hoptel.logs.otlp import OTLPLogBridge
+    from hoptel.otel_internals import LogRecordExporter
 
 __all__ = ["LOG_FORMATS", "LogPipeline", "console_handlers"]
 

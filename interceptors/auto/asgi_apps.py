@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from hoptel.otel_internals import OFFICIALLY_INSTRUMENTED_FLAG
+
 if TYPE_CHECKING:
     from hoptel.interceptors.auto.zerocode import _Session
     from hoptel.interceptors.http.asgi import Receive, Scope, Send
@@ -92,7 +94,7 @@ def _already_traced(session: _Session, app: Any) -> bool:
     if _official_active("starlette apps") or _official_active("fastapi apps"):
         session.warn_once(APPS, "the official OpenTelemetry instrumentation is active for them")
         return True
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+    if getattr(app, OFFICIALLY_INSTRUMENTED_FLAG, False):
         session.warn_once(APPS, "an app was instrumented by the official OpenTelemetry instrumentor")
         return True
     for middleware in getattr(app, "user_middleware", ()):

@@ -47,6 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 
+from hoptel.otel_internals import OFFICIALLY_INSTRUMENTED_FLAG, caller_frame, official_instrumentor
+from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
 
@@ -54,8 +57,7 @@ __all__ = ["instrument", "is_instrumented", "step_aside", "uninstrument"]
 
 _log = logging.getLogger("hoptel.instrument")
 
-# Set by the OTel SDK (and hoptel's batch worker) while exporting; private to opentelemetry-api, stable since 1.0.
-_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+# _SUPPRESS_KEY: set by the OTel SDK (and hoptel's batch worker) while exporting (see hoptel.otel_internals).
 # Callers whose servers and channels are never instrumented: OTel's exporters and hoptel's own receiver.
 _EXEMPT_CALLERS = ("opentelemetry.exporter.", "hoptel.receiver")
 _HOPTEL_MODULES = "hoptel.interceptors."
@@ -204,7 +206,7 @@ def _exempt_caller() -> bool:
     if otel_context.get_value(_SUPPRESS_KEY):
         return True
     try:
-        frame = sys._getframe(3)  # _exempt_caller <- wanted <- the patched function <- its caller
+        frame = caller_frame(3)  # _exempt_caller <- wanted <- the patched function <- its caller
     except ValueError:  # pragma: no cover - called from the bottom of a stack
         return False
     return str(frame.f_globals.get("__name__", "")).startswith(_EXEMPT_CALLERS)
@@ -214,7 +216,7 @@ def _official_active(thing: str) -> bool:
     """Whether the official instrumentor for ``thing`` has been ``instrument()``-ed (never imports it)."""
     module_name, class_name = _OFFICIAL[thing]
     module = sys.modules.get(module_name)
-    instance = getattr(getattr(module, class_name, None), "_instance", None)
+    instance = official_instrumentor(getattr(module, class_name, None))
     return bool(getattr(instance, "is_instrumented_by_opentelemetry", False))
 
 
@@ -369,9 +371,7 @@ def _patch_httpx(session: _Session) -> None:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
             transports = [self._transport, *(t for t in self._mounts.values() if t is not None)]
-            if not getattr(self, "_is_instrumented_by_opentelemetry", False) and session.wanted(
-                "httpx clients", transports
-            ):
+            if not getattr(self, OFFICIALLY_INSTRUMENTED_FLAG, False) and session.wanted("httpx clients", transports):
                 instrument_httpx(self, session.telemetry)
 
         return __init__

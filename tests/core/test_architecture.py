@@ -114,6 +114,18 @@ def test_import_rules(folder: str, forbidden: tuple[str, ...], skip: tuple[str, 
     assert _violations(folder, forbidden, skip=skip) == []
 
 
+def test_propagate_imports_of_hoptel_are_itself_and_otel_internals() -> None:
+    """``propagate/`` may import the standard library, opentelemetry-api and ``hoptel.otel_internals`` only."""
+    found = []
+    for path in sorted((ROOT / "propagate").rglob("*.py")):
+        for line, module in _imports(path):
+            if module.startswith("hoptel.") and not module.startswith(("hoptel.propagate", "hoptel.otel_internals")):
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+            if module.startswith("opentelemetry.sdk") or module.startswith("opentelemetry.exporter"):
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert found == []
+
+
 def test_public_reexports_are_lazy() -> None:
     """``hoptel/__init__.py`` mentions the integrations only under ``if TYPE_CHECKING:`` and in its lazy table."""
     tree = ast.parse((ROOT / "hoptel" / "__init__.py").read_text())
