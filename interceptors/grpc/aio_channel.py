@@ -25,6 +25,7 @@ from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks 
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc.aio_client_engine import (
     AioClientMethod,
@@ -36,30 +37,13 @@ from hoptel.interceptors.grpc.aio_client_engine import (
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses
 from hoptel.interceptors.grpc.capture import client_start
-from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
+from hoptel.interceptors.grpc.shared import MethodFilter, RecordingMethods
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
-
-    _UnaryStreamCall = aio.UnaryStreamCall[Any, Any]
-    _StreamUnaryCall = aio.StreamUnaryCall[Any, Any]
-    _StreamStreamCall = aio.StreamStreamCall[Any, Any]
-    _UnaryUnaryBase = aio.UnaryUnaryMultiCallable[Any, Any]
-    _UnaryStreamBase = aio.UnaryStreamMultiCallable[Any, Any]
-    _StreamUnaryBase = aio.StreamUnaryMultiCallable[Any, Any]
-    _StreamStreamBase = aio.StreamStreamMultiCallable[Any, Any]
-else:
-    _UnaryStreamCall = aio.UnaryStreamCall
-    _StreamUnaryCall = aio.StreamUnaryCall
-    _StreamStreamCall = aio.StreamStreamCall
-    _UnaryUnaryBase = aio.UnaryUnaryMultiCallable
-    _UnaryStreamBase = aio.UnaryStreamMultiCallable
-    _StreamUnaryBase = aio.StreamUnaryMultiCallable
-    _StreamStreamBase = aio.StreamStreamMultiCallable
 
 __all__ = ["InstrumentedAioChannel", "instrument_aio_channel"]
 
@@ -146,19 +130,19 @@ class _CountedCall:
         return getattr(self._call, name)
 
 
-class _CountedUnaryStream(_CountedCall, _UnaryStreamCall):
+class _CountedUnaryStream(_CountedCall, bases.AioUnaryStreamCall):
     """A server-streaming call whose responses are counted."""
 
     __slots__ = ()
 
 
-class _CountedStreamUnary(_CountedCall, _StreamUnaryCall):
+class _CountedStreamUnary(_CountedCall, bases.AioStreamUnaryCall):
     """A client-streaming call whose written requests are counted."""
 
     __slots__ = ()
 
 
-class _CountedStreamStream(_CountedCall, _StreamStreamCall):
+class _CountedStreamStream(_CountedCall, bases.AioStreamStreamCall):
     """A bidi-streaming call whose responses and written requests are counted."""
 
     __slots__ = ()
@@ -172,14 +156,14 @@ def _call(
     return self.run(request, metadata, options)
 
 
-class _UnaryUnary(AioUnaryUnaryMethod, _UnaryUnaryBase):
+class _UnaryUnary(AioUnaryUnaryMethod, bases.AioUnaryUnaryMultiCallable):
     """A recorded unary-unary method."""
 
     __slots__ = ()
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _UnaryStream(AioUnaryStreamMethod, _UnaryStreamBase):
+class _UnaryStream(AioUnaryStreamMethod, bases.AioUnaryStreamMultiCallable):
     """A recorded server-streaming method; responses are counted."""
 
     __slots__ = ()
@@ -187,7 +171,7 @@ class _UnaryStream(AioUnaryStreamMethod, _UnaryStreamBase):
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamUnary(AioStreamUnaryMethod, _StreamUnaryBase):
+class _StreamUnary(AioStreamUnaryMethod, bases.AioStreamUnaryMultiCallable):
     """A recorded client-streaming method (requests from an iterator or ``write()`` are counted)."""
 
     __slots__ = ()
@@ -195,7 +179,7 @@ class _StreamUnary(AioStreamUnaryMethod, _StreamUnaryBase):
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamStream(AioStreamStreamMethod, _StreamStreamBase):
+class _StreamStream(AioStreamStreamMethod, bases.AioStreamStreamMultiCallable):
     """A recorded bidi-streaming method (requests and responses are counted)."""
 
     __slots__ = ()
@@ -210,17 +194,6 @@ class InstrumentedAioChannel(RecordingMethods, aio.Channel):
     """
 
     wrappers = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-
-    def __init__(
-        self,
-        channel: aio.Channel,
-        recorder: HopRecorder,
-        start: _Start,
-        method_filter: MethodFilter | None,
-        target: str | None,
-    ) -> None:
-        self._channel = channel
-        self._routes = ClientRoutes(recorder, start, method_filter, target)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the wrapped channel."""
@@ -253,37 +226,11 @@ class _CapturingAioChannel(InstrumentedAioChannel):
     the hop; the start (wrapped by the capture) passes the hop's span along.
     """
 
-    def __init__(
-        self,
-        channel: aio.Channel,
-        recorder: HopRecorder,
-        start: _Start,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        capture: AioClientResponseCapture,
-    ) -> None:
-        super().__init__(channel, recorder, capture.start(start), method_filter, target)
-        self._capture = capture
+    _capture: AioClientResponseCapture
 
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording unary-unary multicallable, recording response metadata too."""
-        inner = self._capture.aio_multicallable(self._channel.unary_unary(method, *args, **kwargs))
-        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording unary-stream multicallable, recording response metadata too."""
-        inner = self._capture.aio_multicallable(self._channel.unary_stream(method, *args, **kwargs))
-        return self._routes.wrap(SERVER_STREAM, method, inner, self.wrappers[1])
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording stream-unary multicallable, recording response metadata too."""
-        inner = self._capture.aio_multicallable(self._channel.stream_unary(method, *args, **kwargs))
-        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording stream-stream multicallable, recording response metadata too."""
-        inner = self._capture.aio_multicallable(self._channel.stream_stream(method, *args, **kwargs))
-        return self._routes.wrap(BIDI_STREAM, method, inner, self.wrappers[3])
+    def _multicallable(self, index: int, inner: Any) -> Any:
+        """Grpc's multicallables report their calls to the capture."""
+        return self._capture.aio_multicallable(inner)
 
 
 def _records_already(channel: aio.Channel) -> bool:
@@ -331,6 +278,5 @@ def instrument_aio_channel(
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
     start = client_start(recorder, enrichment)
     capture = aio_client_response_capture(recorder)
-    if capture is not None:
-        return _CapturingAioChannel(channel, recorder, start, filter, target, capture)
-    return InstrumentedAioChannel(channel, recorder, start, filter, target)
+    kind = InstrumentedAioChannel if capture is None else _CapturingAioChannel
+    return kind(channel, recorder, start, filter, target, capture)

@@ -20,13 +20,14 @@ in-flight call alive until its RPC ends, so a call that is merely dropped ends w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from grpc import aio
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client_engine import (
     AioClientMethod,
     AioStreamStreamMethod,
@@ -36,152 +37,81 @@ from hoptel.interceptors.grpc.aio_client_engine import (
 )
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.capture import ClientStart, client_start
-from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import MethodFilter, MethodTable, target_attributes
+from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
 
-    _UnaryUnary = aio.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStream = aio.UnaryStreamClientInterceptor[Any, Any]
-    _StreamUnary = aio.StreamUnaryClientInterceptor[Any, Any]
-    _StreamStream = aio.StreamStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnary = aio.UnaryUnaryClientInterceptor
-    _UnaryStream = aio.UnaryStreamClientInterceptor
-    _StreamUnary = aio.StreamUnaryClientInterceptor
-    _StreamStream = aio.StreamStreamClientInterceptor
-
 __all__ = ["AioClientInterceptor", "aio_client_interceptor", "aio_client_interceptors"]
 
 _Continuation = Callable[[Any, Any], Any]  # returns an awaitable; grpc-stubs type it as the call itself
-_Table = Mapping[Any, "AioClientMethod | None"]
-_Tables = tuple[_Table, _Table, _Table, _Table]
 
 
 class _AioClientCore:
-    """The four intercept methods and the state they share: one engine method per method name and shape.
+    """A single-shape interceptor: the engine method for each method name of its shape records the call.
 
-    A thin adapter over the aio client engine (``interceptors.grpc.aio_client_engine``), which records each call.
+    A thin adapter over the aio client engine (``interceptors.grpc.aio_client_engine``). grpc.aio calls only the
+    ``intercept_*`` method of the shape a kind implements, so all four names are the one :meth:`_intercept`.
     """
 
-    def __init__(self, start: ClientStart, tables: _Tables) -> None:
+    def __init__(self, start: ClientStart, table: Mapping[Any, AioClientMethod | None]) -> None:
         self._start = start
-        self._unary_unary, self._unary_stream, self._stream_unary, self._stream_stream = tables
+        self._table = table
 
-    async def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a unary-unary RPC; returns grpc's call object."""
-        method = self._unary_unary[client_call_details.method]
+    async def _intercept(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        """Record the RPC (a request stream's requests, a response stream's responses counted)."""
+        method = self._table[client_call_details.method]
         if method is None:
             return await continuation(client_call_details, request)
         return await method.intercept(continuation, client_call_details, request)
 
-    async def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a server-streaming RPC; returns the responses, counted (grpc keeps the call's methods)."""
-        method = self._unary_stream[client_call_details.method]
-        if method is None:
-            return await continuation(client_call_details, request)
-        return await method.intercept(continuation, client_call_details, request)
-
-    async def intercept_stream_unary(
-        self,
-        continuation: _Continuation,
-        client_call_details: Any,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        """Record a client-streaming RPC, counting requests as grpc sends them; returns grpc's call object."""
-        method = self._stream_unary[client_call_details.method]
-        if method is None:
-            return await continuation(client_call_details, request_iterator)
-        return await method.intercept(continuation, client_call_details, request_iterator)
-
-    async def intercept_stream_stream(
-        self,
-        continuation: _Continuation,
-        client_call_details: Any,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        """Record a bidi-streaming RPC, counting requests and responses."""
-        method = self._stream_stream[client_call_details.method]
-        if method is None:
-            return await continuation(client_call_details, request_iterator)
-        return await method.intercept(continuation, client_call_details, request_iterator)
-
-
-class _UnaryUnaryOnly(_AioClientCore, _UnaryUnary):
-    """The unary-unary kind of an :class:`AioClientInterceptor` (shares its state)."""
-
-
-class _UnaryStreamOnly(_AioClientCore, _UnaryStream):
-    """The unary-stream kind of an :class:`AioClientInterceptor` (shares its state)."""
-
-
-class _StreamUnaryOnly(_AioClientCore, _StreamUnary):
-    """The stream-unary kind of an :class:`AioClientInterceptor` (shares its state)."""
-
-
-class _StreamStreamOnly(_AioClientCore, _StreamStream):
-    """The stream-stream kind of an :class:`AioClientInterceptor` (shares its state)."""
+    intercept_unary_unary = intercept_unary_stream = intercept_stream_unary = intercept_stream_stream = _intercept
 
 
 class _CapturingCore(_AioClientCore):
-    """The intercept methods that also record response metadata (only built when it is asked for).
+    """The single-shape interceptor that also records response metadata (only built when it is asked for).
 
-    Each hands the core a continuation that registers the capture's done callback on grpc's call before the engine
+    It hands the engine a continuation that registers the capture's done callback on grpc's call before the engine
     registers the one that ends the hop; the start (wrapped by the capture) passes the hop's span along.
     """
 
-    def __init__(self, start: ClientStart, tables: _Tables, capture: AioClientResponseCapture) -> None:
-        super().__init__(start, tables)
+    def __init__(
+        self, start: ClientStart, table: Mapping[Any, AioClientMethod | None], capture: AioClientResponseCapture
+    ) -> None:
+        super().__init__(start, table)
         self._capture = capture
 
-    async def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a unary-unary RPC and its response metadata."""
+    async def _intercept(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        """Record the RPC and its response metadata."""
         watched = self._capture.aio_continuation(continuation)
-        return await super().intercept_unary_unary(watched, client_call_details, request)
+        return await super()._intercept(watched, client_call_details, request)
 
-    async def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a server-streaming RPC and its response metadata."""
-        watched = self._capture.aio_continuation(continuation)
-        return await super().intercept_unary_stream(watched, client_call_details, request)
-
-    async def intercept_stream_unary(
-        self,
-        continuation: _Continuation,
-        client_call_details: Any,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        """Record a client-streaming RPC and its response metadata."""
-        watched = self._capture.aio_continuation(continuation)
-        return await super().intercept_stream_unary(watched, client_call_details, request_iterator)
-
-    async def intercept_stream_stream(
-        self,
-        continuation: _Continuation,
-        client_call_details: Any,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        """Record a bidi-streaming RPC and its response metadata."""
-        watched = self._capture.aio_continuation(continuation)
-        return await super().intercept_stream_stream(watched, client_call_details, request_iterator)
+    intercept_unary_unary = intercept_unary_stream = intercept_stream_unary = intercept_stream_stream = _intercept
 
 
-class _CapturingUnaryUnaryOnly(_CapturingCore, _UnaryUnary):
-    """The unary-unary kind of a capturing :class:`AioClientInterceptor`."""
+def _kinds(core: type[_AioClientCore]) -> tuple[type[Any], ...]:
+    """``core`` as each of grpc.aio's four client interceptor interfaces (one class per shape, named for it)."""
+    interfaces = (
+        bases.AioUnaryUnaryClientInterceptor,
+        bases.AioUnaryStreamClientInterceptor,
+        bases.AioStreamUnaryClientInterceptor,
+        bases.AioStreamStreamClientInterceptor,
+    )
+    return tuple(
+        type(
+            f"{core.__name__}[{interface.__name__}]",
+            (core, interface),
+            {"__module__": __name__, "__doc__": f"The {interface.__name__} of an :class:`AioClientInterceptor`."},
+        )
+        for interface in interfaces
+    )
 
 
-class _CapturingUnaryStreamOnly(_CapturingCore, _UnaryStream):
-    """The unary-stream kind of a capturing :class:`AioClientInterceptor`."""
-
-
-class _CapturingStreamUnaryOnly(_CapturingCore, _StreamUnary):
-    """The stream-unary kind of a capturing :class:`AioClientInterceptor`."""
-
-
-class _CapturingStreamStreamOnly(_CapturingCore, _StreamStream):
-    """The stream-stream kind of a capturing :class:`AioClientInterceptor`."""
+_KINDS = _kinds(_AioClientCore)
+_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly = _KINDS
+_CAPTURING_KINDS = _kinds(_CapturingCore)
 
 
 _LIST_FORMS = (
@@ -212,34 +142,10 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
         start = client_start(recorder, enrichment)
         if capture is not None:  # one capture (and so one span hand-over) shared by the four kinds
             start = capture.start(start)
-        peer = target_attributes(target) or None
-
-        def table(rpc_type: str, shape: type[AioClientMethod]) -> _Table:
-            return MethodTable(
-                recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer)
-            )
-
-        tables: _Tables = (
-            table(UNARY, AioUnaryUnaryMethod),
-            table(SERVER_STREAM, AioUnaryStreamMethod),
-            table(CLIENT_STREAM, AioStreamUnaryMethod),
-            table(BIDI_STREAM, AioStreamStreamMethod),
-        )
-        self._kinds: tuple[Any, ...]
-        if capture is None:
-            self._kinds = tuple(
-                kind(start, tables) for kind in (_UnaryUnaryOnly, _UnaryStreamOnly, _StreamUnaryOnly, _StreamStreamOnly)
-            )
-        else:
-            self._kinds = tuple(
-                kind(start, tables, capture)
-                for kind in (
-                    _CapturingUnaryUnaryOnly,
-                    _CapturingUnaryStreamOnly,
-                    _CapturingStreamUnaryOnly,
-                    _CapturingStreamStreamOnly,
-                )
-            )
+        shapes = (AioUnaryUnaryMethod, AioUnaryStreamMethod, AioStreamUnaryMethod, AioStreamStreamMethod)
+        tables = engine_tables(recorder, method_filter, shapes, start, target_attributes(target) or None)
+        kinds, extra = (_KINDS, ()) if capture is None else (_CAPTURING_KINDS, (capture,))
+        self._kinds = tuple(kind(start, table, *extra) for kind, table in zip(kinds, tables, strict=True))
 
     @overload
     def __getitem__(self, index: int) -> aio.ClientInterceptor: ...

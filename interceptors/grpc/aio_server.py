@@ -23,6 +23,7 @@ from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_context import CountingServicerContext
 from hoptel.interceptors.grpc.aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc.capture import ServerStart
@@ -36,10 +37,6 @@ from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
-
-    _AioServerInterceptorBase = aio.ServerInterceptor[Any, Any]
-else:
-    _AioServerInterceptorBase = aio.ServerInterceptor
 
 __all__ = ["aio_server_interceptor"]
 
@@ -134,7 +131,7 @@ def _pick(inner: Any, response_streaming: bool) -> Build | None:
     return None  # a sync behaviour (the server's migration thread pool runs it) or none at all
 
 
-class _AioServerInterceptor(HandlerCache, _AioServerInterceptorBase):
+class _AioServerInterceptor(HandlerCache, bases.AioServerInterceptor):
     """Wraps each method's handler once (see ``interceptors.grpc.handlers``); a thin adapter to grpc.aio's."""
 
     pick = staticmethod(_pick)

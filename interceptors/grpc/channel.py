@@ -22,11 +22,10 @@ import grpc
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.grpc.capture import ClientStart, client_start
+from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.client_engine import multicallables
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.names import CLIENT_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import ClientRoutes, MethodFilter, RecordingMethods
+from hoptel.interceptors.grpc.shared import MethodFilter, RecordingMethods
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import HopRecorder
 
@@ -43,19 +42,6 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
     """
 
     wrappers = multicallables  # the engine's methods, as grpcio multicallables
-
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        recorder: HopRecorder,
-        start: ClientStart,
-        method_filter: MethodFilter | None,
-        target: str | None,
-    ) -> None:
-        self._channel = (
-            channel  # the name grpcio's own intercepted channel uses (hoptel.interceptors.auto.zerocode follows it)
-        )
-        self._routes = ClientRoutes(recorder, start, method_filter, target)
 
     def subscribe(self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False) -> None:
         """See ``grpc.Channel.subscribe``."""
@@ -79,27 +65,11 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
 class _CapturingChannel(InstrumentedChannel):
     """An instrumented channel recording response metadata of unary-response RPCs (built only when asked for)."""
 
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        recorder: HopRecorder,
-        start: ClientStart,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        capture: ClientResponseCapture,
-    ) -> None:
-        super().__init__(channel, recorder, capture.start(start), method_filter, target)
-        self._capture = capture
+    _capture: ClientResponseCapture
 
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording unary-unary multicallable, recording response metadata too."""
-        inner = self._capture.multicallable(self._channel.unary_unary(method, *args, **kwargs))
-        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A recording stream-unary multicallable, recording response metadata too."""
-        inner = self._capture.multicallable(self._channel.stream_unary(method, *args, **kwargs))
-        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
+    def _multicallable(self, index: int, inner: Any) -> Any:
+        """Grpc's unary-response multicallables report their calls to the capture."""
+        return self._capture.multicallable(inner) if index in (0, 2) else inner
 
 
 def instrument_channel(
@@ -137,6 +107,5 @@ def instrument_channel(
     enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
     start = client_start(recorder, enrichment)
     capture = client_response_capture(recorder)
-    if capture is not None:
-        return _CapturingChannel(step_aside(channel), recorder, start, filter, target, capture)
-    return InstrumentedChannel(step_aside(channel), recorder, start, filter, target)
+    kind = InstrumentedChannel if capture is None else _CapturingChannel
+    return kind(step_aside(channel), recorder, start, filter, target, capture)

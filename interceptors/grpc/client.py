@@ -13,13 +13,12 @@ call that never dispatches is never waited on; cancelling (or dropping) a call e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-
-import grpc
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ClientStart, client_start
 from hoptel.interceptors.grpc.client_engine import (
     ClientMethod,
@@ -29,23 +28,12 @@ from hoptel.interceptors.grpc.client_engine import (
     UnaryUnaryMethod,
 )
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
-from hoptel.interceptors.grpc.shared import MethodFilter, MethodTable, target_attributes
+from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, target_attributes
 from hoptel.interceptors.hooks import GrpcCall, GrpcHook
 from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
-
-    _UnaryUnary = grpc.UnaryUnaryClientInterceptor[Any, Any]
-    _UnaryStream = grpc.UnaryStreamClientInterceptor[Any, Any]
-    _StreamUnary = grpc.StreamUnaryClientInterceptor[Any, Any]
-    _StreamStream = grpc.StreamStreamClientInterceptor[Any, Any]
-else:
-    _UnaryUnary = grpc.UnaryUnaryClientInterceptor
-    _UnaryStream = grpc.UnaryStreamClientInterceptor
-    _StreamUnary = grpc.StreamUnaryClientInterceptor
-    _StreamStream = grpc.StreamStreamClientInterceptor
 
 __all__ = ["ClientInterceptor", "client_interceptor"]
 
@@ -59,12 +47,41 @@ class _Untraced(dict[Any, None]):
         return None
 
 
-class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
+def _intercepting(shape: int, doc: str, capturing: bool = False) -> Callable[..., Any]:
+    """An ``intercept_*`` method: the engine method for the call's method name and ``shape`` records the call.
+
+    ``capturing``: the continuation is first wrapped to record response metadata (see ``client_response``).
+    """
+
+    def intercept(self: ClientInterceptor, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
+        method = self._tables[shape][client_call_details.method]
+        if method is None:
+            return continuation(client_call_details, request)
+        if capturing:
+            continuation = self._capture.continuation(continuation)
+        return method.intercept(continuation, client_call_details, request)
+
+    intercept.__doc__ = doc
+    return intercept
+
+
+_UNARY_UNARY = "Record a unary-unary RPC; returns grpcio's outcome (blocking call) or future unchanged."
+_STREAM_UNARY = "Record a client-streaming RPC, counting requests as grpcio sends them."
+
+
+class ClientInterceptor(
+    bases.UnaryUnaryClientInterceptor,
+    bases.UnaryStreamClientInterceptor,
+    bases.StreamUnaryClientInterceptor,
+    bases.StreamStreamClientInterceptor,
+):
     """Records every RPC of an intercepted channel; build it with :func:`client_interceptor`.
 
     A thin adapter over the client engine (``interceptors.grpc.client_engine``): one engine method per method
     name and shape, built on its first call, records each call through grpcio's continuation.
     """
+
+    _capture: ClientResponseCapture
 
     def __init__(
         self,
@@ -74,57 +91,23 @@ class ClientInterceptor(_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream):
         enrichment: GrpcEnrichment | None = None,
     ) -> None:
         self._start = start = self._starting(client_start(recorder, enrichment))
-        peer = target_attributes(target) or None
-
-        def table(rpc_type: str, shape: type[ClientMethod]) -> Mapping[Any, ClientMethod | None]:
-            return MethodTable(
-                recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer)
-            )
-
-        self._unary_unary = table(UNARY, UnaryUnaryMethod)
-        self._unary_stream = table(SERVER_STREAM, UnaryStreamMethod)
-        self._stream_unary = table(CLIENT_STREAM, StreamUnaryMethod)
-        self._stream_stream = table(BIDI_STREAM, StreamStreamMethod)
+        shapes = (UnaryUnaryMethod, UnaryStreamMethod, StreamUnaryMethod, StreamStreamMethod)
+        self._tables: tuple[Mapping[Any, ClientMethod | None], ...] = engine_tables(
+            recorder, method_filter, shapes, start, target_attributes(target) or None
+        )
 
     def _starting(self, start: ClientStart) -> ClientStart:
         """The start the engine methods use (a capturing interceptor's remembers each span)."""
         return start
 
-    def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a unary-unary RPC; returns grpcio's outcome (blocking call) or future unchanged."""
-        method = self._unary_unary[client_call_details.method]
-        if method is None:
-            return continuation(client_call_details, request)
-        return method.intercept(continuation, client_call_details, request)
-
-    def intercept_unary_stream(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a server-streaming RPC; returns a response iterator that counts responses."""
-        method = self._unary_stream[client_call_details.method]
-        if method is None:
-            return continuation(client_call_details, request)
-        return method.intercept(continuation, client_call_details, request)
-
-    def intercept_stream_unary(
-        self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
-    ) -> Any:
-        """Record a client-streaming RPC, counting requests as grpcio sends them."""
-        method = self._stream_unary[client_call_details.method]
-        if method is None:
-            return continuation(client_call_details, request_iterator)
-        return method.intercept(continuation, client_call_details, request_iterator)
-
-    def intercept_stream_stream(
-        self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
-    ) -> Any:
-        """Record a bidi-streaming RPC, counting requests and responses."""
-        method = self._stream_stream[client_call_details.method]
-        if method is None:
-            return continuation(client_call_details, request_iterator)
-        return method.intercept(continuation, client_call_details, request_iterator)
+    intercept_unary_unary = _intercepting(0, _UNARY_UNARY)
+    intercept_unary_stream = _intercepting(1, "Record a server-streaming RPC; returns a response iterator that counts.")
+    intercept_stream_unary = _intercepting(2, _STREAM_UNARY)
+    intercept_stream_stream = _intercepting(3, "Record a bidi-streaming RPC, counting requests and responses.")
 
     def pass_through(self) -> None:
         """Stop recording: from now on every call goes through untouched (another hoptel interceptor records it)."""
-        self._unary_unary = self._unary_stream = self._stream_unary = self._stream_stream = _Untraced()
+        self._tables = (_Untraced(),) * 4
 
 
 class _CapturingClientInterceptor(ClientInterceptor):
@@ -144,16 +127,8 @@ class _CapturingClientInterceptor(ClientInterceptor):
     def _starting(self, start: ClientStart) -> ClientStart:
         return self._capture.start(start)
 
-    def intercept_unary_unary(self, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
-        """Record a unary-unary RPC and its response metadata."""
-        return super().intercept_unary_unary(self._capture.continuation(continuation), client_call_details, request)
-
-    def intercept_stream_unary(
-        self, continuation: _Continuation, client_call_details: Any, request_iterator: Iterable[Any]
-    ) -> Any:
-        """Record a client-streaming RPC and its response metadata."""
-        watched = self._capture.continuation(continuation)
-        return super().intercept_stream_unary(watched, client_call_details, request_iterator)
+    intercept_unary_unary = _intercepting(0, _UNARY_UNARY + " Records response metadata.", capturing=True)
+    intercept_stream_unary = _intercepting(2, _STREAM_UNARY + " Records response metadata.", capturing=True)
 
 
 def client_interceptor(

@@ -18,28 +18,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ClientStart
 from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import ClientCallDetails
 from hoptel.interceptors.grpc.status import finish_from_call
 from hoptel.interceptors.grpc.streams import ClientResponses, SentCounter, watch_call
 from hoptel.interceptors.recorder import GrpcHop
-
-if TYPE_CHECKING:
-    _UnaryUnaryBase = grpc.UnaryUnaryMultiCallable[Any, Any]
-    _UnaryStreamBase = grpc.UnaryStreamMultiCallable[Any, Any]
-    _StreamUnaryBase = grpc.StreamUnaryMultiCallable[Any, Any]
-    _StreamStreamBase = grpc.StreamStreamMultiCallable[Any, Any]
-else:
-    _UnaryUnaryBase = grpc.UnaryUnaryMultiCallable
-    _UnaryStreamBase = grpc.UnaryStreamMultiCallable
-    _StreamUnaryBase = grpc.StreamUnaryMultiCallable
-    _StreamStreamBase = grpc.StreamStreamMultiCallable
 
 __all__ = [
     "ClientMethod",
@@ -146,7 +136,7 @@ def _entry(mode: str, doc: str, response_only: bool = False) -> Callable[..., An
     return entry
 
 
-class UnaryUnaryMethod(ClientMethod, _UnaryUnaryBase):
+class UnaryUnaryMethod(ClientMethod, bases.UnaryUnaryMultiCallable):
     """A recorded unary-unary method."""
 
     __slots__ = ()
@@ -155,7 +145,7 @@ class UnaryUnaryMethod(ClientMethod, _UnaryUnaryBase):
     future = _entry(_FUTURE, "The call as a ``grpc.Future``, as grpcio returns it.")
 
 
-class UnaryStreamMethod(ClientMethod, _UnaryStreamBase):
+class UnaryStreamMethod(ClientMethod, bases.UnaryStreamMultiCallable):
     """A recorded server-streaming method; responses are counted."""
 
     __slots__ = ()
@@ -163,7 +153,7 @@ class UnaryStreamMethod(ClientMethod, _UnaryStreamBase):
     __call__ = _entry(_STREAM, "The responses: grpcio's call, counting each response.")
 
 
-class StreamUnaryMethod(ClientMethod, _StreamUnaryBase):
+class StreamUnaryMethod(ClientMethod, bases.StreamUnaryMultiCallable):
     """A recorded client-streaming method; requests are counted as grpcio sends them."""
 
     __slots__ = ()
@@ -173,7 +163,7 @@ class StreamUnaryMethod(ClientMethod, _StreamUnaryBase):
     future = UnaryUnaryMethod.future
 
 
-class StreamStreamMethod(ClientMethod, _StreamStreamBase):
+class StreamStreamMethod(ClientMethod, bases.StreamStreamMultiCallable):
     """A recorded bidi-streaming method; requests and responses are counted."""
 
     __slots__ = ()

@@ -19,6 +19,7 @@ from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ServerStart
 from hoptel.interceptors.grpc.handlers import Build, HandlerCache
 from hoptel.interceptors.grpc.routes import GrpcRoute
@@ -30,10 +31,6 @@ from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
     from hoptel.telemetry import Telemetry
-
-    _ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
-else:
-    _ServerInterceptorBase = grpc.ServerInterceptor
 
 __all__ = ["server_interceptor"]
 
@@ -94,7 +91,7 @@ def _pick(inner: Any, response_streaming: bool) -> Build | None:
     return _stream_response if response_streaming else _unary_response
 
 
-class _ServerInterceptor(HandlerCache, _ServerInterceptorBase):
+class _ServerInterceptor(HandlerCache, bases.ServerInterceptor):
     """Wraps each method's handler once (see ``interceptors.grpc.handlers``); a thin adapter to grpc's interface."""
 
     pick = staticmethod(_pick)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import grpc
@@ -31,6 +31,7 @@ __all__ = [
     "MethodTable",
     "RecordingMethods",
     "RouteTable",
+    "engine_tables",
     "method_name",
     "target_attributes",
     "traced",
@@ -41,6 +42,7 @@ __all__ = [
 _log = logging.getLogger("hoptel.interceptors")
 
 _V = TypeVar("_V")
+_SHAPES = (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)  # the order of every per-shape tuple here
 
 MethodFilter = Callable[[str], bool]
 """Called with a method's full name (``/package.Service/Method``); False skips tracing and metrics for it."""
@@ -112,6 +114,25 @@ class MethodTable(dict[Any, "_V | None"]):
         return made
 
 
+def engine_tables(
+    recorder: HopRecorder,
+    method_filter: MethodFilter | None,
+    shapes: tuple[type[_V], type[_V], type[_V], type[_V]],
+    start: Any,
+    peer: Mapping[str, AttributeValue] | None,
+) -> tuple[MethodTable[_V], ...]:
+    """A client interceptor's four tables: method name -> the client engine's method for it, built once.
+
+    In the order unary-unary, unary-stream, stream-unary, stream-stream; a method is ``shape(None, route, start,
+    peer)``, None when the filter skips it.
+    """
+
+    def table(rpc_type: str, shape: Callable[..., _V]) -> MethodTable[_V]:
+        return MethodTable(recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer))
+
+    return tuple(table(rpc_type, shape) for rpc_type, shape in zip(_SHAPES, shapes, strict=True))
+
+
 def _route(route: GrpcRoute) -> GrpcRoute:
     return route
 
@@ -140,10 +161,7 @@ class ClientRoutes:
     def __init__(
         self, recorder: HopRecorder, start: Any, method_filter: MethodFilter | None, target: str | None
     ) -> None:
-        self._tables = {
-            rpc_type: RouteTable(recorder, "client", rpc_type, method_filter)
-            for rpc_type in (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)
-        }
+        self._tables = {rpc_type: RouteTable(recorder, "client", rpc_type, method_filter) for rpc_type in _SHAPES}
         self._start = start
         self._peer = target_attributes(target) or None
 
@@ -153,36 +171,51 @@ class ClientRoutes:
         return inner if route is None else wrapper(inner, route, self._start, self._peer)
 
 
-class RecordingMethods:
-    """The four method factories of an instrumented channel, sync or aio (both give out methods synchronously).
+def _method_factory(index: int, name: str) -> Callable[..., Any]:
+    """A channel's ``unary_unary`` & co.: grpc's multicallable for the method, wrapped to record each call."""
+    rpc_type = _SHAPES[index]
 
-    Each returns grpc's multicallable for the method wrapped in the class's wrapper for that shape (``wrappers``,
-    in the order unary-unary, unary-stream, stream-unary, stream-stream), or grpc's own when the filter skips it.
+    def factory(self: RecordingMethods, method: str, *args: Any, **kwargs: Any) -> Any:
+        inner = self._multicallable(index, getattr(self._channel, name)(method, *args, **kwargs))
+        return self._routes.wrap(rpc_type, method, inner, self.wrappers[index])
+
+    factory.__doc__ = f"grpc's ``{name}`` multicallable for ``method``, recording each call (unless filtered out)."
+    return factory
+
+
+class RecordingMethods:
+    """What an instrumented channel, sync or aio, is made of: the wrapped channel and the four method factories.
+
+    Each factory returns grpc's multicallable for the method wrapped in the class's wrapper for that shape
+    (``wrappers``, in the order unary-unary, unary-stream, stream-unary, stream-stream), or grpc's own when the
+    filter skips it. ``capture`` (response metadata, only when asked for) wraps the start, and a capturing channel
+    wraps grpc's multicallables (``_multicallable``).
     """
 
     wrappers: ClassVar[tuple[Any, Any, Any, Any]]
-    _channel: Any
-    _routes: ClientRoutes
 
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Grpc's multicallable for ``method``, recording each call (unless the filter skips the method)."""
-        inner = self._channel.unary_unary(method, *args, **kwargs)
-        return self._routes.wrap(UNARY, method, inner, self.wrappers[0])
+    def __init__(
+        self,
+        channel: Any,
+        recorder: HopRecorder,
+        start: Any,
+        method_filter: MethodFilter | None,
+        target: str | None,
+        capture: Any = None,
+    ) -> None:
+        # ``_channel``: the name grpcio's own intercepted channel uses (hoptel.interceptors.auto.zerocode follows it)
+        self._channel = channel
+        self._capture = capture
+        self._routes = ClientRoutes(recorder, start if capture is None else capture.start(start), method_filter, target)
 
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a server-streaming method."""
-        inner = self._channel.unary_stream(method, *args, **kwargs)
-        return self._routes.wrap(SERVER_STREAM, method, inner, self.wrappers[1])
+    def _multicallable(self, index: int, inner: Any) -> Any:
+        """Grpc's multicallable for a method of shape ``index`` as the wrapper calls it (a capturing channel's own)."""
+        return inner
 
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a client-streaming method."""
-        inner = self._channel.stream_unary(method, *args, **kwargs)
-        return self._routes.wrap(CLIENT_STREAM, method, inner, self.wrappers[2])
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """As :meth:`unary_unary`, for a bidi-streaming method."""
-        inner = self._channel.stream_stream(method, *args, **kwargs)
-        return self._routes.wrap(BIDI_STREAM, method, inner, self.wrappers[3])
+    unary_unary = _method_factory(0, "unary_unary")
+    unary_stream = _method_factory(1, "unary_stream")
+    stream_unary = _method_factory(2, "stream_unary")
+    stream_stream = _method_factory(3, "stream_stream")
 
 
 def begin_server_hop(start: Callable[[GrpcRoute, Any], GrpcHop], route: GrpcRoute, context: Any) -> GrpcHop:
