@@ -101,10 +101,11 @@ def test_another_interpreter_has_no_baseline_and_is_told_how_to_record_one(instr
     assert "python -m benchmarks.instructions --gate --update-baseline" in message
 
 
-def test_committed_baseline_covers_cpython_311_on_x86_64(instructions: types.ModuleType) -> None:
-    """The repository carries the baseline CI's interpreter is gated against, with every scenario of the loop."""
+@pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
+def test_committed_baseline_covers_every_ci_interpreter_on_x86_64(instructions: types.ModuleType, version: str) -> None:
+    """The repository carries a baseline for each CPython CI runs (.ci/run), with every scenario of the loop."""
     hop_loop = importlib.import_module("benchmarks.instructions.hop_loop")
-    entry = instructions.load_baseline()["baselines"]["CPython-3.11-x86_64"]
+    entry = instructions.load_baseline()["baselines"][f"CPython-{version}-x86_64"]
     expected = set(hop_loop.SCENARIOS) - {"empty"}
     assert set(entry["figures"]) == expected
     assert all(value > 0 for value in entry["figures"].values())

@@ -16,7 +16,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli, the library tomllib came from (pytest's own dependency there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("hoptel", "propagate", "interceptors")

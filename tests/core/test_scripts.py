@@ -1,5 +1,7 @@
 """scripts/setup installs into the project's own .venv, makes it again when needed, runs pip only on a change.
 
+VENV names another environment of the checkout (.ci/run keeps one per interpreter, .venv-3.10 ... .venv-3.13).
+
 The logic is checked on a copy of the script with a stand-in interpreter (no pip, no network, well under a second);
 one test runs the real script again in this checkout and checks that it is the quick no-op the test command relies on.
 """
@@ -20,15 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "setup"
 
 # A stand-in for an interpreter: answers the script's version questions with STUB_IDENTITY, logs every `-m` command,
-# and for `-m venv DIR` makes DIR/bin/python (a copy of itself that keeps the identity it was made from), as
-# `python -m venv` would.
+# and for `-m venv DIR` makes DIR/pyvenv.cfg and DIR/bin/python (a copy of itself that keeps the identity it was made
+# from), as `python -m venv` would.
 FAKE_PYTHON = """#!/usr/bin/env bash
 made_from="$(dirname "$0")/identity"
 if [ -f "$made_from" ]; then STUB_IDENTITY="$(cat "$made_from")"; fi
 case "$1" in
   -c) case "$2" in *"version_info <"*) exit 0 ;; esac; echo "$STUB_IDENTITY"; exit 0 ;;
   -m) echo "$*" >>"$STUB_LOG"
-      if [ "$2" = venv ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; echo "$STUB_IDENTITY" >"$3/bin/identity"; fi
+      if [ "$2" = venv ]; then
+          mkdir -p "$3/bin"; touch "$3/pyvenv.cfg"; cp "$0" "$3/bin/python"; echo "$STUB_IDENTITY" >"$3/bin/identity"
+      fi
       exit 0 ;;
 esac
 exit 2
@@ -51,7 +55,7 @@ class Checkout:
         self._executable(self.python, FAKE_PYTHON)
         self.log = base / "commands.log"
         self.env = {
-            **os.environ,
+            **{key: value for key, value in os.environ.items() if key != "VENV"},  # .ci/run's choice is not the copy's
             "PATH": f"{stubs}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "PYTHON": str(self.python),
             "STUB_LOG": str(self.log),
@@ -63,10 +67,10 @@ class Checkout:
         path.write_text(text)
         path.chmod(0o755)
 
-    def setup(self) -> tuple[list[str], str]:
-        """Run the copied scripts/setup; the `-m` commands it ran (pip, venv) and its stderr."""
+    def run(self) -> subprocess.CompletedProcess[str]:
+        """Run the copied scripts/setup, whatever its exit status."""
         self.log.write_text("")
-        done = subprocess.run(
+        return subprocess.run(
             [str(self.root / "scripts" / "setup")],
             env=self.env,
             capture_output=True,
@@ -74,6 +78,10 @@ class Checkout:
             timeout=60,
             stdin=subprocess.DEVNULL,
         )
+
+    def setup(self) -> tuple[list[str], str]:
+        """Run the copied scripts/setup; the `-m` commands it ran (pip, venv) and its stderr."""
+        done = self.run()
         assert done.returncode == 0, done.stderr
         return self.log.read_text().splitlines(), done.stderr
 
@@ -124,6 +132,42 @@ def test_setup_makes_venv_installs_once_and_again_only_on_change(tmp_path: Path)
     assert _installed(commands)
 
 
+def test_venv_names_an_environment_of_its_own_beside_dot_venv(tmp_path: Path) -> None:
+    """VENV=.venv-3.12 makes and keeps that environment from PYTHON; .venv and its stamp stay as they were."""
+    checkout = Checkout(tmp_path)
+    checkout.setup()
+    default_stamp = (checkout.root / ".venv" / ".hoptel-setup").read_text()
+
+    checkout.env.update({"VENV": ".venv-3.12", "STUB_IDENTITY": "cpython 3.12.1 /opt/python-b"})
+    other = checkout.root / ".venv-3.12"
+    commands, stderr = checkout.setup()
+    assert commands[0] == f"-m venv {other}"
+    assert _installed(commands)
+    assert "into .venv-3.12" in stderr
+    assert f"venv={other}\npython=cpython 3.12.1 /opt/python-b\n" in (other / ".hoptel-setup").read_text()
+    commands, stderr = checkout.setup()
+    assert commands == []
+    assert ".venv-3.12 is up to date" in stderr
+    assert (checkout.root / ".venv" / ".hoptel-setup").read_text() == default_stamp
+
+    checkout.env["VENV"] = str(other)  # the same environment named by its absolute path
+    assert checkout.setup()[0] == []
+
+
+def test_setup_does_not_replace_a_directory_that_is_no_environment(tmp_path: Path) -> None:
+    """VENV naming a directory with files but no pyvenv.cfg stops setup; the directory is left as it was."""
+    checkout = Checkout(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    checkout.env["VENV"] = str(mine)
+    done = checkout.run()
+    assert done.returncode != 0
+    assert "not a virtual environment" in done.stderr
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert checkout.log.read_text() == ""
+
+
 def test_setup_refuses_a_python_it_cannot_run(tmp_path: Path) -> None:
     """PYTHON naming no interpreter stops setup with a message, before anything is made."""
     checkout = Checkout(tmp_path)
@@ -137,10 +181,10 @@ def test_setup_refuses_a_python_it_cannot_run(tmp_path: Path) -> None:
 
 
 def test_setup_again_in_this_checkout_is_a_quick_no_op() -> None:
-    """The suite runs from this checkout's .venv (scripts/test, CI), and setup run again there skips pip."""
-    venv = ROOT / ".venv"
-    if Path(sys.prefix).resolve() != venv.resolve():
-        message = f"the suite runs from {sys.prefix}, not from {venv} (scripts/test and CI run it from .venv)"
+    """The suite runs from an environment of this checkout (.venv, or .venv-3.X under CI), and setup skips pip there."""
+    venv = Path(sys.prefix).resolve()
+    if venv.parent != ROOT.resolve() or not venv.name.startswith(".venv"):
+        message = f"the suite runs from {sys.prefix}, not from {ROOT}/.venv* (scripts/test and CI run it from one)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
@@ -151,7 +195,9 @@ def test_setup_again_in_this_checkout_is_a_quick_no_op() -> None:
         if in_ci():  # CI ran scripts/setup just before the suite: a stale stamp means setup's digest changed
             pytest.fail(message)
         pytest.skip(message)
-    done = subprocess.run([str(SETUP)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}  # keep the environment as it is
+    env["VENV"] = venv.name
+    done = subprocess.run([str(SETUP)], env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stderr
     assert "installing hoptel" not in done.stderr
