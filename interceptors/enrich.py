@@ -12,8 +12,8 @@ skips or that run while instrumentation is suppressed (the exporter's own calls)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from opentelemetry.util.types import AttributeValue
 
@@ -41,9 +41,11 @@ __all__ = [
     "EnrichedHttpClientHop",
     "EnrichedHttpServerHop",
     "GrpcEnrichment",
+    "GrpcStarts",
     "HttpClientEnrichment",
     "HttpServerEnrichment",
     "asgi_url",
+    "grpc_starts",
 ]
 
 _E = TypeVar("_E", bound="_HttpEnrichment")
@@ -287,6 +289,24 @@ class GrpcEnrichment:
         hop = self._recorder.start_grpc_server(route, metadata, EnrichedGrpcHop)
         self._begin(hop, call)
         return hop
+
+
+class GrpcStarts(NamedTuple):
+    """The two gRPC start methods a factory's hops begin with (see :func:`grpc_starts`)."""
+
+    client: Callable[..., tuple[GrpcHop, list[tuple[str, str | bytes]]] | None]
+    server: Callable[[GrpcRoute, Metadata | None], GrpcHop]
+
+
+def grpc_starts(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> GrpcStarts:
+    """The one place a gRPC factory's start methods are chosen, for clients and servers, sync and aio.
+
+    The recorder's own when there are no hooks and no extra labels (nothing in between), else the enrichment's,
+    which have the recorder's signatures.
+    """
+    if enrichment is None:
+        return GrpcStarts(recorder.start_grpc_client, recorder.start_grpc_server)
+    return GrpcStarts(enrichment.start_client, enrichment.start_server)
 
 
 class _HttpEnrichment:

@@ -25,15 +25,9 @@ from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks 
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.extra_labels import ExtraLabels
+from hoptel.interceptors.grpc import aio_client_engine as engine
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
-from hoptel.interceptors.grpc.aio_client_engine import (
-    AioClientMethod,
-    AioStreamStreamMethod,
-    AioStreamUnaryMethod,
-    AioUnaryStreamMethod,
-    AioUnaryUnaryMethod,
-)
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses
 from hoptel.interceptors.grpc.capture import client_start
@@ -149,21 +143,25 @@ class _CountedStreamStream(_CountedCall, bases.AioStreamStreamCall):
 
 
 def _call(
-    self: AioClientMethod, request: Any = None, timeout: float | None = None, metadata: Any = None, **options: Any
+    self: engine.AioClientMethod,
+    request: Any = None,
+    timeout: float | None = None,
+    metadata: Any = None,
+    **options: Any,
 ) -> Any:
     """grpc.aio's multicallable call (``request`` is the iterator of a request-streaming shape, None to write)."""
     options["timeout"] = timeout
     return self.run(request, metadata, options)
 
 
-class _UnaryUnary(AioUnaryUnaryMethod, bases.AioUnaryUnaryMultiCallable):
+class _UnaryUnary(engine.AioUnaryUnaryMethod, bases.AioUnaryUnaryMultiCallable):
     """A recorded unary-unary method."""
 
     __slots__ = ()
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _UnaryStream(AioUnaryStreamMethod, bases.AioUnaryStreamMultiCallable):
+class _UnaryStream(engine.AioUnaryStreamMethod, bases.AioUnaryStreamMultiCallable):
     """A recorded server-streaming method; responses are counted."""
 
     __slots__ = ()
@@ -171,7 +169,7 @@ class _UnaryStream(AioUnaryStreamMethod, bases.AioUnaryStreamMultiCallable):
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamUnary(AioStreamUnaryMethod, bases.AioStreamUnaryMultiCallable):
+class _StreamUnary(engine.AioStreamUnaryMethod, bases.AioStreamUnaryMultiCallable):
     """A recorded client-streaming method (requests from an iterator or ``write()`` are counted)."""
 
     __slots__ = ()
@@ -179,7 +177,7 @@ class _StreamUnary(AioStreamUnaryMethod, bases.AioStreamUnaryMultiCallable):
     __call__ = _call  # type: ignore[assignment]  # grpc.aio's signature (grpc-stubs differ)
 
 
-class _StreamStream(AioStreamStreamMethod, bases.AioStreamStreamMultiCallable):
+class _StreamStream(engine.AioStreamStreamMethod, bases.AioStreamStreamMultiCallable):
     """A recorded bidi-streaming method (requests and responses are counted)."""
 
     __slots__ = ()

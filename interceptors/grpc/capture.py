@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.interceptors.enrich import grpc_starts
 from hoptel.interceptors.headers import REQUEST_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder, Metadata
 
@@ -39,7 +40,7 @@ def _allow_list(recorder: HopRecorder, side: str) -> HeaderAllowList:
 
 def client_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> ClientStart:
     """The client start method, recording the caller's metadata when the configuration asks for it."""
-    start: ClientStart = recorder.start_grpc_client if enrichment is None else enrichment.start_client
+    start: ClientStart = grpc_starts(recorder, enrichment).client
     allow = _allow_list(recorder, "client")
     if not allow:
         return start
@@ -60,7 +61,7 @@ def client_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> Cl
 
 def server_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> ServerStart:
     """The server start method, recording the invocation metadata when the configuration asks for it."""
-    start: ServerStart = recorder.start_grpc_server if enrichment is None else enrichment.start_server
+    start: ServerStart = grpc_starts(recorder, enrichment).server
     allow = _allow_list(recorder, "server")
     if not allow:
         return start

@@ -92,8 +92,9 @@ class MethodTable(dict[Any, "_V | None"]):
         side: str,
         rpc_type: str,
         method_filter: MethodFilter | None,
-        make: Callable[[GrpcRoute], _V],
         limit: int = MAX_CLIENT_METHODS,
+        *,
+        make: Callable[[GrpcRoute], _V],
     ) -> None:
         super().__init__()
         self._recorder = recorder
@@ -128,7 +129,9 @@ def engine_tables(
     """
 
     def table(rpc_type: str, shape: Callable[..., _V]) -> MethodTable[_V]:
-        return MethodTable(recorder, "client", rpc_type, method_filter, lambda route: shape(None, route, start, peer))
+        return MethodTable(
+            recorder, "client", rpc_type, method_filter, make=lambda route: shape(None, route, start, peer)
+        )
 
     return tuple(table(rpc_type, shape) for rpc_type, shape in zip(_SHAPES, shapes, strict=True))
 
@@ -140,15 +143,9 @@ def _route(route: GrpcRoute) -> GrpcRoute:
 class RouteTable(MethodTable[GrpcRoute]):
     """A client's routes for one RPC shape: method name -> route, or None when filtered out."""
 
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        side: str,
-        rpc_type: str,
-        method_filter: MethodFilter | None,
-        limit: int = MAX_CLIENT_METHODS,
-    ) -> None:
-        super().__init__(recorder, side, rpc_type, method_filter, _route, limit)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """``RouteTable(recorder, side, rpc_type, method_filter, limit=MAX_CLIENT_METHODS)``."""
+        super().__init__(*args, make=_route, **kwargs)
 
 
 class ClientRoutes:
