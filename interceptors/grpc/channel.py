@@ -63,13 +63,13 @@ class InstrumentedChannel(RecordingMethods, grpc.Channel):
 
 
 class _CapturingChannel(InstrumentedChannel):
-    """An instrumented channel recording response metadata of unary-response RPCs (built only when asked for)."""
+    """An instrumented channel recording the response metadata of every RPC (built only when asked for)."""
 
     _capture: ClientResponseCapture
 
     def _multicallable(self, index: int, inner: Any) -> Any:
-        """Grpc's unary-response multicallables report their calls to the capture."""
-        return self._capture.multicallable(inner) if index in (0, 2) else inner
+        """Grpc's multicallables report their calls (unary responses) or streams (response streams) to the capture."""
+        return self._capture.multicallable(inner) if index in (0, 2) else self._capture.stream_multicallable(inner)
 
 
 def instrument_channel(

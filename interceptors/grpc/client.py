@@ -47,18 +47,22 @@ class _Untraced(dict[Any, None]):
         return None
 
 
-def _intercepting(shape: int, doc: str, capturing: bool = False) -> Callable[..., Any]:
+_Wrap = Callable[[ClientResponseCapture, _Continuation], _Continuation]
+
+
+def _intercepting(shape: int, doc: str, capturing: _Wrap | None = None) -> Callable[..., Any]:
     """An ``intercept_*`` method: the engine method for the call's method name and ``shape`` records the call.
 
-    ``capturing``: the continuation is first wrapped to record response metadata (see ``client_response``).
+    ``capturing``: how the continuation is first wrapped to record response metadata (a method of
+    ``client_response.ClientResponseCapture``: ``continuation`` for a unary response, ``stream_continuation``).
     """
 
     def intercept(self: ClientInterceptor, continuation: _Continuation, client_call_details: Any, request: Any) -> Any:
         method = self._tables[shape][client_call_details.method]
         if method is None:
             return continuation(client_call_details, request)
-        if capturing:
-            continuation = self._capture.continuation(continuation)
+        if capturing is not None:
+            continuation = capturing(self._capture, continuation)
         return method.intercept(continuation, client_call_details, request)
 
     intercept.__doc__ = doc
@@ -111,7 +115,7 @@ class ClientInterceptor(
 
 
 class _CapturingClientInterceptor(ClientInterceptor):
-    """The interceptor recording response metadata of unary-response RPCs (only built when it is asked for)."""
+    """The interceptor recording the response metadata of every RPC (only built when it is asked for)."""
 
     def __init__(
         self,
@@ -127,8 +131,12 @@ class _CapturingClientInterceptor(ClientInterceptor):
     def _starting(self, start: ClientStart) -> ClientStart:
         return self._capture.start(start)
 
-    intercept_unary_unary = _intercepting(0, _UNARY_UNARY + " Records response metadata.", capturing=True)
-    intercept_stream_unary = _intercepting(2, _STREAM_UNARY + " Records response metadata.", capturing=True)
+    _unary = ClientResponseCapture.continuation
+    _stream = ClientResponseCapture.stream_continuation
+    intercept_unary_unary = _intercepting(0, _UNARY_UNARY + " Records response metadata.", _unary)
+    intercept_unary_stream = _intercepting(1, "Record a server-streaming RPC and its response metadata.", _stream)
+    intercept_stream_unary = _intercepting(2, _STREAM_UNARY + " Records response metadata.", _unary)
+    intercept_stream_stream = _intercepting(3, "Record a bidi-streaming RPC and its response metadata.", _stream)
 
 
 def client_interceptor(

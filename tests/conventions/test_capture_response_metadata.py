@@ -219,13 +219,13 @@ def test_sync_client_records_response_metadata_of_unary_responses(
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_sync_client_records_no_response_metadata_of_response_streams(
+def test_sync_client_records_response_metadata_of_response_streams(
     make_telemetry: TelemetryFactory, receiver: OTLPReceiver, way: str
 ) -> None:
-    """A response stream records none (its end is seen by the caller's thread first; see the README)."""
+    """A response stream records the server's initial and trailing metadata too, before its hop ends."""
     tel = make_telemetry(**CLIENT_SETTINGS)
     with sync_grpc_server(_client_handler()) as target, _sync_channel(target, tel, way) as channel:
         assert list(channel.unary_stream(STREAM)(b"s", timeout=10)) == [b"s", b"s"]
     assert tel.force_flush()
     (span,) = receiver.spans()
-    assert _metadata(span) == {}
+    assert _metadata(span) == CLIENT_EXPECTED

@@ -193,11 +193,6 @@ def test_nothing_is_wrapped_for_an_unrecorded_hop(make_telemetry: TelemetryFacto
     assert client_response_capture(HopRecorder.of(make_telemetry())) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the capturing client_interceptor() / instrument_channel() do not wrap their response-streaming shapes "
-    "with stream_continuation / stream_multicallable yet (interceptors/grpc/client.py, channel.py)",
-)
 @pytest.mark.parametrize("way", WAYS)
 def test_public_sync_clients_record_response_stream_metadata(
     make_telemetry: TelemetryFactory, receiver: OTLPReceiver, way: str
