@@ -141,8 +141,7 @@ class GrpcHop(_Hop):
         outcome = route.ok if code is _OK else None
         if outcome is None:
             outcome = route.outcome(code)
-        outcome.handled.inc()
-        if self.sent:
+        if self.sent:  # outcome.handled counts the latency observation below; it is not incremented
             route.msg_sent.inc(self.sent)
         if self.received:
             route.msg_received.inc(self.received)

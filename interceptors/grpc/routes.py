@@ -67,7 +67,8 @@ def grpc_status_attributes(status: StatusInfo, mode: SemconvMode, server: bool) 
 class GrpcOutcome:
     """What ending a call of one route with one status code records: the handled series, span attributes, status.
 
-    ``histogram`` is the part of the route's latency series for this code (see ``hoptel.coded_histogram``).
+    ``histogram`` is the part of the route's latency series for this code (see ``hoptel.coded_histogram``), and
+    ``handled`` counts its observations (an ``ObservationCount``): observing the latency counts the call handled.
     """
 
     __slots__ = ("attributes", "failed", "handled", "histogram", "status_name")
@@ -158,11 +159,14 @@ class GrpcRoute:
         outcome = self._outcomes.get(code)
         if outcome is None:
             status = STATUS[code]
-            handled = self._metrics.handled.labels(self.rpc_type, self.service, self.method, status.go_name)
             failed = status.server_error if self.server else status.client_error
-            histogram = self.histogram
-            if isinstance(histogram, CodedHistogramChild):
-                histogram = histogram.for_code(StatusKey(status.number, status.name, failed))
+            coded = self.histogram
+            if not isinstance(coded, CodedHistogramChild):  # pragma: no cover - GrpcMetrics' latency family is coded
+                raise TypeError(f"{self.full_name}: the gRPC latency series must be kept per status code")
+            histogram = coded.for_code(StatusKey(status.number, status.name, failed))
+            # The handled series counts this code's latency observations: one per finished call, no update of its own.
+            labels = (self.rpc_type, self.service, self.method, status.go_name)
+            handled = self._metrics.handled.count_of(histogram, *labels)
             outcome = GrpcOutcome(handled, self.status_attributes[code], failed, status.name, histogram)
             self._outcomes[code] = outcome
         return outcome
