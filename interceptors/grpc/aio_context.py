@@ -1,9 +1,14 @@
-"""A grpc.aio servicer context that counts the messages a streaming handler reads and writes itself.
+"""grpc.aio servicer contexts handed to handlers in place of grpc's: a delegating base and the counting one.
 
-Streaming handlers in the reader/writer style call ``await context.read()`` and ``await context.write(m)``
-instead of iterating; the aio server interceptor hands them this proxy so those messages are counted too. Every
-other method is the real context's. Messages grpc moves itself (the request iterator, an async generator's
-responses) go through the real context and are counted where they pass, never twice.
+:class:`DelegatingServicerContext` delegates every method of ``grpc.aio.ServicerContext`` (and, through
+``__getattr__``, anything a newer grpc adds) to the context it wraps; a stand-in overrides only what it notes.
+Stand-ins compose: each wraps whatever context it is given, grpc's or another stand-in.
+
+:class:`CountingServicerContext` counts the messages a streaming handler reads and writes itself: handlers in the
+reader/writer style call ``await context.read()`` and ``await context.write(m)`` instead of iterating; the aio
+server interceptor hands them this proxy so those messages are counted too. Messages grpc moves itself (the
+request iterator, an async generator's responses) go through the real context and are counted where they pass,
+never twice. (``noted_context`` holds the stand-in that notes response metadata.)
 """
 
 from __future__ import annotations
@@ -23,29 +28,24 @@ if TYPE_CHECKING:
 else:
     _ContextBase = aio.ServicerContext
 
-__all__ = ["CountingServicerContext"]
+__all__ = ["CountingServicerContext", "DelegatingServicerContext"]
 
 
-class CountingServicerContext(_ContextBase):
-    """Delegates to ``context``; ``read()`` and ``write()`` also count on ``hop``."""
+class DelegatingServicerContext(_ContextBase):
+    """Delegates every method to ``context`` (``_context``); subclasses override what they add."""
 
-    __slots__ = ("_context", "_hop")
+    __slots__ = ("_context",)
 
-    def __init__(self, context: Any, hop: GrpcHop) -> None:
+    def __init__(self, context: Any) -> None:
         self._context = context
-        self._hop = hop
 
     async def read(self) -> Any:
-        """Read one request; counted unless it is ``grpc.aio.EOF``."""
-        message = await self._context.read()
-        if message is not EOF:
-            count(self._hop, "received")
-        return message
+        """See ``grpc.aio.ServicerContext.read``."""
+        return await self._context.read()
 
     async def write(self, message: Any) -> None:
-        """Write one response and count it."""
+        """See ``grpc.aio.ServicerContext.write``."""
         await self._context.write(message)
-        count(self._hop, "sent")
 
     async def send_initial_metadata(self, initial_metadata: Any) -> None:
         """See ``grpc.aio.ServicerContext.send_initial_metadata``."""
@@ -136,3 +136,25 @@ class CountingServicerContext(_ContextBase):
         if name == "_context":
             raise AttributeError(name)
         return getattr(self._context, name)
+
+
+class CountingServicerContext(DelegatingServicerContext):
+    """Delegates to ``context``; ``read()`` and ``write()`` also count on ``hop``."""
+
+    __slots__ = ("_hop",)
+
+    def __init__(self, context: Any, hop: GrpcHop) -> None:
+        self._context = context
+        self._hop = hop
+
+    async def read(self) -> Any:
+        """Read one request; counted unless it is ``grpc.aio.EOF``."""
+        message = await self._context.read()
+        if message is not EOF:
+            count(self._hop, "received")
+        return message
+
+    async def write(self, message: Any) -> None:
+        """Write one response and count it."""
+        await self._context.write(message)
+        count(self._hop, "sent")

@@ -1,17 +1,21 @@
-"""Response metadata on a gRPC server span: what the handler set as trailing metadata, when it is asked for.
+"""Response metadata on a gRPC server span: the initial and trailing metadata the handler sent, when asked for.
 
 ``HOPTEL_CAPTURE_GRPC_METADATA_SERVER_RESPONSE`` names metadata keys (or regular expressions matched against the
 whole key, ignoring case) whose values go on the SERVER span as ``rpc.grpc.response.metadata.<key>``, a list of
 strings, the key in lower case; keys that ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` matches are
 recorded as ``[REDACTED]``, binary (``-bin``) values and the never-recorded headers never are.
 
-A server records the trailing metadata the handler set (``context.set_trailing_metadata``), read back from the
-servicer context (``trailing_metadata()``, sync and aio) when the handler returns, raises or its response stream
-ends. The initial metadata a handler sends (``send_initial_metadata``) is not recorded: grpcio keeps no copy of
-it, and catching it would mean handing the handler a stand-in servicer context.
+A server records the initial metadata the handler sent (``context.send_initial_metadata``) followed by the trailing
+metadata (one list per key, as a client does): what the handler set with ``context.set_trailing_metadata``, read
+back from the servicer context (``trailing_metadata()``, sync and aio), or what it passed to grpc.aio's
+``context.abort(code, details, trailing_metadata)``. grpcio keeps no copy of the initial metadata, so the handler
+is handed a stand-in servicer context (``noted_context``) that delegates everything to the one it was given and
+notes what those calls sent; the span records it when the handler returns, raises or aborts, or its response
+stream ends.
 
-With nothing configured :func:`server_response_capture` returns None and handlers are wrapped as before: nothing
-is added per RPC. Configured, each traced method's handler is wrapped once more, at the time it is first wrapped.
+With nothing configured :func:`server_response_capture` returns None and handlers are wrapped as before: they get
+grpc's context and nothing is added per RPC. Configured, each traced method's handler is wrapped once more, at the
+time it is first wrapped, and each RPC builds one stand-in context.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from typing import Any
 
 from opentelemetry.trace import Span, get_current_span
 
+from hoptel.interceptors.grpc.noted_context import AioNotingServicerContext, NotingServicerContext
 from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["ResponseCapture", "response_allow_list", "server_response_capture"]
 
 ResponseCapture = Callable[[Any, bool], Any]
-"""``capture(behavior, response_streaming)``: the handler's behaviour, recording its trailing metadata."""
+"""``capture(behavior, response_streaming)``: the handler's behaviour, recording the metadata it sends."""
 
 
 def response_allow_list(recorder: HopRecorder) -> HeaderAllowList:
@@ -39,22 +44,22 @@ def response_allow_list(recorder: HopRecorder) -> HeaderAllowList:
 
 
 def server_response_capture(recorder: HopRecorder) -> ResponseCapture | None:
-    """How a server wraps a handler's behaviour to record its trailing metadata; None when nothing is captured.
+    """How a server wraps a handler's behaviour to record its response metadata; None when nothing is captured.
 
     The wrapped behaviour runs where the hoptel wrapper calls the handler, with the SERVER span current: the span
-    is taken from the context then, and the metadata recorded before the hop ends (a span that already ended, as
-    after a cancellation, records nothing).
+    is taken from the context then, the handler gets a stand-in context noting the metadata it sends, and the
+    metadata is recorded before the hop ends (a span that already ended, as after a cancellation, records nothing).
     """
     allow = response_allow_list(recorder)
     if not allow:
         return None
     capture = allow.from_text_pairs
 
-    def record(span: Span, context: Any) -> None:
+    def record(span: Span, noted: NotingServicerContext | AioNotingServicerContext) -> None:
         if not span.is_recording():
             return
         try:
-            metadata = context.trailing_metadata()
+            metadata = noted.response_metadata()
         except Exception:  # a context wrapped by another interceptor that cannot say
             return
         if metadata:
@@ -63,43 +68,47 @@ def server_response_capture(recorder: HopRecorder) -> ResponseCapture | None:
     def unary(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         def behavior(request: Any, context: Any) -> Any:
             span = get_current_span()
+            noted = NotingServicerContext(context)
             try:
-                return inner(request, context)
+                return inner(request, noted)
             finally:
-                record(span, context)
+                record(span, noted)
 
         return behavior
 
     def stream(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Iterator[Any]]:
-        def responses(span: Span, iterator: Any, context: Any) -> Iterator[Any]:
+        def responses(span: Span, iterator: Any, noted: NotingServicerContext) -> Iterator[Any]:
             try:
                 yield from iterator
             finally:
-                record(span, context)
+                record(span, noted)
 
         def behavior(request: Any, context: Any) -> Iterator[Any]:
-            return responses(get_current_span(), inner(request, context), context)
+            noted = NotingServicerContext(context)
+            return responses(get_current_span(), inner(request, noted), noted)
 
         return behavior
 
     def aio_unary(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         async def behavior(request: Any, context: Any) -> Any:
             span = get_current_span()
+            noted = AioNotingServicerContext(context)
             try:
-                return await inner(request, context)
+                return await inner(request, noted)
             finally:
-                record(span, context)
+                record(span, noted)
 
         return behavior
 
     def aio_generator(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def behavior(request: Any, context: Any) -> AsyncIterator[Any]:
             span = get_current_span()  # the first step runs with the span attached (see grpc_aio_server)
+            noted = AioNotingServicerContext(context)
             try:
-                async for response in inner(request, context):
+                async for response in inner(request, noted):
                     yield response
             finally:
-                record(span, context)
+                record(span, noted)
 
         return behavior
 
