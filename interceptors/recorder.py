@@ -342,7 +342,7 @@ class HopRecorder:
         if peer_attributes and span.is_recording():
             span.set_attributes(peer_attributes)
         outgoing = self.propagator.inject_span_metadata(metadata, span.get_span_context(), parent)
-        route.started.inc()
+        route.started.tick()
         return hop_type(route, span, parent), outgoing
 
     def start_grpc_server(
@@ -354,7 +354,7 @@ class HopRecorder:
         """Start a SERVER span whose parent is extracted from the invocation metadata (``hop_type``: see above)."""
         parent, entries = self.propagator.extract_metadata_parent(metadata)
         span = self._start_remote_child(route.span_name, parent, _SERVER, route.attributes)
-        route.started.inc()
+        route.started.tick()
         entries[SPAN_KEY] = span
         return hop_type(route, span, Context(entries))
 

@@ -83,7 +83,7 @@ def part_scenarios(sampled: bool) -> dict[str, Callable[[], object]]:
         ),
         f"server: handler context {label}": lambda: Context({**entries, SPAN_KEY: span}),
         f"server: attach + detach {label}": attach_detach,
-        f"metrics: started {label}": client_route.started.inc,
+        f"metrics: started {label}": client_route.started.tick,
         f"metrics: latency histogram {label}": histogram_observe,
     }
 

@@ -1,6 +1,8 @@
-"""hoptel.metrics: counters that count a histogram's observations (used for the one-message sides of unary RPCs)."""
+"""hoptel.metrics: lock-free counter ticks, and counters that count a histogram's observations (unary RPC sides)."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -60,3 +62,31 @@ def test_an_observation_count_cannot_be_incremented_or_set() -> None:
     with pytest.raises(TypeError, match="cannot be set"):
         counted.value = 5.0
     assert counted.value == 0.0
+
+
+def test_counter_ticks_and_amounts_add_up_in_the_exposition() -> None:
+    """``tick()`` (the lock-free per-call count) and ``inc(amount)`` add into one value, read without advancing."""
+    registry = CollectorRegistry()
+    sent, _ = _families(registry)
+    child = sent.labels("get")
+    for _ in range(1000):
+        child.tick()
+    child.inc()
+    child.inc(2.5)
+    assert child.value == 1003.5
+    assert child.value == 1003.5  # reading does not count
+    assert 'demo_msg_sent_total{method="get"} 1003.5' in generate_latest(registry).decode()
+    child.reset()
+    child.tick()
+    assert child.value == 1.0
+
+
+def test_counter_ticks_from_many_threads_lose_nothing() -> None:
+    """Ticks from racing threads all count (``itertools.count`` advances in one C call under the GIL)."""
+    child = _families(CollectorRegistry())[0].labels("get")
+    threads = [threading.Thread(target=lambda: [child.tick() for _ in range(20_000)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert child.value == 80_000.0
