@@ -39,6 +39,7 @@ __all__ = [
     "PARENT_KEY",
     "SPAN_KEY",
     "TRACE_FLAGS",
+    "TUPLE_LAYOUT",
     "HeaderPairs",
     "SpanFields",
     "WireFormat",
@@ -62,29 +63,9 @@ TRACE_FLAGS: dict[str, TraceFlags] = {format(i, "02x"): TraceFlags(i) for i in r
 _tuple_new = tuple.__new__
 
 
-def _tuple_layout_holds() -> bool:
-    """Whether SpanContext is still the 6-tuple (trace_id, span_id, is_remote, flags, state, is_valid).
-
-    It has been since opentelemetry-api 1.0; building and reading it as a tuple halves the cost of the
-    constructor and the properties. If a release ever changes it, the public constructor and properties
-    are used instead.
-    """
-    state = TraceState([("k", "v")])
-    flags = TraceFlags(1)
-    try:
-        fast = _tuple_new(SpanContext, (0x1234, 0x56, True, flags, state, True))
-        slow = SpanContext(0x1234, 0x56, True, flags, state)
-        return (
-            tuple(fast) == tuple(slow)
-            and (fast.trace_id, fast.span_id, fast.is_remote, fast.is_valid) == (0x1234, 0x56, True, True)
-            and fast.trace_flags is flags
-            and fast.trace_state is state
-        )
-    except Exception:
-        return False
-
-
 _TUPLE_LAYOUT = SPAN_CONTEXT_IS_TUPLE  # the layout probe: hoptel.otel_internals
+TUPLE_LAYOUT = _TUPLE_LAYOUT
+"""Whether ``SpanContext`` is built and read as a 6-tuple here (see the module docstring); hot paths inline it."""
 _SPAN_TYPES: set[type] = set()  # classes already checked to be Spans (isinstance on an ABC is slow)
 
 

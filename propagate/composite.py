@@ -31,7 +31,16 @@ from opentelemetry.propagators.textmap import (
 )
 from opentelemetry.trace import DEFAULT_TRACE_STATE, NonRecordingSpan, SpanContext
 
-from ._core import BAGGAGE_KEY, PARENT_KEY, SPAN_KEY, SpanFields, WireFormat, span_fields, span_fields_of
+from ._core import (
+    BAGGAGE_KEY,
+    PARENT_KEY,
+    SPAN_KEY,
+    TUPLE_LAYOUT,
+    SpanFields,
+    WireFormat,
+    span_fields,
+    span_fields_of,
+)
 from .b3 import B3Format
 from .baggage import BaggageFormat
 from .carriers import (
@@ -46,7 +55,13 @@ from .carriers import (
     set_headers,
 )
 from .textmap import ASGIGetter, HeadersGetter, HeadersSetter, MetadataGetter
-from .tracecontext import TRACEPARENT, TraceContextFormat, format_traceparent_fields
+from .tracecontext import (
+    TRACEPARENT,
+    TRACEPARENT_FLAGS_SUFFIX,
+    TraceContextFormat,
+    format_traceparent_fields,
+    remote_parent,
+)
 
 __all__ = ["DEFAULT_PROPAGATORS", "PROPAGATOR_NAMES", "Propagator", "propagator_from_env"]
 
@@ -113,6 +128,8 @@ class Propagator(TextMapPropagator):
             for name, combine in fmt.reads.items():
                 reads[name] = reads.get(name, False) or combine
         self._reads = reads
+        # Metadata keys seen to be lower-case and not read (user-agent, ...), bounded: see gather_metadata.
+        self._skip_names: set[str] = set()
         self._reads_bytes = {name.encode("ascii"): name for name in reads}
         # The header names replaced by an inject, by bitmask of the formats that wrote.
         self._owned_by_mask = tuple(
@@ -132,6 +149,9 @@ class Propagator(TextMapPropagator):
             and all(isinstance(fmt, BaggageFormat) for fmt in self._formats[1:])
         )
 
+        # inject_span_*: the traceparent-alone case rendered inline, reading SpanContext as the tuple it is.
+        self._span_fast = self._traceparent_alone and TUPLE_LAYOUT
+
     def __repr__(self) -> str:
         return f"Propagator({list(self.names)!r})"
 
@@ -140,7 +160,7 @@ class Propagator(TextMapPropagator):
     def extract_metadata(self, metadata: Metadata, context: Context | None = None) -> Context:
         """Extract from gRPC metadata (pairs, ``grpc.aio.Metadata`` or ``None``); never raises."""
         try:
-            values = gather_metadata(metadata, self._reads)
+            values = gather_metadata(metadata, self._reads, self._skip_names)
         except Exception:  # a carrier that cannot even be tested for truth
             values = {}
         return self._extract_values(values, context)
@@ -170,9 +190,13 @@ class Propagator(TextMapPropagator):
             give for the server span in ``extract_metadata(metadata)``.
         """
         try:
-            values = gather_metadata(metadata, self._reads)
+            values = gather_metadata(metadata, self._reads, self._skip_names)
         except Exception:  # a carrier that cannot even be tested for truth
             return None, {}
+        if len(values) == 1 and self._traceparent_alone:  # the common case, inlined: a traceparent alone
+            traceparent = values.get(TRACEPARENT)
+            if traceparent is not None:
+                return remote_parent(traceparent), {}
         return self._parent_and_updates(values)
 
     def extract_asgi_parent(self, scope: Mapping[str, Any]) -> tuple[SpanContext | None, dict[str, object]]:
@@ -181,6 +205,10 @@ class Propagator(TextMapPropagator):
             values = gather_asgi(scope, self._reads, self._reads_bytes)
         except Exception:  # a scope that is not a scope
             return None, {}
+        if len(values) == 1 and self._traceparent_alone:  # the common case, inlined: a traceparent alone
+            traceparent = values.get(TRACEPARENT)
+            if traceparent is not None:
+                return remote_parent(traceparent), {}
         return self._parent_and_updates(values)
 
     def inject_metadata(self, metadata: Metadata = None, context: Context | None = None) -> MetadataList:
@@ -199,6 +227,16 @@ class Propagator(TextMapPropagator):
 
         The same as ``inject_metadata(metadata, set_span_in_context(span, context))``, without that context.
         """
+        if self._span_fast and type(span_context) is SpanContext:  # the common case, inlined (see _render_fields)
+            trace_id, span_id, _, flags, state, valid = span_context
+            if valid and state is DEFAULT_TRACE_STATE:
+                baggage = context.get(BAGGAGE_KEY)
+                if not baggage or not isinstance(baggage, dict):
+                    traceparent = (
+                        f"00-{trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}"
+                        f"{TRACEPARENT_FLAGS_SUFFIX[flags & 0xFF]}"
+                    )
+                    return merge_metadata(metadata, [(TRACEPARENT, traceparent)], self._owned_by_mask[1])
         out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
         if not mask:
             return copy_metadata(metadata)
@@ -206,6 +244,19 @@ class Propagator(TextMapPropagator):
 
     def inject_span_headers(self, headers: HeadersCarrier, span_context: SpanContext, context: Context) -> None:
         """``inject_headers`` for a client hop's new span with ``context``'s baggage (see above)."""
+        if self._span_fast and type(span_context) is SpanContext:  # the common case, inlined (see _render_fields)
+            trace_id, span_id, _, flags, state, valid = span_context
+            if valid and state is DEFAULT_TRACE_STATE:
+                baggage = context.get(BAGGAGE_KEY)
+                if not baggage or not isinstance(baggage, dict):
+                    traceparent = (
+                        f"00-{trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}"
+                        f"{TRACEPARENT_FLAGS_SUFFIX[flags & 0xFF]}"
+                    )
+                    set_headers(
+                        headers, [(TRACEPARENT, traceparent)], self._owned_by_mask[1], self._owned_bytes_by_mask[1]
+                    )
+                    return
         out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
         if mask:
             set_headers(headers, out, self._owned_by_mask[mask], self._owned_bytes_by_mask[mask])
@@ -279,7 +330,7 @@ class Propagator(TextMapPropagator):
         if self._traceparent_alone and len(values) == 1:  # the common case: a traceparent and nothing else
             traceparent = values.get(TRACEPARENT)
             if traceparent is not None:
-                parent = TraceContextFormat.parent(traceparent, None)
+                parent = remote_parent(traceparent)
                 return {} if parent is None else {PARENT_KEY: parent}
         updates: dict[str, object] = {}
         for extract in self._extractors:

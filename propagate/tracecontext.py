@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from opentelemetry.context import Context
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanContext, TraceFlags, TraceState
 
-from ._core import PARENT_KEY, TRACE_FLAGS, HeaderPairs, SpanFields, remote_span_context
+from ._core import PARENT_KEY, TRACE_FLAGS, TUPLE_LAYOUT, HeaderPairs, SpanFields, remote_span_context
 
 __all__ = [
     "MAX_TRACEPARENT_LENGTH",
@@ -42,12 +42,14 @@ __all__ = [
     "MAX_TRACESTATE_LENGTH",
     "MAX_TRACESTATE_MEMBERS",
     "TRACEPARENT",
+    "TRACEPARENT_FLAGS_SUFFIX",
     "TRACESTATE",
     "TraceContextFormat",
     "format_traceparent",
     "format_traceparent_fields",
     "parse_traceparent",
     "parse_tracestate",
+    "remote_parent",
     "truncate_tracestate",
 ]
 
@@ -65,6 +67,9 @@ MAX_TRACESTATE_ENTRY_KEPT_FIRST = 128
 _VERSION_00_MATCH = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 _TRACEPARENT_FORMAT = "00-%032x-%016x-%02x"
 _FLAGS_HEX = tuple(format(flags, "02x") for flags in range(256))
+TRACEPARENT_FLAGS_SUFFIX = tuple(f"-{flags}" for flags in _FLAGS_HEX)
+"""The end of a version ``00`` ``traceparent`` by flags byte: ``"-01"`` for 1 (for renderers that inline it)."""
+_tuple_new = tuple.__new__
 _ANY_VERSION_MATCH = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL).fullmatch
 
 # list-member = key "=" value, with OWS (spaces, tabs) around it; Level 2 keys may hold "@" after the first
@@ -193,6 +198,37 @@ def format_traceparent_fields(trace_id: int, span_id: int, flags: int) -> str:
     return f"00-{trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}-{_FLAGS_HEX[flags]}"
 
 
+def remote_parent(traceparent: str, tracestate: str | None = None) -> SpanContext | None:
+    """The remote parent ``traceparent`` (and ``tracestate``) describe, or None if ``traceparent`` is invalid.
+
+    Every incoming request runs this. The common value (version ``00``, 55 characters) takes one ``fullmatch``,
+    two ``int(..., 16)`` and builds the ``SpanContext`` as a tuple here (``remote_span_context`` inlined: one call
+    fewer); anything else goes through :func:`parse_traceparent`. Measured alternatives that did not pay in
+    CPython 3.11: slice and ``str`` method checks instead of the regex (each check costs a call; ``islower`` on
+    55 characters alone costs about as much as the match), one ``int`` over the ids joined, ``bytes.fromhex``
+    with ``int.from_bytes``, and matching the value encoded as bytes.
+    """
+    match = _VERSION_00_MATCH(traceparent)
+    if match is not None:
+        trace_hex, span_hex, flags_hex = match.groups()
+        trace_id = int(trace_hex, 16)
+        span_id = int(span_hex, 16)
+        if not trace_id or not span_id:
+            return None
+        flags = TRACE_FLAGS[flags_hex]
+    else:
+        parsed = parse_traceparent(traceparent)
+        if parsed is None:
+            return None
+        trace_id, span_id, flags = parsed
+    state = DEFAULT_TRACE_STATE
+    if tracestate:
+        state = parse_tracestate(tracestate) or DEFAULT_TRACE_STATE
+    if TUPLE_LAYOUT:
+        return _tuple_new(SpanContext, (trace_id, span_id, True, flags, state, True))
+    return remote_span_context(trace_id, span_id, flags, state)
+
+
 class TraceContextFormat:
     """The ``tracecontext`` wire format (``traceparent`` + ``tracestate``)."""
 
@@ -213,24 +249,7 @@ class TraceContextFormat:
     @staticmethod
     def parent(traceparent: str, tracestate: str | None) -> SpanContext | None:
         """The remote parent these header values describe, or None if ``traceparent`` is invalid."""
-        # parse_traceparent's fast path, inlined: this runs on every incoming request
-        match = _VERSION_00_MATCH(traceparent)
-        if match is not None:
-            trace_hex, span_hex, flags_hex = match.groups()
-            trace_id = int(trace_hex, 16)
-            span_id = int(span_hex, 16)
-            if not trace_id or not span_id:
-                return None
-            flags = TRACE_FLAGS[flags_hex]
-        else:
-            parsed = parse_traceparent(traceparent)
-            if parsed is None:
-                return None
-            trace_id, span_id, flags = parsed
-        state = DEFAULT_TRACE_STATE
-        if tracestate:
-            state = parse_tracestate(tracestate) or DEFAULT_TRACE_STATE
-        return remote_span_context(trace_id, span_id, flags, state)
+        return remote_parent(traceparent, tracestate)
 
     def inject(self, span: SpanFields | None, baggage: Mapping[str, object] | None, out: HeaderPairs) -> bool:
         """Append ``traceparent`` (and a non-empty ``tracestate``) for ``span``."""
