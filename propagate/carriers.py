@@ -218,13 +218,18 @@ def gather_asgi(scope: object, wanted: Mapping[str, bool], wanted_bytes: Mapping
     return found
 
 
-def merge_metadata(metadata: object, ours: list[tuple[str, str]], owned: frozenset[str]) -> MetadataList:
+def merge_metadata(
+    metadata: object, ours: list[tuple[str, str]], owned: frozenset[str], keep: set[str] | None = None
+) -> MetadataList:
     """Return a new metadata list: the caller's entries in order, minus ``owned`` names, then ``ours``.
 
     Args:
         metadata: The caller's metadata (pairs, ``grpc.aio.Metadata``, a dict, or ``None``); not modified.
         ours: The pairs to add; the list is reused for the result when there is no caller metadata.
         owned: Lower-case names that ours replace (compared case-insensitively).
+        keep: Optional memo of keys already seen to be lower-case and not ``owned``, owned by the caller and used
+            with the same ``owned`` every time; it saves their ``islower()`` test and is bounded as
+            ``gather_metadata``'s skip memo.
 
     Returns:
         A new list.
@@ -235,11 +240,19 @@ def merge_metadata(metadata: object, ours: list[tuple[str, str]], owned: frozens
     if isinstance(metadata, dict):
         metadata = list(metadata.items())
     try:
+        memo: AbstractSet[str] = _NO_SKIP if keep is None else keep
         kept = []
         for item in metadata:  # type: ignore[attr-defined]  # anything else is caught below
             key = item[0]  # a loop, not a comprehension: in CPython 3.11 that is a function call more
-            if key not in owned and (key.islower() or key.lower() not in owned):
+            if key in memo:
                 kept.append(item)
+            elif key not in owned:
+                if key.islower():
+                    kept.append(item)
+                    if keep is not None and len(keep) < MAX_SKIP_NAMES and _remember(key):
+                        keep.add(key)
+                elif key.lower() not in owned:
+                    kept.append(item)
     except Exception:
         kept = []
         try:

@@ -130,6 +130,8 @@ class Propagator(TextMapPropagator):
         self._reads = reads
         # Metadata keys seen to be lower-case and not read (user-agent, ...), bounded: see gather_metadata.
         self._skip_names: set[str] = set()
+        # Caller metadata keys seen to be lower-case and not owned by tracecontext (merge_metadata), bounded.
+        self._kept_names: set[str] = set()
         self._reads_bytes = {name.encode("ascii"): name for name in reads}
         # The header names replaced by an inject, by bitmask of the formats that wrote.
         self._owned_by_mask = tuple(
@@ -236,7 +238,9 @@ class Propagator(TextMapPropagator):
                         f"00-{trace_id.to_bytes(16, 'big').hex()}-{span_id.to_bytes(8, 'big').hex()}"
                         f"{TRACEPARENT_FLAGS_SUFFIX[flags & 0xFF]}"
                     )
-                    return merge_metadata(metadata, [(TRACEPARENT, traceparent)], self._owned_by_mask[1])
+                    return merge_metadata(
+                        metadata, [(TRACEPARENT, traceparent)], self._owned_by_mask[1], self._kept_names
+                    )
         out, mask = self._render_fields(span_fields_of(span_context), context.get(BAGGAGE_KEY))
         if not mask:
             return copy_metadata(metadata)

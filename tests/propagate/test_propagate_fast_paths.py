@@ -21,7 +21,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from propagate_support import SPAN_HEX, TRACE_HEX
 
 from hoptel.propagate import Propagator, parse_traceparent, parse_tracestate
-from hoptel.propagate.carriers import MAX_SKIP_NAME_LENGTH, MAX_SKIP_NAMES, gather_metadata
+from hoptel.propagate.carriers import MAX_SKIP_NAME_LENGTH, MAX_SKIP_NAMES, gather_metadata, merge_metadata
 from hoptel.propagate.tracecontext import remote_parent
 
 EXAMPLES = int(os.environ.get("HOPTEL_HYPOTHESIS_EXAMPLES", "300"))
@@ -164,6 +164,27 @@ def test_the_skip_memo_is_bounded() -> None:
     prop.extract_metadata_parent([("y" * (MAX_SKIP_NAME_LENGTH + 1), "v"), ("user-agent", "x")])
     assert len(prop._skip_names) == MAX_SKIP_NAMES
     assert "y" * (MAX_SKIP_NAME_LENGTH + 1) not in prop._skip_names
+
+
+@SETTINGS
+@given(md=metadata)
+def test_the_keep_memo_changes_nothing(md: list[tuple[str, Any]]) -> None:
+    owned = frozenset(("traceparent", "tracestate"))
+    memo: set[str] = set()
+    ours = [("traceparent", "00-x")]
+    expected = merge_metadata(md, list(ours), owned)
+    assert merge_metadata(md, list(ours), owned, memo) == expected
+    assert merge_metadata(md, list(ours), owned, memo) == expected
+    assert merge_metadata(dict(md), list(ours), owned, memo) == merge_metadata(dict(md), list(ours), owned)
+    assert all(name.islower() and name not in owned and len(name) <= MAX_SKIP_NAME_LENGTH for name in memo)
+
+
+def test_the_keep_memo_is_bounded() -> None:
+    memo: set[str] = set()
+    owned = frozenset(("traceparent",))
+    for start in range(0, 3 * MAX_SKIP_NAMES, 50):
+        merge_metadata([(f"x-key-{i}", "v") for i in range(start, start + 50)], [], owned, memo)
+    assert len(memo) == MAX_SKIP_NAMES
 
 
 # -- inject ----------------------------------------------------------------------------------------------------
