@@ -298,6 +298,13 @@ def set_headers(
         TypeError: ``headers`` is none of the supported mutable carriers.
     """
     if isinstance(headers, httpx.Headers):
+        if (
+            len(ours) == 1
+            and owned_bytes
+            and type(headers) is httpx.Headers
+            and _append_fresh(headers, ours[0], owned_bytes)
+        ):
+            return
         # Names we own but do not write this time (a stale tracestate next to a new traceparent) must go.
         stale = _stale_httpx(headers, ours, owned, owned_bytes) if len(owned) > len(ours) else ()
         for name in stale:
@@ -323,6 +330,31 @@ def set_headers(
             mapping[name] = value
     else:
         raise TypeError(f"cannot inject into {type(headers).__name__}: expected httpx.Headers, a dict or a list")
+
+
+def _append_fresh(headers: httpx.Headers, pair: tuple[str, str], owned_bytes: frozenset[bytes]) -> bool:
+    """Add ``pair`` as ``headers[name] = value`` would when no owned header is there yet; False otherwise.
+
+    The common case of a client hop (a request without trace headers): one pass over httpx's (raw, lower-case,
+    value) triples, then the triple its ``__setitem__`` would append, without its second pass and its
+    comprehension. Any surprise in httpx's internals answers False, and the public API does the work.
+    """
+    try:
+        items = headers._list
+        for _, key, _ in items:
+            if key in owned_bytes:
+                return False
+        name, value = pair
+        encoding = headers._encoding or "utf-8"  # what Headers.__setitem__ encodes with
+        set_key = name.encode(encoding)
+        lookup_key = set_key.lower()
+        if lookup_key not in owned_bytes:  # an encoding that is not ASCII-compatible: let httpx compare
+            return False
+        entry = (set_key, lookup_key, value.encode(encoding))
+    except Exception:
+        return False
+    items.append(entry)
+    return True
 
 
 def _stale_httpx(
