@@ -140,10 +140,9 @@ def gather_metadata(metadata: object, wanted: Mapping[str, bool], skip: set[str]
                 if combine is None:
                     continue
             if isinstance(value, str):
-                previous = found.get(key)
-                if previous is None:
+                if key not in found:
                     found[key] = value
-                elif combine and len(previous) <= _MAX_COMBINED:
+                elif combine and len(previous := found[key]) <= _MAX_COMBINED:
                     found[key] = previous + "," + value
     except Exception:
         return _gather_items(cast("Iterable[Any]", metadata), wanted, decode=False)
