@@ -142,9 +142,11 @@ def test_setup_after_uvicorns_config_adopts_its_loggers(run_script: ScriptRunner
 
 
 FORK_SCRIPT = """
-    import logging, os, sys
+    import logging, os, sys, warnings
     from hoptel.logs import LogPipeline
 
+    # Python 3.12+ warns about any fork of a process that has threads (the pipeline's); here the fork is the point.
+    warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
     pipeline = LogPipeline.start(directives="info", service_name="shop")
     pid = os.fork()
     if pid == 0:
