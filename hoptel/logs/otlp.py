@@ -156,6 +156,10 @@ class OTLPLogBridge:
 def _bounded(work: Any, timeout: float) -> bool:
     """Run ``work()`` on a daemon thread; ``True`` if it finished within ``timeout`` seconds."""
     thread = threading.Thread(target=work, name="hoptel-otlp-logs-shutdown", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # CPython 3.12 starts no new thread once the interpreter is finalizing (atexit): run it here
+        work()
+        return True
     thread.join(max(0.0, timeout))
     return not thread.is_alive()
