@@ -5,7 +5,8 @@
 - ``--gate``: count hoptel's hop path (about 25 s) and compare it with ``benchmarks/instruction_baseline.json``;
   exit status 1 when a hop grew more than 5 %;
 - ``--gate --update-baseline``: record this interpreter's baseline instead (commit it, saying why);
-- ``--parts``: the steps of a client and a server hop counted one by one (``hop_parts``), beside the whole hops.
+- ``--parts``: the steps of a client and a server hop counted one by one (``hop_parts``), beside the whole hops,
+  and the HTTP hops (``http_parts``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,16 @@ def _gate(update: bool) -> int:
 def _parts() -> int:
     hops = measure_hops()
     parts = measure_hops(program="benchmarks.instructions.hop_parts")
-    for title, figures in (("whole hops (the gate's scenarios)", hops), ("steps of a hop, each alone", parts)):
+    http = measure_hops(program="benchmarks.instructions.http_parts")
+    for name in list(http):
+        kind, _, _ = name.rpartition(" hoptel ")
+        if kind and f"{kind} bare" in http:
+            http[f"{name}, added over bare"] = http[name] - http[f"{kind} bare"]
+    for title, figures in (
+        ("whole hops (the gate's scenarios)", hops),
+        ("steps of a hop, each alone", parts),
+        ("HTTP hops (http_parts: httpx transport, ASGI middleware)", http),
+    ):
         print(f"{title}:")
         for name, value in figures.items():
             print(f"  {name:<44} {value:>10,.0f} instructions")
