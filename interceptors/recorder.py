@@ -178,19 +178,23 @@ class HttpClientHop(_Hop):
             return
         self.ended = True
         elapsed = perf_counter() - self.started_at
-        error_type = type(error).__qualname__ if error is not None else ""
-        status_text = str(status_code) if status_code is not None else ""
-        if not error_type and status_code is not None and status_code >= 400:
-            error_type = status_text
+        if status_code is None:
+            status_text = ""
+            error_type = type(error).__qualname__ if error is not None else ""
+        else:
+            status_text = str(status_code)
+            failed = status_code >= 400
+            error_type = type(error).__qualname__ if error is not None else (status_text if failed else "")
         child = self._metrics.child(self._method, self._server_address, status_text, error_type)
-        exemplar = None
-        if self.span.is_recording():
+        span = self.span
+        if span.is_recording():
             if status_code is not None:
-                self.span.set_attribute("http.response.status_code", status_code)
+                span.set_attribute("http.response.status_code", status_code)
             if error_type:
-                self.span.set_attribute("error.type", error_type)
-            exemplar = self._end_span(error, bool(error_type), error_type or None)
-        child.observe(elapsed, exemplar)
+                span.set_attribute("error.type", error_type)
+            child.observe(elapsed, self._end_span(error, bool(error_type), error_type or None))
+        else:
+            child.observe(elapsed, None)
 
 
 class HttpServerHop(_Hop):
@@ -213,21 +217,22 @@ class HttpServerHop(_Hop):
             return
         self.ended = True
         elapsed = perf_counter() - self.started_at
-        child = self._metrics.child(self._method, route or "", str(status_code))
-        exemplar = None
+        status_text = str(status_code)
+        child = self._metrics.child(self._method, route or "", status_text)
         span = self.span
         if span.is_recording():
             span.set_attribute("http.response.status_code", status_code)
             if route:
-                span.update_name(f"{_span_method(self._method)} {route}")
+                method = self._method
+                span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
                 span.set_attribute("http.route", route)
-            error_type = type(error).__qualname__ if error is not None else ""
-            if not error_type and status_code >= 500:
-                error_type = str(status_code)
+            failed = status_code >= 500
+            error_type = type(error).__qualname__ if error is not None else (status_text if failed else "")
             if error_type:
                 span.set_attribute("error.type", error_type)
-            exemplar = self._end_span(error, status_code >= 500, error_type or None)
-        child.observe(elapsed, exemplar)
+            child.observe(elapsed, self._end_span(error, failed, error_type or None))
+        else:
+            child.observe(elapsed, None)
 
 
 class HistogramSeries:
@@ -279,7 +284,7 @@ class HopRecorder:
         self.http_server_duration = HttpServerMetrics(registry, http_buckets).duration
         self._http_client = HistogramSeries(self.http_client_duration)
         self._http_server = HistogramSeries(self.http_server_duration)
-        self._http_method_attributes: dict[str, Mapping[str, AttributeValue]] = {}
+        self._http_method_attributes: dict[str, tuple[str, Mapping[str, AttributeValue]]] = {}
 
     @classmethod
     def of(cls, telemetry: Telemetry | None = None) -> HopRecorder:
@@ -369,15 +374,16 @@ class HopRecorder:
     # HTTP -------------------------------------------------------------------------------------------------
 
     def _method_attributes(self, method: str) -> tuple[str, Mapping[str, AttributeValue]]:
-        attributes = self._http_method_attributes.get(method)
-        if attributes is None:
-            normalized = normalize_method(method)
-            attributes = {"http.request.method": normalized}
-            if normalized == "_OTHER":
-                attributes["http.request.method_original"] = method[:64]
-            else:
-                self._http_method_attributes[method] = attributes
-        return str(attributes["http.request.method"]), attributes
+        known = self._http_method_attributes.get(method)
+        if known is not None:
+            return known
+        normalized = normalize_method(method)
+        attributes: dict[str, AttributeValue] = {"http.request.method": normalized}
+        if normalized == "_OTHER":
+            attributes["http.request.method_original"] = method[:64]
+            return normalized, attributes
+        known = self._http_method_attributes[method] = (normalized, attributes)
+        return known
 
     def start_http_client(
         self,
@@ -392,7 +398,7 @@ class HopRecorder:
         if parent.get(_SUPPRESS_KEY) or not self.enabled:
             return None
         method, attributes = self._method_attributes(request.method)
-        span = self.tracer.start_span(_span_method(method), parent, _CLIENT, attributes)
+        span = self.tracer.start_span("HTTP" if method == "_OTHER" else method, parent, _CLIENT, attributes)
         url = request.url
         host = url.host
         if span.is_recording():
@@ -414,7 +420,7 @@ class HopRecorder:
         """Start a SERVER span for an ASGI ``http`` scope, parent extracted from its headers (``hop_type``: above)."""
         parent, entries = self.propagator.extract_asgi_parent(scope)
         method, attributes = self._method_attributes(scope.get("method", "GET"))
-        span = self._start_remote_child(_span_method(method), parent, _SERVER, attributes)
+        span = self._start_remote_child("HTTP" if method == "_OTHER" else method, parent, _SERVER, attributes)
         if span.is_recording():
             span.set_attributes(_asgi_attributes(scope))
         entries[SPAN_KEY] = span

@@ -122,14 +122,14 @@ class ASGIMiddleware:
             patterns=settings.http_server_response,
             sanitize=settings.sanitize_fields,
         )
+        # Asked per request: whether there is anything to record (None: nothing), and whether to instrument at all.
+        self._request_allow = self._request_headers if self._request_headers else None
+        self._response_allow = self._response_headers if self._response_headers else None
+        self._enabled = self._recorder.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; only ``http`` scopes are instrumented."""
-        if (
-            scope["type"] != "http"
-            or not self._recorder.enabled
-            or (self._filter is not None and not self._filter(scope))
-        ):
+        if scope["type"] != "http" or not self._enabled or (self._filter is not None and not self._filter(scope)):
             if scope["type"] == "lifespan":
                 send = self._flushing_at_shutdown(send)
             await self.app(scope, receive, send)
@@ -137,9 +137,10 @@ class ASGIMiddleware:
         hop = self._start(scope)
         span = hop.span
         recording = span.is_recording()
-        if recording and self._request_headers:
-            span.set_attributes(self._request_headers.from_pairs(scope.get("headers") or ()))
-        response_headers = self._response_headers if recording else None
+        request_headers = self._request_allow
+        if recording and request_headers is not None:
+            span.set_attributes(request_headers.from_pairs(scope.get("headers") or ()))
+        response_headers = self._response_allow if recording else None
         capture = None if self._enrichment is None else cast(EnrichedHttpServerHop, hop).capture_response_headers
         status = _NO_RESPONSE_STATUS
 
@@ -147,7 +148,7 @@ class ASGIMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if response_headers:
+                if response_headers is not None:
                     span.set_attributes(response_headers.from_pairs(message.get("headers") or ()))
                 if capture is not None:
                     capture(message.get("headers") or ())

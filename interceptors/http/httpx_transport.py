@@ -42,7 +42,16 @@ _AsyncT = TypeVar("_AsyncT", bound="AsyncHTTPTransport")
 class _ClientHops:
     """What both transports share: the recorder, the filter, the header allow-lists, hooks and extra labels."""
 
-    __slots__ = ("_enrichment", "_start", "filter", "recorder", "request_headers", "response_headers")
+    __slots__ = (
+        "_enrichment",
+        "_request_allow",
+        "_response_allow",
+        "_start",
+        "filter",
+        "recorder",
+        "request_headers",
+        "response_headers",
+    )
 
     def __init__(
         self,
@@ -65,6 +74,9 @@ class _ClientHops:
         self.response_headers = HeaderAllowList(
             RESPONSE_HEADER_PREFIX, record_response_headers, patterns=settings.http_client_response, sanitize=sanitize
         )
+        # Asked per request: the allow-lists when they record anything, else None.
+        self._request_allow = self.request_headers if self.request_headers else None
+        self._response_allow = self.response_headers if self.response_headers else None
         self._enrichment = HttpClientEnrichment.build(self.recorder, request_hook, response_hook, extra_labels)
         self._start = self.recorder.start_http_client if self._enrichment is None else self._enrichment.start
 
@@ -73,14 +85,16 @@ class _ClientHops:
         if self.filter is not None and not self.filter(request):
             return None
         hop = self._start(request)
-        if hop is not None and self.request_headers and hop.span.is_recording():
-            hop.span.set_attributes(self.request_headers.from_headers(request.headers))
+        request_headers = self._request_allow
+        if request_headers is not None and hop is not None and hop.span.is_recording():
+            hop.span.set_attributes(request_headers.from_headers(request.headers))
         return hop
 
     def responded(self, hop: HttpClientHop, response: httpx.Response) -> None:
         """Record the allowed response headers once the headers have arrived (and keep them for a hook)."""
-        if self.response_headers and hop.span.is_recording():
-            hop.span.set_attributes(self.response_headers.from_headers(response.headers))
+        response_headers = self._response_allow
+        if response_headers is not None and hop.span.is_recording():
+            hop.span.set_attributes(response_headers.from_headers(response.headers))
         if self._enrichment is not None:
             self._enrichment.responded(hop, response)
 
