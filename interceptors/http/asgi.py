@@ -70,6 +70,38 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
     return None
 
 
+class _SendWatchingStatus:
+    """The app's ``send``: notes the status (and response headers) of ``http.response.start``, then sends.
+
+    Not a coroutine of its own: it returns the server's ``send(message)`` for the app to await (one coroutine less
+    per message).
+    """
+
+    __slots__ = ("_capture", "_response_headers", "_send", "_span", "status")
+
+    def __init__(
+        self,
+        send: Send,
+        span: Any,
+        response_headers: HeaderAllowList | None,
+        capture: Callable[[Any], None] | None,
+    ) -> None:
+        self._send = send
+        self._span = span
+        self._response_headers = response_headers
+        self._capture = capture
+        self.status = _NO_RESPONSE_STATUS
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            if self._response_headers is not None:
+                self._span.set_attributes(self._response_headers.from_pairs(message.get("headers") or ()))
+            if self._capture is not None:
+                self._capture(message.get("headers") or ())
+        return self._send(message)
+
+
 class ASGIMiddleware:
     """Trace and measure each HTTP request an ASGI app serves.
 
@@ -142,17 +174,7 @@ class ASGIMiddleware:
             span.set_attributes(request_headers.from_pairs(scope.get("headers") or ()))
         response_headers = self._response_allow if recording else None
         capture = None if self._enrichment is None else cast(EnrichedHttpServerHop, hop).capture_response_headers
-        status = _NO_RESPONSE_STATUS
-
-        async def send_watching_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if response_headers is not None:
-                    span.set_attributes(response_headers.from_pairs(message.get("headers") or ()))
-                if capture is not None:
-                    capture(message.get("headers") or ())
-            await send(message)
+        send_watching_status = _SendWatchingStatus(send, span, response_headers, capture)
 
         # Attached here, in the coroutine that runs the app, so the handler and every task the app starts (a
         # streamed body, background tasks) inherit the server span through contextvars.
@@ -163,7 +185,7 @@ class ASGIMiddleware:
             hop.finish(500, route_template(scope), exc)
             raise
         else:
-            hop.finish(status, route_template(scope))
+            hop.finish(send_watching_status.status, route_template(scope))
         finally:
             detach(token)
 
