@@ -39,3 +39,28 @@ def test_redact_url_fast_path_matches_urlsplit_for_httpx_urls(
 ) -> None:
     url = str(httpx.URL(f"{scheme}://{host}/{path}", params=params))
     assert redact_url(url) == redact_url_general(url)
+
+
+def test_asgi_address_attributes_cached_per_connection_and_built_for_lists() -> None:
+    from hoptel.interceptors.recorder import _asgi_attributes
+
+    expected = {
+        "url.path": "/a",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "server.address": "10.0.0.1",
+        "server.port": 80,
+        "client.address": "10.0.0.2",
+        "network.peer.address": "10.0.0.2",
+    }
+    as_lists = {"path": "/a", "server": ["10.0.0.1", 80], "client": ["10.0.0.2", None]}  # unhashable: not cached
+    as_tuples = {"path": "/a", "server": ("10.0.0.1", 80), "client": ("10.0.0.2", None)}
+    assert _asgi_attributes(as_lists) == expected
+    assert _asgi_attributes(as_tuples) == expected
+    second = _asgi_attributes({**as_tuples, "path": "/b"})  # the cached address part, a new dict
+    assert second == {**expected, "url.path": "/b"}
+    assert _asgi_attributes({"path": "/c"}) == {
+        "url.path": "/c",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+    }
