@@ -16,6 +16,9 @@ listens on, for the readiness line the demo waits for; optional), and the usual 
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 
 from examples.services import gateway, runtime
 
@@ -31,9 +34,27 @@ telemetry = runtime.start_telemetry("gateway")
 
 
 def _announce() -> None:
+    """Announce readiness once the server accepts connections (on a helper thread, so startup goes on).
+
+    The lifespan's startup, which calls this, runs in each worker before uvicorn starts listening on the shared
+    socket; announcing straight away let a busy machine's demo connect too early (connection refused).
+    """
     address = os.environ.get("GATEWAY_ADDRESS")
     if address:
+        threading.Thread(target=_announce_when_listening, args=(address,), name="gateway-ready", daemon=True).start()
+
+
+def _announce_when_listening(address: str, limit_s: float = 60.0) -> None:
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+        except OSError:
+            time.sleep(0.05)
+            continue
         runtime.announce_ready("gateway", address, telemetry)
+        return
 
 
 app = gateway.build_app(orders_address, on_started=_announce)
