@@ -22,10 +22,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from time import time
 
-import hoptel
-from benchmarks.microbench import best_cpu_us
-from hoptel.interceptors.grpc.names import UNARY
-from hoptel.interceptors.recorder import HopRecorder
+from benchmarks.overhead.metric_record import metric_record_us
 from hoptel.metrics import HistogramChild
 
 __all__ = ["main", "record_us"]
@@ -35,7 +32,6 @@ _PER_POWER = 2**SCHEMA
 _FRACTION_BOUNDS = [2 ** (i / _PER_POWER - 1) for i in range(_PER_POWER)]  # within [0.5, 1), as frexp returns
 _ZERO_THRESHOLD = 2.0**-128
 _KEY_OFFSET = 400  # list slot of key 0: covers 2^-50 s .. 2^50 s at schema 3
-_TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 _ceil = math.ceil
 _log2 = math.log2
 _frexp = math.frexp
@@ -91,25 +87,7 @@ class ListNativeChild(HistogramChild):
 
 def record_us(make_histogram: Callable[[Sequence[float]], HistogramChild] | None) -> float:
     """CPU µs per call of one unary RPC's metric record, the histogram replaced by ``make_histogram``'s if given."""
-    telemetry = hoptel.setup(
-        "bench-native", environ={}, install_global=False, metrics_addr="off", traces_exporter="none", log="warning"
-    )
-    try:
-        route = HopRecorder.of(telemetry).grpc_route("server", UNARY, "/hoptel.bench.Echo/Unary")
-        ok = route.ok
-        if ok is None:  # pragma: no cover - a known route always has its OK outcome
-            raise RuntimeError("the route has no OK outcome")
-        tick, histogram = route.started.tick, ok.histogram
-        if make_histogram is not None:
-            histogram = make_histogram(histogram._upper)  # the same bounds as the real series
-
-        def record() -> None:
-            tick()
-            histogram.observe(0.0003, _TRACE_ID)
-
-        return best_cpu_us(record, calls=20_000)
-    finally:
-        telemetry.shutdown()
+    return metric_record_us(make_histogram)
 
 
 def main() -> None:

@@ -9,18 +9,25 @@ Measured on a real ``GrpcRoute`` of a real ``HopRecorder``, as process CPU time 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import hoptel
 from benchmarks.microbench import best_cpu_us
 from hoptel.interceptors.grpc.names import UNARY
 from hoptel.interceptors.recorder import HopRecorder
+from hoptel.metrics import HistogramChild
 
 __all__ = ["metric_record_us"]
 
 _TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 
 
-def metric_record_us() -> float:
-    """CPU µs to record one unary RPC's metrics (started, handled, latency with exemplar), best of several rounds."""
+def metric_record_us(make_histogram: Callable[[Sequence[float]], HistogramChild] | None = None) -> float:
+    """CPU µs to record one unary RPC's metrics (started, handled, latency with exemplar), best of several rounds.
+
+    ``make_histogram``: builds the series to observe instead of the real one, from the real one's bucket bounds
+    (to compare histogram implementations on the same record).
+    """
     telemetry = hoptel.setup(
         "bench-metrics", environ={}, install_global=False, metrics_addr="off", traces_exporter="none", log="warning"
     )
@@ -30,6 +37,8 @@ def metric_record_us() -> float:
         if ok is None:  # pragma: no cover - a known route always has its OK outcome
             raise RuntimeError("the route has no OK outcome")
         tick, histogram = route.started.tick, ok.histogram
+        if make_histogram is not None:
+            histogram = make_histogram(histogram._upper)  # the same bounds as the real series
 
         def record() -> None:
             tick()
