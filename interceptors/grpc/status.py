@@ -4,8 +4,8 @@ Servers: the code the handler set (``set_code``) or aborted with, UNKNOWN for an
 once as an exception event), CANCELLED or DEADLINE_EXCEEDED when the client went away. Clients: the code of the
 terminated call. Nothing here ever waits: these run once the outcome is known.
 
->>> cancellation_code(0.0).name, cancellation_code(None).name, cancellation_code(2.5).name
-('DEADLINE_EXCEEDED', 'CANCELLED', 'CANCELLED')
+>>> cancellation_code(0.0).name, cancellation_code(0.05).name, cancellation_code(None).name, cancellation_code(2.5).name
+('DEADLINE_EXCEEDED', 'DEADLINE_EXCEEDED', 'CANCELLED', 'CANCELLED')
 """
 
 from __future__ import annotations
@@ -42,9 +42,19 @@ def text(value: str | bytes | None) -> str | None:
     return value or None
 
 
+DEADLINE_SLACK_S = 0.1
+"""A server's RPC that ends this close to its deadline ended by the deadline.
+
+The server's deadline falls after the client's: grpc rounds the ``grpc-timeout`` it sends up (by up to ~1 % of it)
+and the server starts its clock only when the call arrives. So when the client's deadline passes, the client's
+cancellation can reach the server before the server's own deadline has: without slack a deadline would be
+recorded CANCELLED on the server, depending on timing.
+"""
+
+
 def cancellation_code(time_remaining: float | None) -> grpc.StatusCode:
-    """How a server saw its RPC end early: the deadline passed, or the client cancelled."""
-    if time_remaining is not None and time_remaining <= 0:
+    """How a server saw its RPC end early: the deadline passed (or was about to), or the client cancelled."""
+    if time_remaining is not None and time_remaining <= DEADLINE_SLACK_S:
         return _DEADLINE_EXCEEDED
     return _CANCELLED
 

@@ -192,10 +192,12 @@ async def test_bidi_reader_writer_call(aio_echo: AioEcho, receiver: OTLPReceiver
 
 async def test_bidi_cancel_while_server_waits(aio_echo: AioEcho, receiver: OTLPReceiver) -> None:
     """Cancelling a bidi call while the server waits ends both spans CANCELLED."""
+    echo.WAITING.clear()
     call = aio_echo.bidi()
     await call.write(b"a")
     assert await call.read() == b"a"
     await call.write(b"wait")
+    assert await asyncio.to_thread(echo.WAITING.wait, 10)  # the server is waiting, not yet reading "wait"
     call.cancel()
     client, server = await arpc_pair(receiver, echo.BIDI)
     assert client.attributes["rpc.grpc.status_code"] == CANCELLED
@@ -226,8 +228,9 @@ async def test_call_object_methods(aio_echo: AioEcho, receiver: OTLPReceiver) ->
 
 async def test_cancel_unary_call(aio_echo: AioEcho, receiver: OTLPReceiver) -> None:
     """Cancelling an aio unary call that is waiting on the server ends both spans CANCELLED."""
+    echo.WAITING.clear()
     call = aio_echo.unary(b"wait")
-    await asyncio.sleep(0.1)  # let the RPC reach the server
+    assert await asyncio.to_thread(echo.WAITING.wait, 10)  # the RPC reached the server's handler
     assert call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call

@@ -193,8 +193,11 @@ def test_abandoned_response_iterator(sync_echo: SyncEcho, receiver: OTLPReceiver
 
 def test_bidi_cancel_from_client(sync_echo: SyncEcho, receiver: OTLPReceiver) -> None:
     """Cancelling a bidi call while the server waits for the client ends both spans CANCELLED."""
+    echo.WAITING.clear()
     responses = sync_echo.bidi(iter([b"a", b"wait"]))
     assert next(responses) == b"a"
+    # Cancelled before the server read "wait", its request iterator may simply end and the handler return OK.
+    assert echo.WAITING.wait(10)
     responses.cancel()
     client, server = rpc_pair(receiver, echo.BIDI)
     assert client.attributes["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]

@@ -34,7 +34,10 @@ class Traffic:
     def one(self) -> tuple[int, str]:
         """Send one request with a sampled traceparent; check the answer carries its trace id."""
         trace_id = uuid.uuid4().hex
-        pid, answered = self.send(f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01")
+        try:
+            pid, answered = self.send(f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01")
+        except Exception as error:  # a refused or failed request: say what the server printed
+            raise AssertionError(f"request {self.sent + 1} failed: {error!r}\n{self.server.output()}") from error
         self.sent += 1
         self.pids.add(pid)
         self.server.seen_pids.add(pid)

@@ -47,6 +47,9 @@ BIDI = f"/{SERVICE}/Bidi"
 # The longest a "wait" handler waits for its client to go away; tests cancel or expire well before.
 WAIT_LIMIT_S = 10.0
 
+WAITING = threading.Event()
+"""Set once a ``wait`` handler waits (its client can now cancel it mid-wait); a test clears it before the call."""
+
 
 class HandlerError(RuntimeError):
     """What the ``raise`` command raises."""
@@ -78,6 +81,7 @@ def _sync_act(command: bytes, context: grpc.ServicerContext) -> bytes | None:
     if command == b"wait":
         gone = threading.Event()
         context.add_callback(gone.set)
+        WAITING.set()
         gone.wait(WAIT_LIMIT_S)
         return b"waited"
     return command
@@ -98,6 +102,7 @@ async def _aio_act(command: bytes, context: Any) -> bytes | None:
     if command == b"raise":
         raise HandlerError("handler failed")
     if command == b"wait":
+        WAITING.set()
         await asyncio.sleep(WAIT_LIMIT_S)  # grpc cancels this task when the client goes away
         return b"waited"
     return command
