@@ -336,29 +336,23 @@ def instrument_httpx(
         "response_hook": response_hook,
         "extra_labels": extra_labels,
     }
+    wrapper: type[HTTPTransport] | type[AsyncHTTPTransport]
+    if isinstance(client, httpx.Client):
+        wrapper = HTTPTransport
+    elif isinstance(client, httpx.AsyncClient):
+        wrapper = AsyncHTTPTransport
+    else:
+        raise TypeError(f"instrument_httpx expects an httpx.Client or httpx.AsyncClient, got {type(client).__name__}")
+
+    def wrap(transport: Any) -> Any:
+        return transport if isinstance(transport, wrapper) else wrapper(transport, **options)
+
     # httpx offers no public way to reach a client's transports after construction: ``_transport`` (the default
     # one) and ``_mounts`` (URL pattern -> transport, or None for "no proxy here") are private attributes that have
     # kept their names and shapes since httpx 0.18. Only the transports are replaced; the dict stays the same.
-    if isinstance(client, httpx.Client):
-        client._transport = _wrap_sync(client._transport, options)
-        mounts: dict[Any, Any] = client._mounts
-        for pattern, transport in list(mounts.items()):
-            if transport is not None:
-                mounts[pattern] = _wrap_sync(transport, options)
-    elif isinstance(client, httpx.AsyncClient):
-        client._transport = _wrap_async(client._transport, options)
-        async_mounts: dict[Any, Any] = client._mounts
-        for pattern, transport in list(async_mounts.items()):
-            if transport is not None:
-                async_mounts[pattern] = _wrap_async(transport, options)
-    else:
-        raise TypeError(f"instrument_httpx expects an httpx.Client or httpx.AsyncClient, got {type(client).__name__}")
+    client._transport = wrap(client._transport)
+    mounts: dict[Any, Any] = client._mounts
+    for pattern, transport in list(mounts.items()):
+        if transport is not None:
+            mounts[pattern] = wrap(transport)
     return client
-
-
-def _wrap_sync(transport: httpx.BaseTransport, options: dict[str, Any]) -> httpx.BaseTransport:
-    return transport if isinstance(transport, HTTPTransport) else HTTPTransport(transport, **options)
-
-
-def _wrap_async(transport: httpx.AsyncBaseTransport, options: dict[str, Any]) -> httpx.AsyncBaseTransport:
-    return transport if isinstance(transport, AsyncHTTPTransport) else AsyncHTTPTransport(transport, **options)
