@@ -61,15 +61,15 @@ _log = logging.getLogger("hoptel.instrument")
 # Callers whose servers and channels are never instrumented: OTel's exporters and hoptel's own receiver.
 _EXEMPT_CALLERS = ("opentelemetry.exporter.", "hoptel.receiver")
 _HOPTEL_MODULES = "hoptel.interceptors."
-# thing -> (the official instrumentation's module, its instrumentor class, the prefix of its objects' modules)
+# thing -> the official instrumentor class, as "module:Class" (an entry point's notation), looked up, never imported
 _OFFICIAL = {
-    "grpc.server": ("opentelemetry.instrumentation.grpc", "GrpcInstrumentorServer"),
-    "grpc channels": ("opentelemetry.instrumentation.grpc", "GrpcInstrumentorClient"),
-    "grpc.aio.server": ("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorServer"),
-    "grpc.aio channels": ("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorClient"),
-    "httpx clients": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
-    "starlette apps": ("opentelemetry.instrumentation.starlette", "StarletteInstrumentor"),
-    "fastapi apps": ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
+    "grpc.server": "opentelemetry.instrumentation.grpc:GrpcInstrumentorServer",
+    "grpc channels": "opentelemetry.instrumentation.grpc:GrpcInstrumentorClient",
+    "grpc.aio.server": "opentelemetry.instrumentation.grpc:GrpcAioInstrumentorServer",
+    "grpc.aio channels": "opentelemetry.instrumentation.grpc:GrpcAioInstrumentorClient",
+    "httpx clients": "opentelemetry.instrumentation.httpx:HTTPXClientInstrumentor",
+    "starlette apps": "opentelemetry.instrumentation.starlette:StarletteInstrumentor",
+    "fastapi apps": "opentelemetry.instrumentation.fastapi:FastAPIInstrumentor",
 }
 _MAX_CHAIN = 64  # bound on walking a chain of intercepted channels
 
@@ -214,7 +214,7 @@ def _exempt_caller() -> bool:
 
 def _official_active(thing: str) -> bool:
     """Whether the official instrumentor for ``thing`` has been ``instrument()``-ed (never imports it)."""
-    module_name, class_name = _OFFICIAL[thing]
+    module_name, _, class_name = _OFFICIAL[thing].partition(":")
     module = sys.modules.get(module_name)
     instance = official_instrumentor(getattr(module, class_name, None))
     return bool(getattr(instance, "is_instrumented_by_opentelemetry", False))

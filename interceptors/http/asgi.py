@@ -20,6 +20,7 @@ routers leave it: Starlette's ``scope["route"].path`` (``/items/{item_id}``), or
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from opentelemetry.context import attach, detach
@@ -27,8 +28,9 @@ from opentelemetry.context import attach, detach
 from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
 from hoptel.interceptors.exclusions import asgi_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
+from hoptel.interceptors.headers import HeaderAllowList
 from hoptel.interceptors.hooks import HttpCall, HttpHook
+from hoptel.interceptors.http.shared import recorded_headers
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.telemetry import Telemetry
 
@@ -70,6 +72,7 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
     return None
 
 
+@dataclass(eq=False, slots=True)
 class _SendWatchingStatus:
     """The app's ``send``: notes the status (and response headers) of ``http.response.start``, then sends.
 
@@ -77,20 +80,11 @@ class _SendWatchingStatus:
     per message).
     """
 
-    __slots__ = ("_capture", "_response_headers", "_send", "_span", "status")
-
-    def __init__(
-        self,
-        send: Send,
-        span: Any,
-        response_headers: HeaderAllowList | None,
-        capture: Callable[[Any], None] | None,
-    ) -> None:
-        self._send = send
-        self._span = span
-        self._response_headers = response_headers
-        self._capture = capture
-        self.status = _NO_RESPONSE_STATUS
+    _send: Send
+    _span: Any
+    _response_headers: HeaderAllowList | None
+    _capture: Callable[[Any], None] | None
+    status: int = field(default=_NO_RESPONSE_STATUS, init=False)
 
     def __call__(self, message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
@@ -142,21 +136,10 @@ class ASGIMiddleware:
         settings = self._recorder.telemetry.config.conventions
         # True: traced. The user's path filter and the excluded URLs (OTEL_PYTHON_[ASGI_]EXCLUDED_URLS) as one call.
         self._filter = asgi_traced(settings.asgi_excluded_urls, filter)
-        self._request_headers = HeaderAllowList(
-            REQUEST_HEADER_PREFIX,
-            record_request_headers,
-            patterns=settings.http_server_request,
-            sanitize=settings.sanitize_fields,
-        )
-        self._response_headers = HeaderAllowList(
-            RESPONSE_HEADER_PREFIX,
-            record_response_headers,
-            patterns=settings.http_server_response,
-            sanitize=settings.sanitize_fields,
-        )
         # Asked per request: whether there is anything to record (None: nothing), and whether to instrument at all.
-        self._request_allow = self._request_headers if self._request_headers else None
-        self._response_allow = self._response_headers if self._response_headers else None
+        self._request_allow, self._response_allow = recorded_headers(
+            settings, "server", record_request_headers, record_response_headers
+        )
         self._enabled = self._recorder.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

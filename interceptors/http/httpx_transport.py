@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import httpx
 
 from hoptel.interceptors.enrich import HttpClientEnrichment
 from hoptel.interceptors.exclusions import httpx_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
-from hoptel.interceptors.headers import REQUEST_HEADER_PREFIX, RESPONSE_HEADER_PREFIX, HeaderAllowList
+from hoptel.interceptors.headers import HeaderAllowList
 from hoptel.interceptors.hooks import HttpCall, HttpHook
+from hoptel.interceptors.http.shared import recorded_headers
 from hoptel.interceptors.recorder import HopRecorder, HttpClientHop
 from hoptel.telemetry import Telemetry
 
@@ -37,48 +38,34 @@ RequestFilter = Callable[[httpx.Request], bool]
 _ClientT = TypeVar("_ClientT", httpx.Client, httpx.AsyncClient)
 _SyncT = TypeVar("_SyncT", bound="HTTPTransport")
 _AsyncT = TypeVar("_AsyncT", bound="AsyncHTTPTransport")
+_TransportT = TypeVar("_TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+# A response body that ends its hop when it is closed: one per flavour.
+_Body = type["_SyncHopStream"] | type["_AsyncHopStream"]
 
 
 class _ClientHops:
-    """What both transports share: the recorder, the filter, the header allow-lists, hooks and extra labels."""
+    """What both transports decide per request, in one place; the transports only adapt sync or async calls.
 
-    __slots__ = (
-        "_enrichment",
-        "_request_allow",
-        "_response_allow",
-        "_start",
-        "filter",
-        "recorder",
-        "request_headers",
-        "response_headers",
-    )
+    Built once per transport (see :class:`_Wrapping`), with the body wrapper of its flavour.
+    """
+
+    __slots__ = ("_body", "_body_type", "_enrichment", "_request_allow", "_response_allow", "_start", "filter")
 
     def __init__(
         self,
-        telemetry: Telemetry | None,
         filter: RequestFilter | None,
-        record_request_headers: Iterable[str],
-        record_response_headers: Iterable[str],
-        request_hook: HttpHook | None = None,
-        response_hook: HttpHook | None = None,
-        extra_labels: ExtraLabels[HttpCall] | None = None,
+        headers: tuple[HeaderAllowList | None, HeaderAllowList | None],
+        start: Callable[[httpx.Request], HttpClientHop | None],
+        enrichment: HttpClientEnrichment | None,
+        body_type: type[httpx.SyncByteStream | httpx.AsyncByteStream],
+        body: _Body,
     ) -> None:
-        self.recorder = HopRecorder.of(telemetry)
-        settings = self.recorder.telemetry.config.conventions
-        # True: traced. The user's filter and the excluded URLs (OTEL_PYTHON_[HTTPX_]EXCLUDED_URLS) as one call.
-        self.filter = httpx_traced(settings.httpx_excluded_urls, filter)
-        sanitize = settings.sanitize_fields
-        self.request_headers = HeaderAllowList(
-            REQUEST_HEADER_PREFIX, record_request_headers, patterns=settings.http_client_request, sanitize=sanitize
-        )
-        self.response_headers = HeaderAllowList(
-            RESPONSE_HEADER_PREFIX, record_response_headers, patterns=settings.http_client_response, sanitize=sanitize
-        )
-        # Asked per request: the allow-lists when they record anything, else None.
-        self._request_allow = self.request_headers if self.request_headers else None
-        self._response_allow = self.response_headers if self.response_headers else None
-        self._enrichment = HttpClientEnrichment.build(self.recorder, request_hook, response_hook, extra_labels)
-        self._start = self.recorder.start_http_client if self._enrichment is None else self._enrichment.start
+        self.filter = filter
+        self._request_allow, self._response_allow = headers
+        self._start = start
+        self._enrichment = enrichment
+        self._body_type = body_type
+        self._body = body
 
     def start(self, request: httpx.Request) -> HttpClientHop | None:
         """Start the hop (context injected into ``request``), or None when the request is not instrumented."""
@@ -90,24 +77,42 @@ class _ClientHops:
             hop.span.set_attributes(request_headers.from_headers(request.headers))
         return hop
 
-    def responded(self, hop: HttpClientHop, response: httpx.Response) -> None:
-        """Record the allowed response headers once the headers have arrived (and keep them for a hook)."""
+    def responded(self, hop: HttpClientHop, response: httpx.Response) -> httpx.Response:
+        """``response`` once its headers have arrived, its body wrapped to end the hop when closed.
+
+        Records the allowed response headers (and keeps them for a hook). A body this client cannot read or
+        close, or one already read and closed, ends the hop now.
+        """
         response_headers = self._response_allow
         if response_headers is not None and hop.span.is_recording():
             hop.span.set_attributes(response_headers.from_headers(response.headers))
         if self._enrichment is not None:
             self._enrichment.responded(hop, response)
+        stream = response.stream
+        if isinstance(stream, self._body_type) and not response.is_closed:
+            response.stream = self._body(stream, hop, response.status_code)
+        else:
+            hop.finish(response.status_code)
+        return response
 
 
-class _SyncHopStream(httpx.SyncByteStream):
-    """A response body that finishes its hop when it is closed (or fails while being read)."""
+class _HopBody:
+    """What both hop streams hold: the wrapped body, and the hop it finishes with the response's status."""
 
     __slots__ = ("_hop", "_status", "_stream")
 
-    def __init__(self, stream: httpx.SyncByteStream, hop: HttpClientHop, status: int) -> None:
+    def __init__(self, stream: Any, hop: HttpClientHop, status: int) -> None:
         self._stream = stream
         self._hop = hop
         self._status = status
+
+
+class _SyncHopStream(_HopBody, httpx.SyncByteStream):
+    """A response body that finishes its hop when it is closed (or fails while being read)."""
+
+    __slots__ = ()
+
+    _stream: httpx.SyncByteStream
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -123,15 +128,12 @@ class _SyncHopStream(httpx.SyncByteStream):
             self._hop.finish(self._status)
 
 
-class _AsyncHopStream(httpx.AsyncByteStream):
+class _AsyncHopStream(_HopBody, httpx.AsyncByteStream):
     """The async twin of :class:`_SyncHopStream`."""
 
-    __slots__ = ("_hop", "_status", "_stream")
+    __slots__ = ()
 
-    def __init__(self, stream: httpx.AsyncByteStream, hop: HttpClientHop, status: int) -> None:
-        self._stream = stream
-        self._hop = hop
-        self._status = status
+    _stream: httpx.AsyncByteStream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -148,7 +150,51 @@ class _AsyncHopStream(httpx.AsyncByteStream):
             self._hop.finish(self._status)
 
 
-class HTTPTransport(httpx.BaseTransport):
+class _Wrapping(Generic[_TransportT]):
+    """What both transports share: the wrapped transport (or the default one made here), the hops, the repr."""
+
+    _default: ClassVar[Callable[..., Any]]  # httpx's transport of the same flavour
+    _body_type: ClassVar[type[httpx.SyncByteStream | httpx.AsyncByteStream]]
+    _body: ClassVar[_Body]
+
+    def __init__(
+        self,
+        transport: _TransportT | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+        filter: RequestFilter | None = None,
+        record_request_headers: Iterable[str] = (),
+        record_response_headers: Iterable[str] = (),
+        request_hook: HttpHook | None = None,
+        response_hook: HttpHook | None = None,
+        extra_labels: ExtraLabels[HttpCall] | None = None,
+        **transport_kwargs: Any,
+    ) -> None:
+        if transport is None:
+            transport = cast(_TransportT, self._default(**transport_kwargs))
+        elif transport_kwargs:
+            name = self._default.__name__
+            raise TypeError(f"pass either a transport or httpx.{name} arguments, not both: {transport_kwargs}")
+        self._transport: _TransportT = transport
+        recorder = HopRecorder.of(telemetry)
+        settings = recorder.telemetry.config.conventions
+        # True: traced. The user's filter and the excluded URLs (OTEL_PYTHON_[HTTPX_]EXCLUDED_URLS) as one call.
+        traced = httpx_traced(settings.httpx_excluded_urls, filter)
+        headers = recorded_headers(settings, "client", record_request_headers, record_response_headers)
+        enrichment = HttpClientEnrichment.build(recorder, request_hook, response_hook, extra_labels)
+        start = recorder.start_http_client if enrichment is None else enrichment.start
+        self._hops = _ClientHops(traced, headers, start, enrichment, self._body_type, self._body)
+
+    @property
+    def transport(self) -> _TransportT:
+        """The wrapped transport."""
+        return self._transport
+
+    def __repr__(self) -> str:
+        return f"hoptel.{self._default.__name__}({self._transport!r})"
+
+
+class HTTPTransport(_Wrapping[httpx.BaseTransport], httpx.BaseTransport):
     """An httpx transport that traces and measures every request it sends through another transport.
 
     Args:
@@ -173,38 +219,9 @@ class HTTPTransport(httpx.BaseTransport):
         >>> client = httpx.Client(transport=HTTPTransport(retries=1))  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        telemetry: Telemetry | None = None,
-        filter: RequestFilter | None = None,
-        record_request_headers: Iterable[str] = (),
-        record_response_headers: Iterable[str] = (),
-        request_hook: HttpHook | None = None,
-        response_hook: HttpHook | None = None,
-        extra_labels: ExtraLabels[HttpCall] | None = None,
-        **transport_kwargs: Any,
-    ) -> None:
-        if transport is None:
-            transport = httpx.HTTPTransport(**transport_kwargs)
-        elif transport_kwargs:
-            raise TypeError(f"pass either a transport or httpx.HTTPTransport arguments, not both: {transport_kwargs}")
-        self._transport = transport
-        self._hops = _ClientHops(
-            telemetry,
-            filter,
-            record_request_headers,
-            record_response_headers,
-            request_hook,
-            response_hook,
-            extra_labels,
-        )
-
-    @property
-    def transport(self) -> httpx.BaseTransport:
-        """The wrapped transport."""
-        return self._transport
+    _default = httpx.HTTPTransport
+    _body_type = httpx.SyncByteStream
+    _body = _SyncHopStream
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the wrapped transport inside a CLIENT span."""
@@ -216,13 +233,7 @@ class HTTPTransport(httpx.BaseTransport):
         except BaseException as exc:
             hop.finish(None, exc)
             raise
-        self._hops.responded(hop, response)
-        stream = response.stream
-        if isinstance(stream, httpx.SyncByteStream) and not response.is_closed:
-            response.stream = _SyncHopStream(stream, hop, response.status_code)
-        else:  # a body this client cannot read or close, or one already read and closed: the hop ends now
-            hop.finish(response.status_code)
-        return response
+        return self._hops.responded(hop, response)
 
     def close(self) -> None:
         """Close the wrapped transport."""
@@ -240,65 +251,20 @@ class HTTPTransport(httpx.BaseTransport):
     ) -> None:
         self._transport.__exit__(exc_type, exc_value, traceback)
 
-    def __repr__(self) -> str:
-        return f"hoptel.HTTPTransport({self._transport!r})"
 
-
-class AsyncHTTPTransport(httpx.AsyncBaseTransport):
+class AsyncHTTPTransport(_Wrapping[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """The async twin of :class:`HTTPTransport`, for ``httpx.AsyncClient``.
 
-    Args:
-        transport: The transport that does the I/O; default ``httpx.AsyncHTTPTransport(**transport_kwargs)``.
-        telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
-        filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation. A URL
-            that ``OTEL_PYTHON_HTTPX_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``) excludes is sent so too.
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
-            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` names.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
-            ``..._CLIENT_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
-        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
-        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
-        **transport_kwargs: Passed to ``httpx.AsyncHTTPTransport`` when ``transport`` is not given.
+    It takes the same arguments, with ``transport`` an ``httpx.AsyncBaseTransport`` (default
+    ``httpx.AsyncHTTPTransport(**transport_kwargs)``).
 
     Raises:
         TypeError: ``transport_kwargs`` were given together with a ``transport``.
     """
 
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport | None = None,
-        *,
-        telemetry: Telemetry | None = None,
-        filter: RequestFilter | None = None,
-        record_request_headers: Iterable[str] = (),
-        record_response_headers: Iterable[str] = (),
-        request_hook: HttpHook | None = None,
-        response_hook: HttpHook | None = None,
-        extra_labels: ExtraLabels[HttpCall] | None = None,
-        **transport_kwargs: Any,
-    ) -> None:
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(**transport_kwargs)
-        elif transport_kwargs:
-            raise TypeError(
-                f"pass either a transport or httpx.AsyncHTTPTransport arguments, not both: {transport_kwargs}"
-            )
-        self._transport = transport
-        self._hops = _ClientHops(
-            telemetry,
-            filter,
-            record_request_headers,
-            record_response_headers,
-            request_hook,
-            response_hook,
-            extra_labels,
-        )
-
-    @property
-    def transport(self) -> httpx.AsyncBaseTransport:
-        """The wrapped transport."""
-        return self._transport
+    _default = httpx.AsyncHTTPTransport
+    _body_type = httpx.AsyncByteStream
+    _body = _AsyncHopStream
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the wrapped transport inside a CLIENT span."""
@@ -310,13 +276,7 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         except BaseException as exc:
             hop.finish(None, exc)
             raise
-        self._hops.responded(hop, response)
-        stream = response.stream
-        if isinstance(stream, httpx.AsyncByteStream) and not response.is_closed:
-            response.stream = _AsyncHopStream(stream, hop, response.status_code)
-        else:  # a body this client cannot read or close, or one already read and closed: the hop ends now
-            hop.finish(response.status_code)
-        return response
+        return self._hops.responded(hop, response)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
@@ -333,9 +293,6 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         traceback: TracebackType | None = None,
     ) -> None:
         await self._transport.__aexit__(exc_type, exc_value, traceback)
-
-    def __repr__(self) -> str:
-        return f"hoptel.AsyncHTTPTransport({self._transport!r})"
 
 
 def instrument_httpx(
@@ -379,29 +336,23 @@ def instrument_httpx(
         "response_hook": response_hook,
         "extra_labels": extra_labels,
     }
+    wrapper: type[HTTPTransport] | type[AsyncHTTPTransport]
+    if isinstance(client, httpx.Client):
+        wrapper = HTTPTransport
+    elif isinstance(client, httpx.AsyncClient):
+        wrapper = AsyncHTTPTransport
+    else:
+        raise TypeError(f"instrument_httpx expects an httpx.Client or httpx.AsyncClient, got {type(client).__name__}")
+
+    def wrap(transport: Any) -> Any:
+        return transport if isinstance(transport, wrapper) else wrapper(transport, **options)
+
     # httpx offers no public way to reach a client's transports after construction: ``_transport`` (the default
     # one) and ``_mounts`` (URL pattern -> transport, or None for "no proxy here") are private attributes that have
     # kept their names and shapes since httpx 0.18. Only the transports are replaced; the dict stays the same.
-    if isinstance(client, httpx.Client):
-        client._transport = _wrap_sync(client._transport, options)
-        mounts: dict[Any, Any] = client._mounts
-        for pattern, transport in list(mounts.items()):
-            if transport is not None:
-                mounts[pattern] = _wrap_sync(transport, options)
-    elif isinstance(client, httpx.AsyncClient):
-        client._transport = _wrap_async(client._transport, options)
-        async_mounts: dict[Any, Any] = client._mounts
-        for pattern, transport in list(async_mounts.items()):
-            if transport is not None:
-                async_mounts[pattern] = _wrap_async(transport, options)
-    else:
-        raise TypeError(f"instrument_httpx expects an httpx.Client or httpx.AsyncClient, got {type(client).__name__}")
+    client._transport = wrap(client._transport)
+    mounts: dict[Any, Any] = client._mounts
+    for pattern, transport in list(mounts.items()):
+        if transport is not None:
+            mounts[pattern] = wrap(transport)
     return client
-
-
-def _wrap_sync(transport: httpx.BaseTransport, options: dict[str, Any]) -> httpx.BaseTransport:
-    return transport if isinstance(transport, HTTPTransport) else HTTPTransport(transport, **options)
-
-
-def _wrap_async(transport: httpx.AsyncBaseTransport, options: dict[str, Any]) -> httpx.AsyncBaseTransport:
-    return transport if isinstance(transport, AsyncHTTPTransport) else AsyncHTTPTransport(transport, **options)
