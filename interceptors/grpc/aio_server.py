@@ -21,21 +21,20 @@ import grpc
 from grpc import aio
 from opentelemetry.context import attach, detach
 
-from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_context import CountingServicerContext
 from hoptel.interceptors.grpc.aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc.capture import ServerStart
 from hoptel.interceptors.grpc.handlers import Build, HandlerCache
 from hoptel.interceptors.grpc.routes import GrpcRoute
-from hoptel.interceptors.grpc.shared import MethodFilter, begin_server_hop
+from hoptel.interceptors.grpc.shared import begin_server_hop, recording
 from hoptel.interceptors.grpc.status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc.streams import count
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["aio_server_interceptor"]
@@ -153,26 +152,17 @@ class _AioServerInterceptor(HandlerCache, bases.AioServerInterceptor):
 
 def aio_server_interceptor(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcOptions],
 ) -> aio.ServerInterceptor[Any, Any]:
     """A ``grpc.aio.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcOptions`.
 
     Returns:
         The interceptor, for ``grpc.aio.server(interceptors=[...])``.
     """
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "server", request_hook, response_hook, extra_labels)
-    return _AioServerInterceptor(recorder, filter, enrichment)
+    recorder, enrichment = recording(telemetry, "server", options)
+    return _AioServerInterceptor(recorder, options.get("filter"), enrichment)
