@@ -245,20 +245,6 @@ class GrpcEnrichment:
         self._response_hook = guard(response_hook, errors, "response_hook")
         self._labeller = None if extra_labels is None else _GrpcLabeller(recorder, side, extra_labels)
 
-    @classmethod
-    def build(
-        cls,
-        recorder: HopRecorder,
-        side: str,
-        request_hook: GrpcHook | None,
-        response_hook: GrpcHook | None,
-        extra_labels: ExtraLabels[GrpcCall] | None,
-    ) -> GrpcEnrichment | None:
-        """The enrichment, or None when there is nothing to do (the factory then calls the recorder directly)."""
-        if request_hook is None and response_hook is None and extra_labels is None:
-            return None
-        return cls(recorder, side, request_hook, response_hook, extra_labels)
-
     def _begin(self, hop: GrpcHop, call: GrpcCall) -> None:
         enriched = cast(EnrichedGrpcHop, hop)  # built as one by the start method just before
         enriched.call = call

@@ -101,7 +101,9 @@ def recording(
         raise TypeError(f"unexpected keyword argument {unknown[0]!r} for a gRPC {side}; takes {sorted(allowed)}")
     recorder = HopRecorder.of(telemetry)
     hooks = options.get("request_hook"), options.get("response_hook"), options.get("extra_labels")
-    return recorder, GrpcEnrichment.build(recorder, side, *hooks)
+    if hooks == (None, None, None):  # nothing to enrich: the factory's start method is the recorder's own
+        return recorder, None
+    return recorder, GrpcEnrichment(recorder, side, *hooks)
 
 
 # A client that forwards arbitrary method names (a gateway, a proxy) must not grow one series per name: past this
