@@ -86,10 +86,6 @@ class EnrichedHttpClientHop(HttpClientHop):
     response_headers: Pairs
     response_hook: Guarded[object] | None
 
-    def count_into(self, series: HistogramSeries) -> None:
-        """Observe the duration in ``series`` (the one for this call's extra label values)."""
-        self._metrics = series
-
     def finish(self, status_code: int | None, error: BaseException | None = None) -> None:
         """Run the response hook with the status (or the error), then end the request."""
         hook = self.response_hook
@@ -108,10 +104,6 @@ class EnrichedHttpServerHop(HttpServerHop):
     call: HttpCall
     response_headers: Pairs
     response_hook: Guarded[object] | None
-
-    def count_into(self, series: HistogramSeries) -> None:
-        """Observe the duration in ``series`` (the one for this call's extra label values)."""
-        self._metrics = series
 
     def capture_response_headers(self, headers: Any) -> None:
         """Keep the ``http.response.start`` headers (ASGI byte pairs) for the response hook."""
@@ -245,20 +237,6 @@ class GrpcEnrichment:
         self._response_hook = guard(response_hook, errors, "response_hook")
         self._labeller = None if extra_labels is None else _GrpcLabeller(recorder, side, extra_labels)
 
-    @classmethod
-    def build(
-        cls,
-        recorder: HopRecorder,
-        side: str,
-        request_hook: GrpcHook | None,
-        response_hook: GrpcHook | None,
-        extra_labels: ExtraLabels[GrpcCall] | None,
-    ) -> GrpcEnrichment | None:
-        """The enrichment, or None when there is nothing to do (the factory then calls the recorder directly)."""
-        if request_hook is None and response_hook is None and extra_labels is None:
-            return None
-        return cls(recorder, side, request_hook, response_hook, extra_labels)
-
     def _begin(self, hop: GrpcHop, call: GrpcCall) -> None:
         enriched = cast(EnrichedGrpcHop, hop)  # built as one by the start method just before
         enriched.call = call
@@ -334,7 +312,7 @@ class _HttpEnrichment:
         hop.response_headers = ()
         hop.response_hook = self._response_hook
         if self._labeller is not None:
-            hop.count_into(self._labeller.series(call))
+            hop.series = self._labeller.series(call)
         if self._request_hook is not None:
             self._request_hook(hop.span, call)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from prometheus_client.registry import CollectorRegistry
 
@@ -43,31 +44,28 @@ class GrpcMetrics:
         )
 
 
-class HttpClientMetrics:
+class _HttpMetrics:
+    """An HTTP side's one family, ``http_{side}_request_duration_seconds``; ``buckets`` in seconds."""
+
+    NAME: ClassVar[str]
+    HELP: ClassVar[str]
+    LABELS: ClassVar[tuple[str, ...]]
+
+    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.duration = Histogram(self.NAME, self.HELP, self.LABELS, registry, buckets)
+
+
+class HttpClientMetrics(_HttpMetrics):
     """``http_client_request_duration_seconds``."""
 
+    NAME = "http_client_request_duration_seconds"
+    HELP = "Duration of HTTP client requests, until the response body is closed (seconds)."
     LABELS = ("http_request_method", "server_address", "http_response_status_code", "error_type")
 
-    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
-        self.duration = Histogram(
-            "http_client_request_duration_seconds",
-            "Duration of HTTP client requests, until the response body is closed (seconds).",
-            self.LABELS,
-            registry,
-            buckets,
-        )
 
-
-class HttpServerMetrics:
+class HttpServerMetrics(_HttpMetrics):
     """``http_server_request_duration_seconds``; the route label is a template, never a raw path."""
 
+    NAME = "http_server_request_duration_seconds"
+    HELP = "Duration of HTTP server requests (seconds)."
     LABELS = ("http_request_method", "http_route", "http_response_status_code")
-
-    def __init__(self, registry: CollectorRegistry, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
-        self.duration = Histogram(
-            "http_server_request_duration_seconds",
-            "Duration of HTTP server requests (seconds).",
-            self.LABELS,
-            registry,
-            buckets,
-        )

@@ -156,9 +156,12 @@ class GrpcHop(_Hop):
 
 
 class HttpClientHop(_Hop):
-    """One outgoing HTTP request; finished when its response is closed (or the request failed)."""
+    """One outgoing HTTP request; finished when its response is closed (or the request failed).
 
-    __slots__ = ("_method", "_metrics", "_server_address")
+    ``series`` is the latency family it observes into (hooks' extra labels put their call's series there).
+    """
+
+    __slots__ = ("_method", "_server_address", "series")
 
     def __init__(
         self, span: Span, context: Context, metrics: HistogramSeries, method: str, server_address: str
@@ -168,7 +171,7 @@ class HttpClientHop(_Hop):
         self.context = context
         self.started_at = perf_counter()
         self.ended = False
-        self._metrics = metrics
+        self.series = metrics
         self._method = method
         self._server_address = server_address
 
@@ -185,7 +188,7 @@ class HttpClientHop(_Hop):
             status_text = str(status_code)
             failed = status_code >= 400
             error_type = type(error).__qualname__ if error is not None else (status_text if failed else "")
-        child = self._metrics.child(self._method, self._server_address, status_text, error_type)
+        child = self.series.child(self._method, self._server_address, status_text, error_type)
         span = self.span
         if span.is_recording():
             if status_code is not None:
@@ -198,9 +201,9 @@ class HttpClientHop(_Hop):
 
 
 class HttpServerHop(_Hop):
-    """One incoming HTTP request handled by an ASGI app."""
+    """One incoming HTTP request handled by an ASGI app; ``series`` as for :class:`HttpClientHop`."""
 
-    __slots__ = ("_method", "_metrics")
+    __slots__ = ("_method", "series")
 
     def __init__(self, span: Span, context: Context, metrics: HistogramSeries, method: str) -> None:
         # _Hop's fields set here rather than through super().__init__: one call less on every request.
@@ -208,7 +211,7 @@ class HttpServerHop(_Hop):
         self.context = context
         self.started_at = perf_counter()
         self.ended = False
-        self._metrics = metrics
+        self.series = metrics
         self._method = method
 
     def finish(self, status_code: int, route: str | None = None, error: BaseException | None = None) -> None:
@@ -218,7 +221,7 @@ class HttpServerHop(_Hop):
         self.ended = True
         elapsed = perf_counter() - self.started_at
         status_text = str(status_code)
-        child = self._metrics.child(self._method, route or "", status_text)
+        child = self.series.child(self._method, route or "", status_text)
         span = self.span
         if span.is_recording():
             span.set_attribute("http.response.status_code", status_code)

@@ -23,20 +23,20 @@ import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
 
-from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import aio_client_engine as engine
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses
 from hoptel.interceptors.grpc.capture import client_start
-from hoptel.interceptors.grpc.shared import MethodFilter, RecordingMethods
+from hoptel.interceptors.grpc.shared import RecordingMethods, recording
 from hoptel.interceptors.grpc.streams import count
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import GrpcHop, HopRecorder
+from hoptel.interceptors.recorder import GrpcHop
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcClientOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["InstrumentedAioChannel", "instrument_aio_channel"]
@@ -246,25 +246,15 @@ def _records_already(channel: aio.Channel) -> bool:
 def instrument_aio_channel(
     channel: aio.Channel,
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    target: str | None = None,
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcClientOptions],
 ) -> aio.Channel:
     """``channel``, recording every RPC: the hops of :func:`~hoptel.aio_client_interceptor` at a lower cost per call.
 
     Args:
         channel: A grpc.aio channel (``grpc.aio.insecure_channel``, ``grpc.aio.secure_channel``).
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
-        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``target``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcClientOptions`.
 
     Returns:
         A ``grpc.aio.Channel`` to build stubs on. A channel that already records its RPCs (hoptel's aio client
@@ -272,9 +262,8 @@ def instrument_aio_channel(
     """
     if _records_already(channel):
         return channel
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    recorder, enrichment = recording(telemetry, "client", options)
     start = client_start(recorder, enrichment)
     capture = aio_client_response_capture(recorder)
     kind = InstrumentedAioChannel if capture is None else _CapturingAioChannel
-    return kind(channel, recorder, start, filter, target, capture)
+    return kind(channel, recorder, start, options.get("filter"), options.get("target"), capture)

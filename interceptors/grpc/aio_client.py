@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, overload
 from grpc import aio
 
 from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client_engine import (
     AioClientMethod,
@@ -37,11 +36,13 @@ from hoptel.interceptors.grpc.aio_client_engine import (
 )
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.capture import ClientStart, client_start
-from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, target_attributes
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
+from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, recording, target_attributes
 from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcClientOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["AioClientInterceptor", "aio_client_interceptor", "aio_client_interceptors"]
@@ -172,24 +173,14 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
 
 def aio_client_interceptor(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    target: str | None = None,
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcClientOptions],
 ) -> AioClientInterceptor:
     """One interceptor for all four RPC shapes of a grpc.aio channel.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
-        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``target``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcClientOptions`.
 
     Returns:
         The interceptor, a sequence of four per-shape interceptors to pass as the channel's interceptor sequence:
@@ -197,19 +188,14 @@ def aio_client_interceptor(
         spread into a list. Inside a list (``[hoptel.aio_client_interceptor()]``) the channel constructor raises
         ``ValueError`` naming these forms; see :class:`AioClientInterceptor`.
     """
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
-    return AioClientInterceptor(recorder, filter, target, enrichment, aio_client_response_capture(recorder))
+    recorder, enrichment = recording(telemetry, "client", options)
+    capture = aio_client_response_capture(recorder)
+    return AioClientInterceptor(recorder, options.get("filter"), options.get("target"), enrichment, capture)
 
 
 def aio_client_interceptors(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    target: str | None = None,
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcClientOptions],
 ) -> list[aio.ClientInterceptor]:
     """The list of interceptors for a grpc.aio channel, one per RPC shape (the OTel instrumentation's name).
 
@@ -223,13 +209,4 @@ def aio_client_interceptors(
     Returns:
         Four interceptors sharing one state: unary-unary, unary-stream, stream-unary, stream-stream.
     """
-    return list(
-        aio_client_interceptor(
-            telemetry,
-            filter=filter,
-            target=target,
-            request_hook=request_hook,
-            response_hook=response_hook,
-            extra_labels=extra_labels,
-        )
-    )
+    return list(aio_client_interceptor(telemetry, **options))

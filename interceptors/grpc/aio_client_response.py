@@ -29,7 +29,11 @@ from grpc import aio
 from opentelemetry.trace import Span
 
 from hoptel.interceptors.grpc.aio_streams import completed
-from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_allow_list
+from hoptel.interceptors.grpc.client_response import (
+    ClientResponseCapture,
+    WatchedMulticallable,
+    client_response_allow_list,
+)
 from hoptel.interceptors.recorder import HopRecorder
 
 __all__ = ["AioClientResponseCapture", "aio_client_response_capture"]
@@ -95,14 +99,10 @@ class AioClientResponseCapture(ClientResponseCapture):
         return _WatchedAioMulticallable(inner, self)
 
 
-class _WatchedAioMulticallable:
+class _WatchedAioMulticallable(WatchedMulticallable[AioClientResponseCapture]):
     """grpc.aio's multicallable whose calls report to a capture, ahead of the done callback that ends the hop."""
 
-    __slots__ = ("_capture", "_inner")
-
-    def __init__(self, inner: Any, capture: AioClientResponseCapture) -> None:
-        self._inner = inner
-        self._capture = capture
+    __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         capture = self._capture
@@ -110,11 +110,6 @@ class _WatchedAioMulticallable:
         call = self._inner(*args, **kwargs)
         capture.watch_aio(span, call)
         return call
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _WatchedAioMulticallable.__slots__:
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
 
 def aio_client_response_capture(recorder: HopRecorder) -> AioClientResponseCapture | None:

@@ -21,21 +21,21 @@ import grpc
 from grpc import aio
 from opentelemetry.context import attach, detach
 
-from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_context import CountingServicerContext
 from hoptel.interceptors.grpc.aio_streams import count_received, server_done_callback
 from hoptel.interceptors.grpc.capture import ServerStart
 from hoptel.interceptors.grpc.handlers import Build, HandlerCache
+from hoptel.interceptors.grpc.names import BIDI_STREAM, SERVER_STREAM
 from hoptel.interceptors.grpc.routes import GrpcRoute
-from hoptel.interceptors.grpc.shared import MethodFilter, begin_server_hop
+from hoptel.interceptors.grpc.shared import begin_server_hop, recording
 from hoptel.interceptors.grpc.status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc.streams import count
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["aio_server_interceptor"]
@@ -43,45 +43,28 @@ __all__ = ["aio_server_interceptor"]
 _Start = ServerStart
 
 
-def _unary_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
-    """The wrapped coroutine of a unary-response method (unary-unary, stream-unary)."""
+def _coroutine_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
+    """The wrapped coroutine of a method whose handler is one: a unary response, or responses it ``write()``s.
+
+    The handler gets the counting context when it reads requests or writes responses through it.
+    """
+    writes = route.rpc_type in (SERVER_STREAM, BIDI_STREAM)
+    counting_context = request_streaming or writes
 
     async def behavior(request: Any, context: Any) -> Any:
         hop = begin_server_hop(start, route, context)
-        handler_context = context
         if request_streaming:
             request = count_received(request, hop)
-            handler_context = CountingServicerContext(context, hop)
         token = attach(hop.context)
         try:
-            response = await inner(request, handler_context)
+            response = await inner(request, CountingServicerContext(context, hop) if counting_context else context)
         except BaseException as error:
             finish_aio_server_raised(hop, context, error)
             raise
         finally:
             detach(token)
         finish_aio_server_returned(hop, context)
-        return response
-
-    return behavior
-
-
-def _writer_response(start: _Start, route: GrpcRoute, inner: Any, request_streaming: bool) -> Any:
-    """The wrapped coroutine of a response-streaming method written with ``context.write()``."""
-
-    async def behavior(request: Any, context: Any) -> None:
-        hop = begin_server_hop(start, route, context)
-        if request_streaming:
-            request = count_received(request, hop)
-        token = attach(hop.context)
-        try:
-            await inner(request, CountingServicerContext(context, hop))
-        except BaseException as error:
-            finish_aio_server_raised(hop, context, error)
-            raise
-        finally:
-            detach(token)
-        finish_aio_server_returned(hop, context)
+        return None if writes else response
 
     return behavior
 
@@ -127,7 +110,7 @@ def _pick(inner: Any, response_streaming: bool) -> Build | None:
     if inspect.isasyncgenfunction(inner) and response_streaming:
         return _generator_response
     if inspect.iscoroutinefunction(inner):
-        return _writer_response if response_streaming else _unary_response
+        return _coroutine_response
     return None  # a sync behaviour (the server's migration thread pool runs it) or none at all
 
 
@@ -153,26 +136,17 @@ class _AioServerInterceptor(HandlerCache, bases.AioServerInterceptor):
 
 def aio_server_interceptor(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcOptions],
 ) -> aio.ServerInterceptor[Any, Any]:
     """A ``grpc.aio.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcOptions`.
 
     Returns:
         The interceptor, for ``grpc.aio.server(interceptors=[...])``.
     """
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "server", request_hook, response_hook, extra_labels)
-    return _AioServerInterceptor(recorder, filter, enrichment)
+    recorder, enrichment = recording(telemetry, "server", options)
+    return _AioServerInterceptor(recorder, options.get("filter"), enrichment)

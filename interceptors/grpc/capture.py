@@ -32,19 +32,20 @@ ServerStart = Callable[["GrpcRoute", "Metadata | None"], GrpcHop]
 """``start(route, invocation_metadata)``: the server hop."""
 
 
-def _allow_list(recorder: HopRecorder, side: str) -> HeaderAllowList:
+def _metadata_capture(recorder: HopRecorder, side: str) -> Callable[[Metadata], dict[str, list[str]]] | None:
+    """The span attributes of the request metadata the configuration names for ``side``; None when it names none."""
     settings = recorder.telemetry.config.conventions
     patterns = settings.grpc_server_request if side == "server" else settings.grpc_client_request
-    return HeaderAllowList(REQUEST_METADATA_PREFIX, (), patterns=patterns, sanitize=settings.sanitize_fields)
+    allow = HeaderAllowList(REQUEST_METADATA_PREFIX, (), patterns=patterns, sanitize=settings.sanitize_fields)
+    return allow.from_text_pairs if allow else None
 
 
 def client_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> ClientStart:
     """The client start method, recording the caller's metadata when the configuration asks for it."""
     start: ClientStart = grpc_starts(recorder, enrichment).client
-    allow = _allow_list(recorder, "client")
-    if not allow:
+    capture = _metadata_capture(recorder, "client")
+    if capture is None:
         return start
-    capture = allow.from_text_pairs
 
     def start_capturing(
         route: GrpcRoute, metadata: Metadata | None, peer: Mapping[str, AttributeValue] | None = None
@@ -62,10 +63,9 @@ def client_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> Cl
 def server_start(recorder: HopRecorder, enrichment: GrpcEnrichment | None) -> ServerStart:
     """The server start method, recording the invocation metadata when the configuration asks for it."""
     start: ServerStart = grpc_starts(recorder, enrichment).server
-    allow = _allow_list(recorder, "server")
-    if not allow:
+    capture = _metadata_capture(recorder, "server")
+    if capture is None:
         return start
-    capture = allow.from_text_pairs
 
     def start_capturing(route: GrpcRoute, metadata: Metadata | None) -> GrpcHop:
         hop = start(route, metadata)

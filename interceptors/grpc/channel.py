@@ -20,16 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.client_engine import multicallables
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.shared import MethodFilter, RecordingMethods
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import HopRecorder
+from hoptel.interceptors.grpc.shared import RecordingMethods, recording
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcClientOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["InstrumentedChannel", "instrument_channel"]
@@ -75,25 +74,15 @@ class _CapturingChannel(InstrumentedChannel):
 def instrument_channel(
     channel: grpc.Channel,
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    target: str | None = None,
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcClientOptions],
 ) -> InstrumentedChannel:
     """``channel``, recording every RPC: the hops of :func:`~hoptel.client_interceptor` at a lower cost per call.
 
     Args:
         channel: A sync channel (``grpc.insecure_channel``, ``grpc.secure_channel``, an intercepted channel).
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
-        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``target``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcClientOptions`.
 
     Returns:
         A ``grpc.Channel`` to build stubs on: ``Stub(hoptel.instrument_channel(grpc.insecure_channel(target)))``.
@@ -103,9 +92,8 @@ def instrument_channel(
         step_aside,  # the zero-code machinery only if channels are instrumented
     )
 
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    recorder, enrichment = recording(telemetry, "client", options)
     start = client_start(recorder, enrichment)
     capture = client_response_capture(recorder)
     kind = InstrumentedChannel if capture is None else _CapturingChannel
-    return kind(step_aside(channel), recorder, start, filter, target, capture)
+    return kind(step_aside(channel), recorder, start, options.get("filter"), options.get("target"), capture)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ClientStart, client_start
 from hoptel.interceptors.grpc.client_engine import (
@@ -28,11 +27,13 @@ from hoptel.interceptors.grpc.client_engine import (
     UnaryUnaryMethod,
 )
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, target_attributes
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
+from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, recording, target_attributes
 from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcClientOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["ClientInterceptor", "client_interceptor"]
@@ -141,31 +142,21 @@ class _CapturingClientInterceptor(ClientInterceptor):
 
 def client_interceptor(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    target: str | None = None,
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcClientOptions],
 ) -> ClientInterceptor:
     """One interceptor for all four RPC shapes of a sync channel, for ``grpc.intercept_channel``.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        filter: Called once per method with its full name; False skips tracing and metrics for that method.
-            Methods of excluded services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are
-            skipped without asking it.
-        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
-        request_hook: ``hook(span, call)`` run when a call starts, before it is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when a call ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``target``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcClientOptions`.
 
     Returns:
         The interceptor: ``grpc.intercept_channel(channel, hoptel.client_interceptor(target=target))``.
     """
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "client", request_hook, response_hook, extra_labels)
+    recorder, enrichment = recording(telemetry, "client", options)
+    method_filter, target = options.get("filter"), options.get("target")
     capture = client_response_capture(recorder)
     if capture is not None:
-        return _CapturingClientInterceptor(recorder, filter, target, enrichment, capture)
-    return ClientInterceptor(recorder, filter, target, enrichment)
+        return _CapturingClientInterceptor(recorder, method_filter, target, enrichment, capture)
+    return ClientInterceptor(recorder, method_filter, target, enrichment)

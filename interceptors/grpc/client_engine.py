@@ -95,7 +95,7 @@ class ClientMethod:
             return send(request, timeout, metadata, *options)
         hop, outgoing = started
         if self.counts_requests:
-            request = SentCounter(request, hop)
+            request = SentCounter(iter(request), hop)
         try:
             outcome = send(request, timeout, outgoing, *options)
         except Exception as error:  # grpcio raises an RpcError for any status but OK (blocking mode)

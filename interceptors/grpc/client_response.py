@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from opentelemetry.trace import Span
@@ -35,7 +35,15 @@ from opentelemetry.trace import Span
 from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
-__all__ = ["CapturedResponses", "ClientResponseCapture", "client_response_allow_list", "client_response_capture"]
+__all__ = [
+    "CapturedResponses",
+    "ClientResponseCapture",
+    "WatchedMulticallable",
+    "client_response_allow_list",
+    "client_response_capture",
+]
+
+_Capture = TypeVar("_Capture")
 
 
 class ClientResponseCapture:
@@ -224,32 +232,36 @@ class CapturedResponses:
         return f"<hoptel CapturedResponses of {self._call!r}>"
 
 
-class _WatchedStreamMulticallable:
-    """grpcio's response-streaming multicallable whose streams record their metadata when they end."""
+class WatchedMulticallable(Generic[_Capture]):
+    """A grpc multicallable (``inner``) whose calls report to ``capture``; its other attributes are ``inner``'s."""
 
     __slots__ = ("_capture", "_inner")
 
-    def __init__(self, inner: Any, capture: ClientResponseCapture) -> None:
+    def __init__(self, inner: Any, capture: _Capture) -> None:
         self._inner = inner
         self._capture = capture
+
+    def __getattr__(self, name: str) -> Any:
+        if name in WatchedMulticallable.__slots__:  # not set yet (a failed __init__): no recursion
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class _WatchedStreamMulticallable(WatchedMulticallable[ClientResponseCapture]):
+    """grpcio's response-streaming multicallable whose streams record their metadata when they end."""
+
+    __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         capture = self._capture
         span = capture.taken_span()
         return capture.responses(span, self._inner(*args, **kwargs))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-
-class _WatchedMulticallable:
+class _WatchedMulticallable(WatchedMulticallable[ClientResponseCapture]):
     """grpcio's unary-response multicallable whose ``with_call`` and ``future`` report their call to a capture."""
 
-    __slots__ = ("_capture", "_inner")
-
-    def __init__(self, inner: Any, capture: ClientResponseCapture) -> None:
-        self._inner = inner
-        self._capture = capture
+    __slots__ = ()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.with_call(*args, **kwargs)[0]
@@ -271,9 +283,6 @@ class _WatchedMulticallable:
         call = self._inner.future(*args, **kwargs)
         capture.watch(span, call)
         return call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def client_response_allow_list(recorder: HopRecorder) -> HeaderAllowList:

@@ -7,6 +7,7 @@ call of a method and reused for every later call, so the per-call path does no p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import grpc
 from opentelemetry.util.types import AttributeValue
@@ -64,6 +65,7 @@ def grpc_status_attributes(status: StatusInfo, mode: SemconvMode, server: bool) 
     return attributes
 
 
+@dataclass(slots=True, eq=False)
 class GrpcOutcome:
     """What ending a call of one route with one status code records: the handled series, span attributes, status.
 
@@ -71,21 +73,11 @@ class GrpcOutcome:
     ``handled`` counts its observations (an ``ObservationCount``): observing the latency counts the call handled.
     """
 
-    __slots__ = ("attributes", "failed", "handled", "histogram", "status_name")
-
-    def __init__(
-        self,
-        handled: CounterChild,
-        attributes: Attributes,
-        failed: bool,
-        status_name: str,
-        histogram: HistogramChild,
-    ) -> None:
-        self.handled = handled
-        self.attributes = attributes
-        self.failed = failed
-        self.status_name = status_name
-        self.histogram = histogram
+    handled: CounterChild
+    attributes: Attributes
+    failed: bool
+    status_name: str
+    histogram: HistogramChild
 
 
 class GrpcRoute:

@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry.context import attach, detach
 
-from hoptel.interceptors.enrich import GrpcEnrichment
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ServerStart
 from hoptel.interceptors.grpc.handlers import Build, HandlerCache
 from hoptel.interceptors.grpc.routes import GrpcRoute
-from hoptel.interceptors.grpc.shared import MethodFilter, begin_server_hop
+from hoptel.interceptors.grpc.shared import begin_server_hop, recording
 from hoptel.interceptors.grpc.status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc.streams import ReceivedCounter, ServerResponses
-from hoptel.interceptors.hooks import GrpcCall, GrpcHook
-from hoptel.interceptors.recorder import HopRecorder
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.grpc.shared import GrpcOptions
     from hoptel.telemetry import Telemetry
 
 __all__ = ["server_interceptor"]
@@ -113,27 +112,18 @@ class _ServerInterceptor(HandlerCache, bases.ServerInterceptor):
 
 def server_interceptor(
     telemetry: Telemetry | None = None,
-    *,
-    filter: MethodFilter | None = None,  # the documented keyword, as in the OTel instrumentations
-    request_hook: GrpcHook | None = None,
-    response_hook: GrpcHook | None = None,
-    extra_labels: ExtraLabels[GrpcCall] | None = None,
+    **options: Unpack[GrpcOptions],
 ) -> grpc.ServerInterceptor[Any, Any]:
     """A ``grpc.ServerInterceptor`` recording a SERVER span and the ``grpc_server_*`` metrics for every RPC.
 
     Args:
         telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s, else the OTel global
             tracer provider and a process-wide registry). Resolved once, here.
-        filter: Called once per method with its full name (``/package.Service/Method``); False skips tracing
-            and metrics for that method, e.g. ``lambda m: not m.startswith("/internal.")``. Methods of excluded
-            services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are skipped without asking it.
-        request_hook: ``hook(span, call)`` run when an RPC starts, before the handler (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
-        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+        **options: ``filter``, ``request_hook``, ``response_hook``, ``extra_labels``: see
+            :class:`~hoptel.interceptors.grpc.shared.GrpcOptions`.
 
     Returns:
         The interceptor, for ``grpc.server(pool, interceptors=[...])``.
     """
-    recorder = HopRecorder.of(telemetry)
-    enrichment = GrpcEnrichment.build(recorder, "server", request_hook, response_hook, extra_labels)
-    return _ServerInterceptor(recorder, filter, enrichment)
+    recorder, enrichment = recording(telemetry, "server", options)
+    return _ServerInterceptor(recorder, options.get("filter"), enrichment)

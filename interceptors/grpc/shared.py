@@ -11,15 +11,21 @@ from __future__ import annotations
 import logging
 from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
 
+from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.exclusions import excluding_services
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
+
+if TYPE_CHECKING:
+    from hoptel.interceptors.extra_labels import ExtraLabels
+    from hoptel.interceptors.hooks import GrpcCall, GrpcHook
+    from hoptel.telemetry import Telemetry
 
 __all__ = [
     "HANDLER_FACTORIES",
@@ -27,12 +33,15 @@ __all__ = [
     "MAX_SERVER_METHODS",
     "ClientCallDetails",
     "ClientRoutes",
+    "GrpcClientOptions",
+    "GrpcOptions",
     "MethodFilter",
     "MethodTable",
     "RecordingMethods",
     "RouteTable",
     "engine_tables",
     "method_name",
+    "recording",
     "target_attributes",
     "traced",
     "unknown_route",
@@ -46,6 +55,56 @@ _SHAPES = (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)  # the order of eve
 
 MethodFilter = Callable[[str], bool]
 """Called with a method's full name (``/package.Service/Method``); False skips tracing and metrics for it."""
+
+
+class GrpcOptions(TypedDict, total=False):
+    """The keywords of the gRPC server factories (``hoptel.server_interceptor()``, ``aio_server_interceptor()``).
+
+    All are optional and keyword-only; the client factories take these and ``target`` (:class:`GrpcClientOptions`).
+
+    Attributes:
+        filter: Called once per method with its full name (``/package.Service/Method``); False skips tracing
+            and metrics for that method, e.g. ``lambda m: not m.startswith("/internal.")``. Methods of excluded
+            services (``grpc.health.v1.Health``, ``OTEL_PYTHON_GRPC_EXCLUDED_SERVICES``) are skipped without asking it.
+        request_hook: ``hook(span, call)`` run when an RPC starts: on a server before the handler, on a client
+            before the call is sent (see ``interceptors.hooks``).
+        response_hook: ``hook(span, call)`` run when an RPC ends (a stream: when it ends), with ``call.code`` set.
+        extra_labels: Extra metric labels taken from each call, capped (see ``interceptors.extra_labels``).
+    """
+
+    filter: MethodFilter | None  # the documented keyword, as in the OTel instrumentations
+    request_hook: GrpcHook | None
+    response_hook: GrpcHook | None
+    extra_labels: ExtraLabels[GrpcCall] | None
+
+
+class GrpcClientOptions(GrpcOptions, total=False):
+    """The keywords of the gRPC client factories (interceptors and instrumented channels, sync and aio).
+
+    Attributes:
+        target: The channel's target (``host:port``); sets ``server.address`` / ``server.port`` on spans.
+    """
+
+    target: str | None
+
+
+def recording(
+    telemetry: Telemetry | None, side: str, options: GrpcOptions
+) -> tuple[HopRecorder, GrpcEnrichment | None]:
+    """What a factory records with: the recorder of ``telemetry`` and the enrichment its ``options`` ask for.
+
+    ``side``: ``"server"`` or ``"client"``. A keyword that is not one of the side's options raises ``TypeError``.
+    """
+    allowed = (GrpcClientOptions if side == "client" else GrpcOptions).__optional_keys__
+    unknown = sorted(options.keys() - allowed)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r} for a gRPC {side}; takes {sorted(allowed)}")
+    recorder = HopRecorder.of(telemetry)
+    hooks = options.get("request_hook"), options.get("response_hook"), options.get("extra_labels")
+    if hooks == (None, None, None):  # nothing to enrich: the factory's start method is the recorder's own
+        return recorder, None
+    return recorder, GrpcEnrichment(recorder, side, *hooks)
+
 
 # A client that forwards arbitrary method names (a gateway, a proxy) must not grow one series per name: past this
 # many distinct methods per shape, new names are counted under the ``unknown`` series and not cached.

@@ -31,6 +31,8 @@ from hoptel.interceptors.grpc.status import (
 from hoptel.interceptors.recorder import GrpcHop
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     _Future = grpc.Future[Any]
 else:
     _Future = grpc.Future
@@ -216,26 +218,8 @@ class ClientResponses(grpc.Call, _Future):
         return f"<hoptel ClientResponses of {self._call!r}>"
 
 
-class SentCounter:
-    """Iterates ``requests`` for grpcio, counting each as sent on the client hop."""
-
-    __slots__ = ("_hop", "_requests")
-
-    def __init__(self, requests: Iterable[Any], hop: GrpcHop) -> None:
-        self._requests = iter(requests)
-        self._hop = hop
-
-    def __iter__(self) -> SentCounter:
-        return self
-
-    def __next__(self) -> Any:
-        request = next(self._requests)
-        count(self._hop, "sent")
-        return request
-
-
-class ReceivedCounter:
-    """Iterates grpcio's request iterator for the handler, counting each as received on the server hop."""
+class _RequestCounter:
+    """Iterates ``requests``, counting each on ``hop`` (the subclasses' ``__next__`` say as what)."""
 
     __slots__ = ("_hop", "_requests")
 
@@ -243,8 +227,25 @@ class ReceivedCounter:
         self._requests = requests
         self._hop = hop
 
-    def __iter__(self) -> ReceivedCounter:
+    def __iter__(self) -> Self:
         return self
+
+
+class SentCounter(_RequestCounter):
+    """Iterates the caller's request iterator for grpcio, counting each as sent on the client hop."""
+
+    __slots__ = ()
+
+    def __next__(self) -> Any:
+        request = next(self._requests)
+        count(self._hop, "sent")
+        return request
+
+
+class ReceivedCounter(_RequestCounter):
+    """Iterates grpcio's request iterator for the handler, counting each as received on the server hop."""
+
+    __slots__ = ()
 
     def __next__(self) -> Any:
         request = next(self._requests)
