@@ -17,10 +17,8 @@ starts its own thread and its own zeroed series (the parent pushes what it count
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
@@ -29,6 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from hoptel.config import ExporterConfig
 from hoptel.exporters import otlp_options
+from hoptel.fork_hooks import on_fork
 from hoptel.metrics import CounterChild, families_of
 from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 from hoptel.otlp_metrics import MetricConverter
@@ -92,14 +91,7 @@ class MetricPush:
         self._failed = failed
         self._closed = False
         self._start_thread()
-        held = weakref.ref(self)
-
-        def after_in_child() -> None:
-            live = held()
-            if live is not None and not live._closed:
-                live._after_fork()
-
-        os.register_at_fork(after_in_child=after_in_child)
+        on_fork(self, after_in_child=MetricPush._after_fork)
 
     def _start_thread(self) -> None:
         self._cond = threading.Condition()
@@ -112,6 +104,8 @@ class MetricPush:
 
     def _after_fork(self) -> None:
         """In a forked child: no thread survived the fork; start one, counting from the child's own zero."""
+        if self._closed:
+            return
         if self._registry is not None:
             for family in families_of(self._registry):
                 family.reset()

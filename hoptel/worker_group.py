@@ -51,6 +51,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
 from hoptel.endpoint import AddressInUseError, MetricsEndpoint, TLSFiles
+from hoptel.fork_hooks import on_fork
 from hoptel.metrics import Counter, families_of
 from hoptel.worker_dir import EXITED, Member, WorkerDirectory, process_start
 from hoptel.worker_merge import merge_states, render
@@ -173,14 +174,7 @@ class WorkerGroup:
                 group._remove_own_file()
                 raise
         group._start_publisher()
-        self_ref = weakref.ref(group)
-
-        def after_fork_in_child() -> None:
-            member = self_ref()
-            if member is not None:
-                member._after_fork_in_child()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
+        on_fork(group, after_in_child=WorkerGroup._after_fork_in_child)
         return group
 
     @property

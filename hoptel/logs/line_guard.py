@@ -27,22 +27,16 @@ there (the parent writes them).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, AnyStr, BinaryIO, TextIO, cast
+
+from hoptel.fork_hooks import on_fork
 
 __all__ = ["LineGuard"]
 
 _get_ident = threading.get_ident
-
-
-def _reinit_in_child(guard: weakref.ref[LineGuard]) -> None:
-    live = guard()
-    if live is not None:
-        live._after_fork_in_child()
 
 
 class LineGuard:
@@ -62,9 +56,7 @@ class LineGuard:
         self._binary: _BinaryLineGuard | None = None
         self._retired = False
         self._init_locks()
-        if hasattr(os, "register_at_fork"):
-            guard = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _reinit_in_child(guard))
+        on_fork(self, after_in_child=LineGuard._after_fork_in_child)
 
     def _init_locks(self) -> None:
         # Reentrant: a signal handler that prints runs on a thread that may be inside write() already.
