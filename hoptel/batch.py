@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from hoptel.fork_hooks import on_fork
+from hoptel.background import on_fork, start_daemon
 from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 
 __all__ = ["FORK_WAIT_S", "BatchSpanProcessor", "PipelineCounters"]
@@ -101,8 +101,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._flush_lock = threading.Lock()
         self._flush_requests: list[threading.Event] = []
         self._stopping = False
-        self._worker = threading.Thread(target=self._run, name="hoptel-span-export", daemon=True)
-        self._worker.start()
+        self._worker = start_daemon(self._run, "hoptel-span-export")
 
     def _restart_in_child(self) -> None:
         if not self._shutdown:

@@ -18,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from hoptel.background import on_fork
 from hoptel.export_attempts import (
     TracksGrpcOutages,
     TracksOutages,
@@ -25,7 +26,6 @@ from hoptel.export_attempts import (
     tracked_export,
 )
 from hoptel.export_outage import OutageTracker
-from hoptel.fork_hooks import on_fork
 from hoptel.otel_internals import GRPC_EXPORTER_REQUEST_HOOK, exporter_client
 from hoptel.otlp_wire import HopSpanEncoder
 

@@ -26,9 +26,9 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.config import ExporterConfig
 from hoptel.exporters import otlp_options
-from hoptel.fork_hooks import on_fork
 from hoptel.metrics import CounterChild, families_of
 from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 from hoptel.otlp_metrics import MetricConverter
@@ -92,8 +92,7 @@ class MetricPush:
         self._done = 0  # flush requests served (a push started after the request finished)
         self._last_ok = True  # whether the latest push was accepted
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="hoptel-metric-push", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-metric-push")
 
     def _after_fork(self) -> None:
         """In a forked child: no thread survived the fork; start one, counting from the child's own zero."""

@@ -33,8 +33,8 @@ from opentelemetry.sdk.resources import (
     Resource,
 )
 
+from hoptel.background import on_fork
 from hoptel.config import Config
-from hoptel.fork_hooks import on_fork
 from hoptel.otel_internals import pin_sdk_service_instance_id, replace_resource_attributes
 
 __all__ = ["SERVICE_INSTANCE_ID", "build_resource", "hoptel_version", "instance_id"]

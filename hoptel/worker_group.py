@@ -51,8 +51,8 @@ from pathlib import Path
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.endpoint import AddressInUseError, MetricsEndpoint, TLSFiles
-from hoptel.fork_hooks import on_fork
 from hoptel.metrics import Counter, families_of
 from hoptel.worker_dir import EXITED, Member, WorkerDirectory, process_start
 from hoptel.worker_merge import merge_states, render
@@ -228,8 +228,7 @@ class WorkerGroup:
             _log.warning("could not write this worker's metrics state", exc_info=True)
 
     def _start_publisher(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="hoptel-metrics-publish", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-metrics-publish")
 
     def _run(self) -> None:
         stop = self._stop

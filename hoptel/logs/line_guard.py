@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, AnyStr, BinaryIO, TextIO, cast
 
-from hoptel.fork_hooks import on_fork
+from hoptel.background import on_fork
 
 __all__ = ["LineGuard"]
 

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from opentelemetry.trace import get_current_span
 
-from hoptel.fork_hooks import on_fork
+from hoptel.background import on_fork, start_daemon
 from hoptel.logs.fields import Entry, capture_message
 
 __all__ = ["BoundedQueueHandler", "DropCounter", "Sink"]
@@ -104,8 +104,7 @@ class BoundedQueueHandler(logging.Handler):
         self._qsize = self._queue.qsize
         self._put = self._queue.put
         self._drop_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="hoptel-log-writer", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-log-writer")
 
     def _after_fork_in_child(self) -> None:
         """A forked child has no worker thread: start a fresh queue and worker (the parent writes its own)."""

@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from hoptel.fork_hooks import on_fork
+from hoptel.background import on_fork
 
 __all__ = ["ReconfigureWatch"]
 

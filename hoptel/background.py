@@ -1,15 +1,23 @@
-"""``os.register_at_fork`` hooks that hold their object weakly, so registering one never keeps an object alive."""
+"""What hoptel's background workers share: starting a daemon thread, and fork hooks that hold their owner weakly."""
 
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["on_fork"]
+__all__ = ["on_fork", "start_daemon"]
 
 _T = TypeVar("_T")
+
+
+def start_daemon(target: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread named ``name`` running ``target``; return it."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def on_fork(
