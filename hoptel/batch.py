@@ -86,14 +86,16 @@ class BatchSpanProcessor(SpanProcessor):
             self,
             before=BatchSpanProcessor._hold_exports_for_fork,
             after_in_parent=BatchSpanProcessor._resume_exports_after_fork,
-            after_in_child=BatchSpanProcessor._restart_in_child,
+            after_in_child=BatchSpanProcessor._start_worker,
         )
 
     def _start_worker(self) -> None:
-        """(Re)create the queue state and the worker thread; also runs in a forked child.
+        """(Re)create the queue state and the worker thread; also runs in a forked child, unless shut down.
 
         A forked child starts with an empty queue: the spans queued at the fork are the parent's to export.
         """
+        if self._shutdown:
+            return
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._wakeup = threading.Event()
         self._export_lock = threading.Lock()
@@ -102,10 +104,6 @@ class BatchSpanProcessor(SpanProcessor):
         self._flush_requests: list[threading.Event] = []
         self._stopping = False
         self._worker = start_daemon(self._run, "hoptel-span-export")
-
-    def _restart_in_child(self) -> None:
-        if not self._shutdown:
-            self._start_worker()
 
     @property
     def queue_length(self) -> int:
