@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 
 __all__ = ["FORK_WAIT_S", "BatchSpanProcessor", "PipelineCounters"]
@@ -83,32 +82,20 @@ class BatchSpanProcessor(SpanProcessor):
         self._counters = counters or PipelineCounters()
         self._shutdown = False
         self._start_worker()
-        self_ref = weakref.ref(self)
-
-        def _before_fork() -> None:
-            processor = self_ref()
-            if processor is not None:
-                processor._hold_exports_for_fork()
-
-        def _after_fork_in_parent() -> None:
-            processor = self_ref()
-            if processor is not None:
-                processor._resume_exports_after_fork()
-
-        def _after_fork_in_child() -> None:
-            processor = self_ref()
-            if processor is not None and not processor._shutdown:
-                processor._start_worker()
-
-        os.register_at_fork(
-            before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+        on_fork(
+            self,
+            before=BatchSpanProcessor._hold_exports_for_fork,
+            after_in_parent=BatchSpanProcessor._resume_exports_after_fork,
+            after_in_child=BatchSpanProcessor._start_worker,
         )
 
     def _start_worker(self) -> None:
-        """(Re)create the queue state and the worker thread; also runs in a forked child.
+        """(Re)create the queue state and the worker thread; also runs in a forked child, unless shut down.
 
         A forked child starts with an empty queue: the spans queued at the fork are the parent's to export.
         """
+        if self._shutdown:
+            return
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._wakeup = threading.Event()
         self._export_lock = threading.Lock()
@@ -116,8 +103,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._flush_lock = threading.Lock()
         self._flush_requests: list[threading.Event] = []
         self._stopping = False
-        self._worker = threading.Thread(target=self._run, name="hoptel-span-export", daemon=True)
-        self._worker.start()
+        self._worker = start_daemon(self._run, "hoptel-span-export")
 
     @property
     def queue_length(self) -> int:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hoptel import conventions
 from hoptel.conventions import ConventionsConfig
@@ -100,6 +100,7 @@ _METRICS_EXPORTERS = {"prometheus", "otlp", "none"}
 _TEMPORALITIES = {"cumulative", "delta", "lowmemory"}
 _PROTOCOLS = {"grpc", "http/protobuf"}
 _COMPRESSIONS = {"none", "gzip"}
+_N = TypeVar("_N", int, float)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -281,27 +282,29 @@ class _Parser:
         raise _fail(name, value, "expected true or false")
 
     def _number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self._get(name)
-        if value is None or value == "":
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise _fail(name, value, "expected a number") from None
-        if not math.isfinite(number) or number < minimum:
-            raise _fail(name, value, f"expected a finite number >= {minimum:g}")
-        return number
+        in_range = f"a finite number >= {minimum:g}"
+        return self._parsed(name, default, float, "a number", in_range, lambda n: math.isfinite(n) and n >= minimum)
 
     def _integer(self, name: str, default: int, *, minimum: int = 1) -> int:
+        return self._parsed(name, default, int, "an integer", f"an integer >= {minimum}", lambda n: n >= minimum)
+
+    def _parsed(
+        self, name: str, default: _N, parse: Callable[[str], _N], kind: str, in_range: str, ok: Callable[[_N], bool]
+    ) -> _N:
+        """``parse`` of the variable, or ``default`` when unset or empty.
+
+        Raises:
+            ValueError: it does not parse ("expected ``kind``"), or ``ok`` rejects it ("expected ``in_range``").
+        """
         value = self._get(name)
         if value is None or value == "":
             return default
         try:
-            number = int(value)
+            number = parse(value)
         except ValueError:
-            raise _fail(name, value, "expected an integer") from None
-        if number < minimum:
-            raise _fail(name, value, f"expected an integer >= {minimum}")
+            raise _fail(name, value, f"expected {kind}") from None
+        if not ok(number):
+            raise _fail(name, value, f"expected {in_range}")
         return number
 
     def _choice(self, name: str, default: str, choices: set[str]) -> str:

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
+from hoptel.background import start_daemon
 from hoptel.tls import TLSFiles, server_context
 
 __all__ = ["ADDR_VARIABLE", "METRICS_PATH", "AddressInUseError", "MetricsEndpoint", "TLSFiles"]
@@ -225,13 +226,7 @@ class MetricsEndpoint:
             server.server_close()
             error = AddressInUseError if exc.errno == errno.EADDRINUSE else ValueError
             raise error(f"{ADDR_VARIABLE}={address!r}: {_bind_reason(exc)}") from None
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_S},
-            name=f"hoptel-metrics-{server.server_port}",
-            daemon=True,
-        )
-        thread.start()
+        thread = start_daemon(lambda: server.serve_forever(_POLL_INTERVAL_S), f"hoptel-metrics-{server.server_port}")
         return cls(server, thread, host, "http" if context is None else "https")
 
     @property

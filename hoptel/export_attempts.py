@@ -16,6 +16,7 @@ only through whole failed exports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -110,22 +111,29 @@ class ObservedTransport:
 
 def observe_grpc_stub(exporter: Any, tracker: OutageTracker) -> bool:
     """Observe the gRPC exporter's current stub; False if it has none where expected."""
-    stub = exporter_client(exporter)
-    if stub is None or not hasattr(stub, "Export"):
-        return False
-    if not isinstance(stub, ObservedStub):
-        set_exporter_client(exporter, ObservedStub(stub, tracker))
-    return True
+    install = functools.partial(set_exporter_client, exporter)
+    return _observe(exporter_client(exporter), "Export", ObservedStub, install, tracker)
 
 
 def observe_http_transport(exporter: Any, tracker: OutageTracker) -> bool:
     """Observe the HTTP exporter's transport; False if it has none where expected."""
     client = exporter_client(exporter)
-    transport = http_client_transport(client)
-    if transport is None or not hasattr(transport, "request"):
+    install = functools.partial(set_http_client_transport, client)
+    return _observe(http_client_transport(client), "request", ObservedTransport, install, tracker)
+
+
+def _observe(
+    inner: Any,
+    method: str,
+    observed: type[ObservedStub | ObservedTransport],
+    install: Callable[[Any], object],
+    tracker: OutageTracker,
+) -> bool:
+    """Install ``observed(inner, tracker)`` unless ``inner`` is observed already; False if it lacks ``method``."""
+    if inner is None or not hasattr(inner, method):
         return False
-    if not isinstance(transport, ObservedTransport):
-        set_http_client_transport(client, ObservedTransport(transport, tracker))
+    if not isinstance(inner, observed):
+        install(observed(inner, tracker))
     return True
 
 

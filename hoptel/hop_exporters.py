@@ -9,8 +9,6 @@ class (named below); ``hoptel.telemetry`` only uses hop spans when ``accepts_hop
 from __future__ import annotations
 
 import functools
-import os
-import weakref
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as _GrpcSpanExporter
@@ -20,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from hoptel.background import on_fork
 from hoptel.export_attempts import (
     TracksGrpcOutages,
     TracksOutages,
@@ -47,21 +46,13 @@ class HopSpanExporter:
         child's resource carries the child's own ``service.instance.id`` (see ``hoptel.resource``).
         """
         if self._resource is None:
-            _reencode_after_fork(self)
+            on_fork(self, after_in_child=HopSpanExporter._reencode)
         self._resource = resource
         self._encoder = HopSpanEncoder(resource)
 
-
-def _reencode_after_fork(exporter: HopSpanExporter) -> None:
-    """Register the child's re-encoding of ``exporter``'s resource (the hook holds the exporter weakly)."""
-    held = weakref.ref(exporter)
-
-    def after_in_child() -> None:
-        live = held()
-        if live is not None and live._resource is not None:
-            live._encoder = HopSpanEncoder(live._resource)
-
-    os.register_at_fork(after_in_child=after_in_child)
+    def _reencode(self) -> None:
+        if self._resource is not None:
+            self._encoder = HopSpanEncoder(self._resource)
 
 
 class GrpcHopSpanExporter(TracksGrpcOutages, HopSpanExporter, _GrpcSpanExporter):

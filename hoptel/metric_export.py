@@ -17,16 +17,16 @@ starts its own thread and its own zeroed series (the parent pushes what it count
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
+from dataclasses import KW_ONLY, dataclass
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.config import ExporterConfig
 from hoptel.exporters import otlp_options
 from hoptel.metrics import CounterChild, families_of
@@ -54,10 +54,11 @@ def build_metric_exporter(settings: ExporterConfig, export_timeout_s: float) -> 
     return HttpMetricExporter(**options)
 
 
+@dataclass(eq=False, repr=False)
 class MetricPush:
     """Pushes a converter's metrics through an exporter every ``interval_s`` on a daemon thread.
 
-    Args:
+    Attributes:
         converter: what to send (reads the registry).
         exporter: where to send it.
         resource: the process's resource (``service.instance.id`` included; ``hoptel.resource`` gives a forked
@@ -70,36 +71,20 @@ class MetricPush:
             parent pushes what happened before the fork under its own id.
     """
 
-    def __init__(
-        self,
-        converter: MetricConverter,
-        exporter: MetricExporter,
-        resource: Resource,
-        *,
-        interval_s: float,
-        timeout_s: float,
-        exported: CounterChild,
-        failed: CounterChild,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        self._converter = converter
-        self._exporter = exporter
-        self._resource = resource
-        self._registry = registry
-        self._interval_s = interval_s
-        self._timeout_s = timeout_s
-        self._exported = exported
-        self._failed = failed
+    converter: MetricConverter
+    exporter: MetricExporter
+    resource: Resource
+    _: KW_ONLY
+    interval_s: float
+    timeout_s: float
+    exported: CounterChild
+    failed: CounterChild
+    registry: CollectorRegistry | None = None
+
+    def __post_init__(self) -> None:
         self._closed = False
         self._start_thread()
-        held = weakref.ref(self)
-
-        def after_in_child() -> None:
-            live = held()
-            if live is not None and not live._closed:
-                live._after_fork()
-
-        os.register_at_fork(after_in_child=after_in_child)
+        on_fork(self, after_in_child=MetricPush._after_fork)
 
     def _start_thread(self) -> None:
         self._cond = threading.Condition()
@@ -107,26 +92,27 @@ class MetricPush:
         self._done = 0  # flush requests served (a push started after the request finished)
         self._last_ok = True  # whether the latest push was accepted
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="hoptel-metric-push", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-metric-push")
 
     def _after_fork(self) -> None:
         """In a forked child: no thread survived the fork; start one, counting from the child's own zero."""
-        if self._registry is not None:
-            for family in families_of(self._registry):
+        if self._closed:
+            return
+        if self.registry is not None:
+            for family in families_of(self.registry):
                 family.reset()
-        self._converter.reset()
+        self.converter.reset()
         self._start_thread()
 
     def _run(self) -> None:
-        next_at = time.monotonic() + self._interval_s
+        next_at = time.monotonic() + self.interval_s
         while True:
             with self._cond:
                 while not self._stop and self._requested == self._done and time.monotonic() < next_at:
                     self._cond.wait(max(next_at - time.monotonic(), 0.0))
                 stop, serving = self._stop, self._requested
             ok = self._push()
-            next_at = time.monotonic() + self._interval_s
+            next_at = time.monotonic() + self.interval_s
             with self._cond:
                 self._done = serving
                 self._last_ok = ok
@@ -138,20 +124,20 @@ class MetricPush:
         """Convert and send now, on the calling thread; True if the collector accepted it (or nothing to send)."""
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
         try:
-            data = self._converter.collect(self._resource)
+            data = self.converter.collect(self.resource)
             if data is None:
                 return True
-            result = self._exporter.export(data, timeout_millis=self._timeout_s * 1000)
+            result = self.exporter.export(data, timeout_millis=self.timeout_s * 1000)
         except Exception:  # an exporter bug must not end the thread
             _log.exception("hoptel: metric export raised")
             result = MetricExportResult.FAILURE
         finally:
             otel_context.detach(token)
         if result is MetricExportResult.SUCCESS:
-            self._converter.commit()
-            self._exported.inc()
+            self.converter.commit()
+            self.exported.inc()
             return True
-        self._failed.inc()
+        self.failed.inc()
         return False
 
     def flush(self, timeout: float) -> bool:
@@ -184,6 +170,6 @@ class MetricPush:
             self._cond.notify_all()
         self._thread.join(timeout)
         try:
-            self._exporter.shutdown(timeout_millis=max(timeout, 0.0) * 1000)
+            self.exporter.shutdown(timeout_millis=max(timeout, 0.0) * 1000)
         except Exception:  # pragma: no cover - closing a channel or a session does not raise in practice
             _log.debug("hoptel: metric exporter shutdown raised", exc_info=True)

@@ -242,8 +242,8 @@ class _Family(Generic[ChildT]):
         self,
         name: str,
         documentation: str,
-        labelnames: Sequence[str],
-        registry: CollectorRegistry | None,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
         self.documentation = documentation
@@ -299,15 +299,6 @@ class _Family(Generic[ChildT]):
 
 class Counter(_Family[CounterChild]):
     """A labelled counter. ``name`` ends in ``_total``."""
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str] = (),
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
 
     def _new_child(self) -> CounterChild:
         return CounterChild()

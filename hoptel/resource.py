@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-import weakref
 from importlib.metadata import PackageNotFoundError, version
 
 import opentelemetry.sdk.resources as sdk_resources
@@ -34,6 +33,7 @@ from opentelemetry.sdk.resources import (
     Resource,
 )
 
+from hoptel.background import on_fork
 from hoptel.config import Config
 from hoptel.otel_internals import pin_sdk_service_instance_id, replace_resource_attributes
 
@@ -94,14 +94,7 @@ def build_resource(config: Config) -> Resource:
 
 def _follow_forks(resource: Resource, pinned: str | None) -> None:
     """In a forked child, give ``resource`` the child's instance id (the hook holds it weakly)."""
-    held = weakref.ref(resource)
-
-    def after_in_child() -> None:
-        live = held()
-        if live is not None:
-            _renew_in_child(live, pinned)
-
-    os.register_at_fork(after_in_child=after_in_child)
+    on_fork(resource, after_in_child=lambda live: _renew_in_child(live, pinned))
 
 
 def _renew_in_child(resource: Resource, pinned: str | None) -> None:

@@ -15,43 +15,30 @@ class SelfMetrics:
     """The ``hoptel_*`` series in one Telemetry's registry."""
 
     def __init__(self, registry: CollectorRegistry, queue_length: Callable[[], int]) -> None:
-        self.spans_exported: CounterChild = Counter(
-            "hoptel_spans_exported_total", "Spans the exporter accepted.", (), registry
-        ).labels()
-        self.spans_dropped: CounterChild = Counter(
+        def counter(name: str, documentation: str) -> CounterChild:
+            return Counter(name, documentation, (), registry).labels()
+
+        self.spans_exported = counter("hoptel_spans_exported_total", "Spans the exporter accepted.")
+        self.spans_dropped = counter(
             "hoptel_spans_dropped_total",
             "Sampled spans lost: the export queue was full, their export failed, or they ended after shutdown().",
-            (),
-            registry,
-        ).labels()
-        self.export_failures: CounterChild = Counter(
-            "hoptel_export_failures_total",
-            "Span export calls that failed after the exporter's retries.",
-            (),
-            registry,
-        ).labels()
+        )
+        self.export_failures = counter(
+            "hoptel_export_failures_total", "Span export calls that failed after the exporter's retries."
+        )
         self.export_attempt_failures = Counter(
             "hoptel_export_attempt_failures_total",
             "OTLP export attempts that failed, retries included, counted as each one fails (by signal).",
             ("signal",),
             registry,
         )
-        self.log_records_dropped: CounterChild = Counter(
-            "hoptel_log_records_dropped_total",
-            "Log records dropped because the log queue was full.",
-            (),
-            registry,
-        ).labels()
-        self.metric_exports: CounterChild = Counter(
-            "hoptel_metric_exports_total", "OTLP metric pushes the collector accepted.", (), registry
-        ).labels()
-        self.metric_export_failures: CounterChild = Counter(
+        self.log_records_dropped = counter(
+            "hoptel_log_records_dropped_total", "Log records dropped because the log queue was full."
+        )
+        self.metric_exports = counter("hoptel_metric_exports_total", "OTLP metric pushes the collector accepted.")
+        self.metric_export_failures = counter(
             "hoptel_metric_export_failures_total",
             "OTLP metric pushes that failed after the exporter's retries (refused, timed out, unreachable).",
-            (),
-            registry,
-        ).labels()
-        self.hook_errors: CounterChild = Counter(
-            "hoptel_hook_errors_total", "Exceptions raised by user hooks (the call went on).", (), registry
-        ).labels()
+        )
+        self.hook_errors = counter("hoptel_hook_errors_total", "Exceptions raised by user hooks (the call went on).")
         Gauge("hoptel_span_queue_length", "Spans waiting in the export queue.", queue_length, registry)

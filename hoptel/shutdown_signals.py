@@ -39,6 +39,8 @@ import time
 from types import FrameType
 from typing import Protocol
 
+from hoptel.background import start_daemon
+
 __all__ = ["HANDLED_SIGNALS", "SIGNAL_FLUSH_S", "Flushable", "flush_on_signals", "forget", "installed_signals"]
 
 HANDLED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
@@ -128,8 +130,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     # No lock here: the interrupted main thread may hold it. Copying a list is one step under the GIL.
     owners = list(_owners)
     deadline = time.monotonic() + SIGNAL_FLUSH_S
-    flusher = threading.Thread(target=_flush_all, args=(owners, deadline), name="hoptel-signal-flush", daemon=True)
-    flusher.start()
+    flusher = start_daemon(lambda: _flush_all(owners, deadline), "hoptel-signal-flush")
     flusher.join(max(0.0, deadline - time.monotonic()))
     _end_with(signum)
 

@@ -45,11 +45,13 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.endpoint import AddressInUseError, MetricsEndpoint, TLSFiles
 from hoptel.metrics import Counter, families_of
 from hoptel.worker_dir import EXITED, Member, WorkerDirectory, process_start
@@ -99,28 +101,28 @@ class _Served:
         return restricted
 
 
+@dataclass(eq=False, repr=False)
 class WorkerGroup:
     """This process's membership of a worker group. Create it with :meth:`join`; end it with :meth:`close`.
 
     Attributes:
+        registry: this process's metrics, published to the group.
+        directory: the group's directory.
+        host: the address the serving member binds, with ``port`` and ``tls``.
+        port: the port the serving member binds.
+        tls: the serving member's certificate files, or None for plain HTTP.
+        interval_s: seconds between publishes of this process's state.
         url: the group's metrics URL (served by whichever member holds the address).
     """
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        directory: WorkerDirectory,
-        host: str,
-        port: int,
-        tls: TLSFiles | None,
-        interval_s: float,
-    ) -> None:
-        self._registry = registry
-        self._directory = directory
-        self._host = host
-        self._port = port
-        self._tls = tls
-        self._interval_s = interval_s
+    registry: CollectorRegistry
+    directory: WorkerDirectory
+    host: str
+    port: int
+    tls: TLSFiles | None
+    interval_s: float
+
+    def __post_init__(self) -> None:
         self._member = _new_member()
         self._endpoint: MetricsEndpoint | None = None
         self._closed = False
@@ -131,10 +133,10 @@ class WorkerGroup:
             "hoptel_worker_state_errors_total",
             "Worker state files skipped because they could not be read or parsed.",
             (),
-            registry,
+            self.registry,
         ).labels()
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.url = f"{'http' if tls is None else 'https'}://{shown}/metrics"
+        shown = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        self.url = f"{'http' if self.tls is None else 'https'}://{shown}/metrics"
         self._reset_process_state()
 
     def _reset_process_state(self) -> None:
@@ -173,14 +175,7 @@ class WorkerGroup:
                 group._remove_own_file()
                 raise
         group._start_publisher()
-        self_ref = weakref.ref(group)
-
-        def after_fork_in_child() -> None:
-            member = self_ref()
-            if member is not None:
-                member._after_fork_in_child()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
+        on_fork(group, after_in_child=WorkerGroup._after_fork_in_child)
         return group
 
     @property
@@ -189,22 +184,17 @@ class WorkerGroup:
         return self._endpoint is not None
 
     @property
-    def directory(self) -> WorkerDirectory:
-        """The group's directory."""
-        return self._directory
-
-    @property
     def member(self) -> Member:
         """This process's member identity."""
         return self._member
 
     def _take_address(self, *, at_join: bool) -> None:
         """Bind the address unless a live member serves it. Call with the directory lock held."""
-        server = self._directory.serving()
+        server = self.directory.serving()
         if server is not None and server != self._member and server.alive():
             return
         try:
-            self._endpoint = MetricsEndpoint.start(_Served(self), host=self._host, port=self._port, tls=self._tls)
+            self._endpoint = MetricsEndpoint.start(_Served(self), host=self.host, port=self.port, tls=self.tls)
         except ValueError as exc:
             if at_join:
                 raise
@@ -214,17 +204,17 @@ class WorkerGroup:
                 _log.warning("cannot serve the worker group's metrics at %s (%s); retrying", self.url, held)
             return
         self._warned_bind = False
-        self._directory.set_serving(self._member)
+        self.directory.set_serving(self._member)
 
     def _publish(self) -> WorkerState:
         """Write this process's state now (the publisher's tick and every scrape served here both do)."""
         with self._publish_lock:
-            state = snapshot(self._registry)
-            path = self._directory.file(self._member.file_name)
+            state = snapshot(self.registry)
+            path = self.directory.file(self._member.file_name)
             try:
                 write_atomically(path, encode(state))
             except FileNotFoundError:  # the directory was removed under a live member: make it again
-                self._directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.directory.path.mkdir(mode=0o700, parents=True, exist_ok=True)
                 write_atomically(path, encode(state))
         return state
 
@@ -238,12 +228,11 @@ class WorkerGroup:
             _log.warning("could not write this worker's metrics state", exc_info=True)
 
     def _start_publisher(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="hoptel-metrics-publish", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-metrics-publish")
 
     def _run(self) -> None:
         stop = self._stop
-        while not stop.wait(self._interval_s):
+        while not stop.wait(self.interval_s):
             try:
                 self.tick()
             except Exception:
@@ -260,14 +249,14 @@ class WorkerGroup:
                 return
             if self._endpoint is None or self._has_peers:
                 self._publish()
-            with self._directory.locked():
+            with self.directory.locked():
                 if self._endpoint is not None:
                     self._has_peers = self._fold_exited()
                 else:
                     self._take_address(at_join=False)
 
     def _read(self, name: str) -> WorkerState | None:
-        return self._reader.read(self._directory.file(name))
+        return self._reader.read(self.directory.file(name))
 
     def _skip_damaged(self, path: Path, error: StateError) -> None:
         self._errors.inc()
@@ -279,12 +268,12 @@ class WorkerGroup:
         Returns:
             Whether other members are live.
         """
-        others = [m for m in self._directory.members() if m != self._member]
+        others = [m for m in self.directory.members() if m != self._member]
         dead = [m for m in others if not m.alive()]
         if not dead:
             return bool(others)
         exited = self._read(EXITED) or WorkerState(0, time.time(), ())
-        present = {m.file_name for m in self._directory.members()}
+        present = {m.file_name for m in self.directory.members()}
         folded = [name for name in exited.folded if name in present]
         states = [exited]
         count = exited.exited
@@ -297,22 +286,22 @@ class WorkerGroup:
             count += 1
             folded.append(member.file_name)
         merged = WorkerState(0, time.time(), merge_states(states), count, tuple(folded))
-        write_atomically(self._directory.file(EXITED), encode(merged))
+        write_atomically(self.directory.file(EXITED), encode(merged))
         for member in dead:
             with contextlib.suppress(FileNotFoundError):
-                self._directory.file(member.file_name).unlink()
-            self._reader.forget(self._directory.file(member.file_name))
+                self.directory.file(member.file_name).unlink()
+            self._reader.forget(self.directory.file(member.file_name))
         return len(others) > len(dead)
 
     def collect_merged(self) -> list[Metric]:
         """The group's metrics: this registry now, every other member's file and the exited members' state."""
         now = time.time()
-        with self._directory.locked():
+        with self.directory.locked():
             exited = self._read(EXITED)
             folded = set() if exited is None else set(exited.folded)  # already in exited.json
             others: list[tuple[Member, WorkerState | None]] = [
                 (m, self._read(m.file_name))
-                for m in self._directory.members()
+                for m in self.directory.members()
                 if m != self._member and m.file_name not in folded
             ]
             own = self._publish()
@@ -337,7 +326,7 @@ class WorkerGroup:
 
     def _remove_own_file(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._directory.file(self._member.file_name).unlink()
+            self.directory.file(self._member.file_name).unlink()
 
     def close(self) -> None:
         """Stop publishing, stop serving, and fold this process's final state into the group's; idempotent."""
@@ -355,25 +344,25 @@ class WorkerGroup:
         try:
             self._fold_own_state()
         except OSError:
-            _log.warning("could not keep this worker's final metrics in %s", self._directory.path, exc_info=True)
+            _log.warning("could not keep this worker's final metrics in %s", self.directory.path, exc_info=True)
 
     def _fold_own_state(self) -> None:
         """Leave the group: fold this process's final state into ``exited.json``; the last live member clears it."""
-        with self._lock, self._directory.locked():
-            if self._directory.serving() == self._member:
-                self._directory.set_serving(None)
-            members = self._directory.members()
+        with self._lock, self.directory.locked():
+            if self.directory.serving() == self._member:
+                self.directory.set_serving(None)
+            members = self.directory.members()
             if not any(member.alive() for member in members if member != self._member):
-                self._directory.remove_if_abandoned(leaving=self._member)
+                self.directory.remove_if_abandoned(leaving=self._member)
                 return
-            final = snapshot(self._registry)
+            final = snapshot(self.registry)
             exited = self._read(EXITED) or WorkerState(0, time.time(), ())
             present = {m.file_name for m in members}
             folded = (*(name for name in exited.folded if name in present), self._member.file_name)
             merged = WorkerState(0, time.time(), merge_states([exited, final]), exited.exited + 1, folded)
             # exited.json first, naming this file as folded (a scrape skips it): a crash before the unlink below
             # then neither loses nor double-counts anything.
-            write_atomically(self._directory.file(EXITED), encode(merged))
+            write_atomically(self.directory.file(EXITED), encode(merged))
             self._remove_own_file()
 
     def _after_fork_in_child(self) -> None:
@@ -385,7 +374,7 @@ class WorkerGroup:
         if endpoint is not None:
             endpoint.abandon_after_fork()
         self._member = _new_member()
-        for family in families_of(self._registry):
+        for family in families_of(self.registry):
             family.reset()
         try:
             self._publish()
@@ -395,4 +384,4 @@ class WorkerGroup:
 
     def __repr__(self) -> str:
         role = "serving" if self.serving else "publishing"
-        return f"<WorkerGroup {self.url} {self._directory.path} {role}>"
+        return f"<WorkerGroup {self.url} {self.directory.path} {role}>"

@@ -27,22 +27,16 @@ there (the parent writes them).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, AnyStr, BinaryIO, TextIO, cast
+from typing import IO, Any, AnyStr, BinaryIO, TextIO, cast
+
+from hoptel.background import on_fork
 
 __all__ = ["LineGuard"]
 
 _get_ident = threading.get_ident
-
-
-def _reinit_in_child(guard: weakref.ref[LineGuard]) -> None:
-    live = guard()
-    if live is not None:
-        live._after_fork_in_child()
 
 
 class LineGuard:
@@ -62,9 +56,7 @@ class LineGuard:
         self._binary: _BinaryLineGuard | None = None
         self._retired = False
         self._init_locks()
-        if hasattr(os, "register_at_fork"):
-            guard = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _reinit_in_child(guard))
+        on_fork(self, after_in_child=LineGuard._after_fork_in_child)
 
     def _init_locks(self) -> None:
         # Reentrant: a signal handler that prints runs on a thread that may be inside write() already.
@@ -180,11 +172,15 @@ class LineGuard:
 
     def flush(self) -> None:
         """Write the calling thread's partial line as it is, then flush the real stream."""
-        partial = self._partial.pop(_get_ident(), None) if self._partial else None
+        self._flush(self._partial, self.stream)
+
+    def _flush(self, partials: dict[int, AnyStr], stream: IO[AnyStr]) -> None:
+        """Write the calling thread's partial line from ``partials`` to ``stream`` as it is, then flush ``stream``."""
+        partial = partials.pop(_get_ident(), None) if partials else None
         if partial:
-            self._write_open(partial, self.stream.write)
+            self._write_open(partial, stream.write)
         with self._lock:
-            self.stream.flush()
+            stream.flush()
 
     def _write_open(self, data: AnyStr, write: Callable[[AnyStr], Any]) -> None:
         with self._lock:
@@ -265,11 +261,7 @@ class _BinaryLineGuard:
 
     def flush(self) -> None:
         """Write the calling thread's partial line as it is, then flush the real buffer."""
-        partial = self._partial.pop(_get_ident(), None) if self._partial else None
-        if partial:
-            self._guard._write_open(partial, self.raw_buffer.write)
-        with self._guard._lock:
-            self.raw_buffer.flush()
+        self._guard._flush(self._partial, self.raw_buffer)
 
     def __getattr__(self, name: str) -> Any:
         """Everything else is the real buffer's (``raw``, ``fileno``, ``closed``, ...)."""

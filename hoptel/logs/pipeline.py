@@ -47,6 +47,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from hoptel.config import DEFAULT_LOG_DIRECTIVES
@@ -98,35 +99,28 @@ def console_handlers(logger: logging.Logger, extra_stream: TextIO | None = None)
     ]
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """What ``LogPipeline.start()`` made and set up, for the pipeline to use and ``shutdown()`` to take down."""
+
+    log_format: str
+    handler: BoundedQueueHandler
+    levels: LoggerLevels
+    otlp: OTLPLogBridge | None
+    grpc_verbosity: GrpcVerbosity
+    stream: TextIO | None
+    servers: ServerLoggers
+    watch: ReconfigureWatch | None
+    guard: LineGuard | None
+
+
 class LogPipeline:
     """The running log pipeline. Create it with :meth:`start`."""
 
-    def __init__(
-        self,
-        *,
-        directives: Directives,
-        log_format: str,
-        handler: BoundedQueueHandler,
-        levels: LoggerLevels,
-        otlp: OTLPLogBridge | None,
-        displaced: list[logging.Handler],
-        grpc_verbosity: GrpcVerbosity,
-        stream: TextIO | None = None,
-        servers: ServerLoggers | None = None,
-        watch: ReconfigureWatch | None = None,
-        guard: LineGuard | None = None,
-    ) -> None:
-        self._directives = directives
-        self._log_format = log_format
-        self._handler = handler
-        self._levels = levels
-        self._otlp = otlp
-        self._displaced = displaced
-        self._grpc_verbosity = grpc_verbosity
-        self._stream = stream
-        self._servers = servers or ServerLoggers(lambda logger: console_handlers(logger, stream))
-        self._watch = watch
-        self._guard = guard
+    def __init__(self, parts: _Parts, directives: Directives, displaced: list[logging.Handler]) -> None:
+        self._parts = parts
+        self._directives = directives  # replaced by set_filter()
+        self._displaced = displaced  # emptied by a reconfiguration that decides the root logger's handlers
         self._stepped_aside = False
         self._lock = threading.Lock()
         self._closed = False
@@ -218,19 +212,8 @@ class LogPipeline:
             root.removeHandler(old)
         servers.adopt()
         guard = LineGuard.install() if stream is None else None
-        pipeline = cls(
-            directives=parsed,
-            log_format=log_format,
-            handler=handler,
-            levels=levels,
-            otlp=otlp,
-            displaced=displaced,
-            grpc_verbosity=grpc_verbosity,
-            stream=stream,
-            servers=servers,
-            watch=watch,
-            guard=guard,
-        )
+        parts = _Parts(log_format, handler, levels, otlp, grpc_verbosity, stream, servers, watch, guard)
+        pipeline = cls(parts, parsed, displaced)
         watch.start()
         with _live_lock:
             _live = pipeline
@@ -245,17 +228,17 @@ class LogPipeline:
     @property
     def log_format(self) -> str:
         """``"json"`` or ``"text"``."""
-        return self._log_format
+        return self._parts.log_format
 
     @property
     def handler(self) -> BoundedQueueHandler:
         """The handler installed on the root logger."""
-        return self._handler
+        return self._parts.handler
 
     @property
     def dropped(self) -> int:
         """How many records were dropped because the queue was full."""
-        return self._handler.dropped
+        return self._parts.handler.dropped
 
     @property
     def displaced_handlers(self) -> tuple[logging.Handler, ...]:
@@ -265,7 +248,7 @@ class LogPipeline:
     @property
     def grpc_verbosity(self) -> GrpcVerbosity:
         """Whether ``GRPC_VERBOSITY`` was set, and whether it could still take effect."""
-        return self._grpc_verbosity
+        return self._parts.grpc_verbosity
 
     @property
     def closed(self) -> bool:
@@ -275,7 +258,7 @@ class LogPipeline:
     @property
     def server_loggers(self) -> ServerLoggers:
         """The uvicorn and gunicorn loggers routed into the pipeline."""
-        return self._servers
+        return self._parts.servers
 
     @property
     def stepped_aside(self) -> bool:
@@ -287,22 +270,22 @@ class LogPipeline:
         if self._closed or self._stepped_aside:
             return
         root = logging.getLogger()
-        if self._handler not in root.handlers:
+        if self._parts.handler not in root.handlers:
             self._displaced = []  # the new configuration decides the root logger's handlers now
-            theirs = console_handlers(root, self._stream)
+            theirs = console_handlers(root, self._parts.stream)
             if theirs:
                 self._step_aside(theirs)
                 return
-            root.addHandler(self._handler)
-        self._servers.adopt()
+            root.addHandler(self._parts.handler)
+        self._parts.servers.adopt()
         with self._lock:  # the per-logger directives win over levels the new configuration set (not the default)
             if not self._closed:
-                self._levels.apply(Directives(root.level, self._directives.loggers))
+                self._parts.levels.apply(Directives(root.level, self._directives.loggers))
 
     def _step_aside(self, theirs: list[logging.Handler]) -> None:
         self._stepped_aside = True
-        if self._watch is not None:
-            self._watch.stop()
+        if self._parts.watch is not None:
+            self._parts.watch.stop()
         stderr = sys.__stderr__
         if stderr is None:
             return
@@ -312,7 +295,7 @@ class LogPipeline:
                 "hoptel: WARNING: logging was reconfigured after hoptel.setup() (dictConfig, fileConfig or "
                 f"basicConfig(force=True)) and the root logger now writes to the console through {names}; "
                 "hoptel's log handler was removed and stays out: records are no longer written as hoptel's "
-                f"{self._log_format} lines nor exported over OTLP. To keep hoptel's, configure logging before "
+                f"{self._parts.log_format} lines nor exported over OTLP. To keep hoptel's, configure logging before "
                 "hoptel.setup() (hoptel then takes the console over) or leave console handlers off the root logger.\n"
             )
             stderr.flush()
@@ -336,7 +319,7 @@ class LogPipeline:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the log pipeline was shut down")
-            self._levels.apply(parsed)
+            self._parts.levels.apply(parsed)
             self._directives = parsed
         return parsed
 
@@ -347,10 +330,10 @@ class LogPipeline:
             ``True`` when all of it finished in time.
         """
         deadline = time.monotonic() + timeout
-        written = self._handler.drain(timeout)
-        if self._otlp is None:
+        written = self._parts.handler.drain(timeout)
+        if self._parts.otlp is None:
             return written
-        return self._otlp.force_flush(max(0.0, deadline - time.monotonic())) and written
+        return self._parts.otlp.force_flush(max(0.0, deadline - time.monotonic())) and written
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Drain the queue, flush OTLP logs, and undo every change ``start()`` made. Idempotent.
@@ -367,23 +350,23 @@ class LogPipeline:
                 return self._result
             self._closed = True
         deadline = time.monotonic() + timeout
-        if self._watch is not None:
-            self._watch.stop()
+        if self._parts.watch is not None:
+            self._parts.watch.stop()
         root = logging.getLogger()
         for old in self._displaced:
             if old not in root.handlers:
                 root.addHandler(old)
-        root.removeHandler(self._handler)
-        self._servers.restore()
-        self._levels.restore()
-        drained = self._handler.stop(timeout)
-        if self._guard is not None:
-            self._guard.uninstall()
+        root.removeHandler(self._parts.handler)
+        self._parts.servers.restore()
+        self._parts.levels.restore()
+        drained = self._parts.handler.stop(timeout)
+        if self._parts.guard is not None:
+            self._parts.guard.uninstall()
         exported = True
-        if self._otlp is not None:
-            exported = self._otlp.shutdown(max(0.0, deadline - time.monotonic()))
-        self._handler.close()
-        undo_grpc_verbosity(self._grpc_verbosity)
+        if self._parts.otlp is not None:
+            exported = self._parts.otlp.shutdown(max(0.0, deadline - time.monotonic()))
+        self._parts.handler.close()
+        undo_grpc_verbosity(self._parts.grpc_verbosity)
         atexit.unregister(self._at_exit)
         with _live_lock:
             if _live is self:

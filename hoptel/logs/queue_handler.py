@@ -26,18 +26,17 @@ overshoot ``maxsize`` by at most one entry per thread; it never grows without bo
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import sys
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Protocol
 
 from opentelemetry.trace import get_current_span
 
+from hoptel.background import on_fork, start_daemon
 from hoptel.logs.fields import Entry, capture_message
 
 __all__ = ["BoundedQueueHandler", "DropCounter", "Sink"]
@@ -61,12 +60,6 @@ class _Marker:
     def __init__(self, stop: bool) -> None:
         self.done = threading.Event()
         self.stop = stop
-
-
-def _restart_in_child(handler: weakref.ref[BoundedQueueHandler]) -> None:
-    live = handler()
-    if live is not None:
-        live._after_fork_in_child()
 
 
 class BoundedQueueHandler(logging.Handler):
@@ -104,17 +97,14 @@ class BoundedQueueHandler(logging.Handler):
         self._closed = False
         self._reported = False
         self._start_worker()
-        if hasattr(os, "register_at_fork"):
-            handler = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _restart_in_child(handler))
+        on_fork(self, after_in_child=BoundedQueueHandler._after_fork_in_child)
 
     def _start_worker(self) -> None:
         self._queue: queue.SimpleQueue[Entry | _Marker] = queue.SimpleQueue()
         self._qsize = self._queue.qsize
         self._put = self._queue.put
         self._drop_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="hoptel-log-writer", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._run, "hoptel-log-writer")
 
     def _after_fork_in_child(self) -> None:
         """A forked child has no worker thread: start a fresh queue and worker (the parent writes its own)."""

@@ -25,23 +25,17 @@ A handler removed with ``removeHandler()`` is not closed, so it is not noticed: 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Any
+
+from hoptel.background import on_fork
 
 __all__ = ["ReconfigureWatch"]
 
 RecordFactory = Callable[..., logging.LogRecord]
-
-
-def _mark_in_child(watch: weakref.ref[ReconfigureWatch]) -> None:
-    live = watch()
-    if live is not None:
-        live._after_fork_in_child()
 
 
 def _report() -> None:
@@ -94,9 +88,7 @@ class ReconfigureWatch:
         with self._lock:
             self._active = True
             self._tripwire = _Tripwire(self)
-        if hasattr(os, "register_at_fork"):
-            watch = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _mark_in_child(watch))
+        on_fork(self, after_in_child=ReconfigureWatch._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.RLock()  # another thread of the parent may have held it at the fork

@@ -5,7 +5,7 @@ Both transports decode to the same ``Export*ServiceRequest`` messages, so both c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -77,6 +77,20 @@ def _status(value: int) -> StatusCode:
     return _STATUSES[value] if 0 <= value < len(_STATUSES) else "UNSET"
 
 
+def _in_scopes(groups: Iterable[Any], scopes: str, items: str) -> Iterator[tuple[dict[str, Any], str, str, Any]]:
+    """Each item (``items`` of ``scopes`` of each resource group) in request order, with its context.
+
+    Yields:
+        The resource's attributes, its service name, the scope's name and the item.
+    """
+    for group in groups:
+        resource = attributes(group.resource.attributes)
+        service = _service_name(resource)
+        for scope_group in getattr(group, scopes):
+            for item in getattr(scope_group, items):
+                yield resource, service, scope_group.scope.name, item
+
+
 def spans_from_request(request: ExportTraceServiceRequest, protocol: Protocol) -> list[ReceivedSpan]:
     """Flatten an OTLP trace export request into spans.
 
@@ -87,36 +101,28 @@ def spans_from_request(request: ExportTraceServiceRequest, protocol: Protocol) -
     Returns:
         The spans in request order.
     """
-    out: list[ReceivedSpan] = []
-    for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
-        service = _service_name(resource)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope.name
-            for span in scope_spans.spans:
-                out.append(
-                    ReceivedSpan(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=_hex_or_none(span.parent_span_id),
-                        name=span.name,
-                        kind=_kind(span.kind),
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano,
-                        status_code=_status(span.status.code),
-                        status_message=span.status.message,
-                        attributes=attributes(span.attributes),
-                        events=tuple(
-                            ReceivedEvent(event.name, attributes(event.attributes), event.time_unix_nano)
-                            for event in span.events
-                        ),
-                        resource=resource,
-                        service_name=service,
-                        scope_name=scope,
-                        protocol=protocol,
-                    )
-                )
-    return out
+    return [
+        ReceivedSpan(
+            trace_id=span.trace_id.hex(),
+            span_id=span.span_id.hex(),
+            parent_span_id=_hex_or_none(span.parent_span_id),
+            name=span.name,
+            kind=_kind(span.kind),
+            start_ns=span.start_time_unix_nano,
+            end_ns=span.end_time_unix_nano,
+            status_code=_status(span.status.code),
+            status_message=span.status.message,
+            attributes=attributes(span.attributes),
+            events=tuple(
+                ReceivedEvent(event.name, attributes(event.attributes), event.time_unix_nano) for event in span.events
+            ),
+            resource=resource,
+            service_name=service,
+            scope_name=scope,
+            protocol=protocol,
+        )
+        for resource, service, scope, span in _in_scopes(request.resource_spans, "scope_spans", "spans")
+    ]
 
 
 def _body(value: AnyValue) -> str:
@@ -136,26 +142,19 @@ def logs_from_request(request: ExportLogsServiceRequest, protocol: Protocol) -> 
     Returns:
         The log records in request order.
     """
-    out: list[ReceivedLog] = []
-    for resource_logs in request.resource_logs:
-        resource = attributes(resource_logs.resource.attributes)
-        service = _service_name(resource)
-        for scope_logs in resource_logs.scope_logs:
-            scope = scope_logs.scope.name
-            for record in scope_logs.log_records:
-                out.append(
-                    ReceivedLog(
-                        body=_body(record.body),
-                        severity_text=record.severity_text,
-                        severity_number=record.severity_number,
-                        trace_id=_hex_or_none(record.trace_id),
-                        span_id=_hex_or_none(record.span_id),
-                        attributes=attributes(record.attributes),
-                        resource=resource,
-                        service_name=service,
-                        time_ns=record.time_unix_nano or record.observed_time_unix_nano,
-                        scope_name=scope,
-                        protocol=protocol,
-                    )
-                )
-    return out
+    return [
+        ReceivedLog(
+            body=_body(record.body),
+            severity_text=record.severity_text,
+            severity_number=record.severity_number,
+            trace_id=_hex_or_none(record.trace_id),
+            span_id=_hex_or_none(record.span_id),
+            attributes=attributes(record.attributes),
+            resource=resource,
+            service_name=service,
+            time_ns=record.time_unix_nano or record.observed_time_unix_nano,
+            scope_name=scope,
+            protocol=protocol,
+        )
+        for resource, service, scope, record in _in_scopes(request.resource_logs, "scope_logs", "log_records")
+    ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent import futures
+from typing import Generic, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -15,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from hoptel.receiver.behaviour import Behaviour, Refusal
 from hoptel.receiver.convert import logs_from_request, spans_from_request
 from hoptel.receiver.metrics import metrics_from_request
+from hoptel.receiver.model import Protocol
 from hoptel.receiver.store import TelemetryStore
 
 __all__ = ["RETRY_INFO_KEY", "STATUS_DETAILS_KEY", "start_grpc_server"]
@@ -24,6 +27,10 @@ RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 """Trailing metadata key of the standard rich error model: a ``google.rpc.Status`` with ``RetryInfo``."""
+
+_Request = TypeVar("_Request")
+_Items = TypeVar("_Items")
+_Response = TypeVar("_Response")
 
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _WORKERS = 8
@@ -45,7 +52,7 @@ def _refusal_trailers(refusal: Refusal) -> tuple[tuple[str, bytes], ...]:
 
 
 class _Gate:
-    """What both services do first: count the request, wait the delay, maybe refuse it."""
+    """What every service does first: count the request, wait the delay, maybe refuse it."""
 
     def __init__(self, store: TelemetryStore, behaviour: Behaviour, stopping: threading.Event) -> None:
         self.store = store
@@ -61,40 +68,25 @@ class _Gate:
             context.abort(refusal.grpc_code, refusal.message)
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, gate: _Gate) -> None:
+class _ExportService(Generic[_Request, _Items, _Response]):
+    """One OTLP service: its only method, ``Export``, admits the request, stores what it carries, answers empty."""
+
+    def __init__(
+        self,
+        gate: _Gate,
+        convert: Callable[[_Request, Protocol], _Items],
+        add: Callable[[_Items], None],
+        response: Callable[[], _Response],
+    ) -> None:
         self._gate = gate
+        self._convert = convert
+        self._add = add
+        self._response = response
 
-    def Export(
-        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
+    def Export(self, request: _Request, context: grpc.ServicerContext) -> _Response:
         self._gate.admit(context)
-        self._gate.store.add_spans(spans_from_request(request, "grpc"))
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, gate: _Gate) -> None:
-        self._gate = gate
-
-    def Export(
-        self, request: logs_service_pb2.ExportLogsServiceRequest, context: grpc.ServicerContext
-    ) -> logs_service_pb2.ExportLogsServiceResponse:
-        self._gate.admit(context)
-        self._gate.store.add_logs(logs_from_request(request, "grpc"))
-        return logs_service_pb2.ExportLogsServiceResponse()
-
-
-class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, gate: _Gate) -> None:
-        self._gate = gate
-
-    def Export(
-        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: grpc.ServicerContext
-    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        self._gate.admit(context)
-        self._gate.store.add_metrics(metrics_from_request(request, "grpc"))
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+        self._add(self._convert(request, "grpc"))
+        return self._response()
 
 
 def start_grpc_server(
@@ -125,9 +117,14 @@ def start_grpc_server(
         ],
     )
     gate = _Gate(store, behaviour, stopping)
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(gate), server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    traces = _ExportService(gate, spans_from_request, store.add_spans, trace_service_pb2.ExportTraceServiceResponse)
+    logs = _ExportService(gate, logs_from_request, store.add_logs, logs_service_pb2.ExportLogsServiceResponse)
+    metrics = _ExportService(
+        gate, metrics_from_request, store.add_metrics, metrics_service_pb2.ExportMetricsServiceResponse
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(traces, server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(logs, server)  # type: ignore[no-untyped-call]  # generated code has no annotations
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(metrics, server)  # type: ignore[no-untyped-call]  # generated code has no annotations
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
