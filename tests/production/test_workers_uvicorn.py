@@ -100,6 +100,7 @@ def test_sigterm_leaves_every_workers_final_counts_in_the_group_directory(
     env = {**worker_env, "HOPTEL_METRICS_DIR": str(directory), "HOPTEL_METRICS_PUBLISH_INTERVAL": "60000"}
     server = start_server(_uvicorn(port), env, port)
     wait_for(lambda: True if len(list(directory.glob("member-*.json"))) == 2 else None, "two members")
+    server.wait_accepting()
     traffic = Traffic(server, _sender(port))
     traffic.many(30)
     server.process.send_signal(signal.SIGTERM)

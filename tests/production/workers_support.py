@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -134,6 +135,16 @@ class Server:
         except OSError:
             lines = []
         return f"--- {' '.join(self.args)} ---\n" + "\n".join(lines)
+
+    def wait_accepting(self) -> None:
+        """Wait (bounded) until the server's port accepts connections (workers write state files before it listens)."""
+
+        def accepts() -> bool | None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                return True
+            return None
+
+        wait_for(accepts, f"the server accepting connections on port {self.port}", details=self.output)
 
     def serving_pid(self) -> int:
         """The one process that holds the metrics address, waiting (bounded) until exactly one does."""
