@@ -244,52 +244,36 @@ class OTLPReceiver:
     def wait_for_spans(
         self, n: int, timeout: float = 10.0, predicate: Callable[[ReceivedSpan], bool] | None = None
     ) -> list[ReceivedSpan]:
-        """Block until at least ``n`` spans matching ``predicate`` have arrived; see ``TelemetryStore``.
+        """Block until at least ``n`` spans matching ``predicate`` have arrived.
+
+        Args:
+            n: How many matching spans to wait for.
+            timeout: Seconds to wait at most.
+            predicate: Which spans count (all when ``None``); called under the store's lock, keep it cheap.
 
         Returns:
-            Every matching span so far, in arrival order.
+            Every matching span so far (at least ``n``), in arrival order.
 
         Raises:
             TimeoutError: Too few arrived in time; the message lists what did arrive.
         """
-        return self._store.wait_for_spans(n, timeout, predicate)
+        return self._store.wait(ReceivedSpan, n, timeout, predicate)
 
     def wait_for_trace(self, trace_id: str, n_spans: int, timeout: float = 10.0) -> list[ReceivedSpan]:
-        """Block until at least ``n_spans`` spans of ``trace_id`` have arrived.
-
-        Returns:
-            The trace's spans so far, in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
+        """Like ``wait_for_spans``, for ``n_spans`` spans of the trace ``trace_id`` (32 hex digits, either case)."""
         return self._store.wait_for_trace(trace_id, n_spans, timeout)
 
     def wait_for_logs(
         self, n: int, timeout: float = 10.0, predicate: Callable[[ReceivedLog], bool] | None = None
     ) -> list[ReceivedLog]:
-        """Block until at least ``n`` log records matching ``predicate`` have arrived.
-
-        Returns:
-            Every matching record so far, in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
-        return self._store.wait_for_logs(n, timeout, predicate)
+        """Like ``wait_for_spans``, for log records."""
+        return self._store.wait(ReceivedLog, n, timeout, predicate)
 
     def wait_for_metrics(
         self, n: int, timeout: float = 10.0, predicate: Callable[[ReceivedMetric], bool] | None = None
     ) -> list[ReceivedMetric]:
-        """Block until at least ``n`` metric data points matching ``predicate`` have arrived.
-
-        Returns:
-            Every matching point so far, in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
-        return self._store.wait_for_metrics(n, timeout, predicate)
+        """Like ``wait_for_spans``, for metric data points (one per point, as ``metrics()`` returns them)."""
+        return self._store.wait(ReceivedMetric, n, timeout, predicate)
 
     def wait_for_requests(self, n: int, protocol: Protocol | None = None, timeout: float = 10.0) -> int:
         """Block until at least ``n`` export requests have arrived over ``protocol`` (or over both).

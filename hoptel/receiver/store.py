@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hoptel.receiver.metrics import ReceivedMetric
 from hoptel.receiver.model import Protocol, ReceivedLog, ReceivedSpan
@@ -51,6 +51,25 @@ def _describe_metric(point: ReceivedMetric) -> str:
     )
 
 
+_SHOWN_AS: dict[type[Any], tuple[str, Callable[[Any], str]]] = {
+    ReceivedSpan: ("spans", _describe_span),
+    ReceivedLog: ("log records", _describe_log),
+    ReceivedMetric: ("metric points", _describe_metric),
+}
+"""Per kind, its plural and how one item reads in a TimeoutError message."""
+
+
+def _timeout_message(kind: type[_T], items: list[_T], n: int, n_matched: int, timeout: float) -> str:
+    what, describe = _SHOWN_AS[kind]
+    lines = [f"expected at least {n} matching {what} within {timeout} s; {n_matched} matched of {len(items)} received:"]
+    lines.extend(f"  - {describe(item)}" for item in items[-_SHOWN_IN_TIMEOUT:])
+    if len(items) > _SHOWN_IN_TIMEOUT:
+        lines.append(f"  ... and {len(items) - _SHOWN_IN_TIMEOUT} earlier")
+    if not items:
+        lines.append("  (nothing arrived)")
+    return "\n".join(lines)
+
+
 class TelemetryStore:
     """Spans, logs, metric points and request counts, safe to share between threads.
 
@@ -66,6 +85,11 @@ class TelemetryStore:
         self._logs: list[ReceivedLog] = []
         self._metrics: list[ReceivedMetric] = []
         self._requests: dict[Protocol, int] = {"grpc": 0, "http": 0}
+        self._received: dict[type[Any], list[Any]] = {
+            ReceivedSpan: self._spans,
+            ReceivedLog: self._logs,
+            ReceivedMetric: self._metrics,
+        }  # what wait() reads per kind: the same lists, which clear() empties in place
         self._generation = 0  # bumped by clear(), so a waiter rescans from the start
         self._on_spans = on_spans
         self._on_metrics = on_metrics
@@ -80,37 +104,29 @@ class TelemetryStore:
 
     def add_spans(self, spans: Sequence[ReceivedSpan]) -> None:
         """Store a batch of spans, wake the waiters, then call the listener."""
-        if not spans:
-            return
-        with self._cond:
-            self._spans.extend(spans)
-            self._cond.notify_all()
-        if self._on_spans is not None:
-            try:
-                self._on_spans(spans)
-            except Exception:
-                _log.exception("hoptel.receiver: span listener failed")
+        self._add(self._spans, spans, self._on_spans, "span")
 
     def add_logs(self, logs: Sequence[ReceivedLog]) -> None:
         """Store a batch of log records and wake the waiters."""
-        if not logs:
-            return
-        with self._cond:
-            self._logs.extend(logs)
-            self._cond.notify_all()
+        self._add(self._logs, logs, None, "log")
 
     def add_metrics(self, points: Sequence[ReceivedMetric]) -> None:
         """Store a batch of metric data points, wake the waiters, then call the listener."""
-        if not points:
+        self._add(self._metrics, points, self._on_metrics, "metric")
+
+    def _add(
+        self, items: list[_T], batch: Sequence[_T], listener: Callable[[Sequence[_T]], None] | None, what: str
+    ) -> None:
+        if not batch:
             return
         with self._cond:
-            self._metrics.extend(points)
+            items.extend(batch)
             self._cond.notify_all()
-        if self._on_metrics is not None:
+        if listener is not None:
             try:
-                self._on_metrics(points)
+                listener(batch)
             except Exception:
-                _log.exception("hoptel.receiver: metric listener failed")
+                _log.exception("hoptel.receiver: %s listener failed", what)
 
     # -- readers ---------------------------------------------------------------------------------------
 
@@ -153,72 +169,45 @@ class TelemetryStore:
 
     # -- waiting ---------------------------------------------------------------------------------------
 
-    def wait_for_spans(
-        self,
-        n: int,
-        timeout: float = 10.0,
-        predicate: Callable[[ReceivedSpan], bool] | None = None,
-    ) -> list[ReceivedSpan]:
-        """Block until at least ``n`` spans matching ``predicate`` have arrived.
+    def wait(self, kind: type[_T], n: int, timeout: float, predicate: Callable[[_T], bool] | None = None) -> list[_T]:
+        """Block until at least ``n`` items of ``kind`` matching ``predicate`` have arrived.
 
         Args:
-            n: How many matching spans to wait for.
+            kind: ``ReceivedSpan``, ``ReceivedLog`` or ``ReceivedMetric``.
+            n: How many matching items to wait for.
             timeout: Seconds to wait at most.
-            predicate: Which spans count (all when ``None``); called under the store's lock, keep it cheap.
+            predicate: Which items count (all when ``None``); called under the store's lock, keep it cheap.
 
         Returns:
-            Every matching span received so far (at least ``n``), in arrival order.
+            Every matching item received so far (at least ``n``), in arrival order.
 
         Raises:
-            TimeoutError: Too few matching spans arrived in time; the message lists what did arrive.
+            TimeoutError: Too few matching items arrived in time; the message lists what did arrive.
         """
-        return self._wait(self._spans, n, timeout, predicate, "spans", _describe_span)
+        items: list[_T] = self._received[kind]
+        deadline = time.monotonic() + timeout
+        matched: list[_T] = []
+        scanned = 0
+        with self._cond:
+            generation = self._generation
+            while True:
+                if generation != self._generation:  # clear() ran while we waited: start over
+                    generation, matched, scanned = self._generation, [], 0
+                for item in items[scanned:]:
+                    if predicate is None or predicate(item):
+                        matched.append(item)
+                scanned = len(items)
+                if len(matched) >= n:
+                    return matched
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(_timeout_message(kind, items, n, len(matched), timeout))
+                self._cond.wait(remaining)
 
-    def wait_for_trace(self, trace_id: str, n_spans: int, timeout: float = 10.0) -> list[ReceivedSpan]:
-        """Block until at least ``n_spans`` spans of the trace ``trace_id`` (32 hex digits) have arrived.
-
-        Returns:
-            The trace's spans received so far, in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
+    def wait_for_trace(self, trace_id: str, n_spans: int, timeout: float) -> list[ReceivedSpan]:
+        """``wait`` for ``n_spans`` spans of the trace ``trace_id`` (32 hex digits, in either case)."""
         trace_id = trace_id.lower()
-        return self._wait(
-            self._spans, n_spans, timeout, lambda span: span.trace_id == trace_id, "spans", _describe_span
-        )
-
-    def wait_for_logs(
-        self,
-        n: int,
-        timeout: float = 10.0,
-        predicate: Callable[[ReceivedLog], bool] | None = None,
-    ) -> list[ReceivedLog]:
-        """Block until at least ``n`` log records matching ``predicate`` have arrived.
-
-        Returns:
-            Every matching record received so far (at least ``n``), in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
-        return self._wait(self._logs, n, timeout, predicate, "log records", _describe_log)
-
-    def wait_for_metrics(
-        self,
-        n: int,
-        timeout: float = 10.0,
-        predicate: Callable[[ReceivedMetric], bool] | None = None,
-    ) -> list[ReceivedMetric]:
-        """Block until at least ``n`` metric data points matching ``predicate`` have arrived.
-
-        Returns:
-            Every matching point received so far (at least ``n``), in arrival order.
-
-        Raises:
-            TimeoutError: Too few arrived in time; the message lists what did arrive.
-        """
-        return self._wait(self._metrics, n, timeout, predicate, "metric points", _describe_metric)
+        return self.wait(ReceivedSpan, n_spans, timeout, lambda span: span.trace_id == trace_id)
 
     def wait_for_requests(self, n: int, protocol: Protocol | None = None, timeout: float = 10.0) -> int:
         """Block until at least ``n`` export requests have arrived (over ``protocol``, or over both).
@@ -242,45 +231,3 @@ class TelemetryStore:
                         f"{timeout} s, got {count}: {self._requests}"
                     )
                 self._cond.wait(remaining)
-
-    def _wait(
-        self,
-        items: list[_T],
-        n: int,
-        timeout: float,
-        predicate: Callable[[_T], bool] | None,
-        what: str,
-        describe: Callable[[_T], str],
-    ) -> list[_T]:
-        deadline = time.monotonic() + timeout
-        matched: list[_T] = []
-        scanned = 0
-        with self._cond:
-            generation = self._generation
-            while True:
-                if generation != self._generation:  # clear() ran while we waited: start over
-                    generation, matched, scanned = self._generation, [], 0
-                for item in items[scanned:]:
-                    if predicate is None or predicate(item):
-                        matched.append(item)
-                scanned = len(items)
-                if len(matched) >= n:
-                    return matched
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(self._timeout_message(items, n, len(matched), timeout, what, describe))
-                self._cond.wait(remaining)
-
-    @staticmethod
-    def _timeout_message(
-        items: list[_T], n: int, n_matched: int, timeout: float, what: str, describe: Callable[[_T], str]
-    ) -> str:
-        lines = [
-            f"expected at least {n} matching {what} within {timeout} s; {n_matched} matched of {len(items)} received:"
-        ]
-        lines.extend(f"  - {describe(item)}" for item in items[-_SHOWN_IN_TIMEOUT:])
-        if len(items) > _SHOWN_IN_TIMEOUT:
-            lines.append(f"  ... and {len(items) - _SHOWN_IN_TIMEOUT} earlier")
-        if not items:
-            lines.append("  (nothing arrived)")
-        return "\n".join(lines)

@@ -13,7 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_INFO, LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from hoptel.receiver import ReceivedSpan
+from hoptel.receiver import ReceivedLog, ReceivedSpan
 from hoptel.receiver.convert import any_value, logs_from_request, spans_from_request
 from hoptel.receiver.store import TelemetryStore
 
@@ -41,7 +41,7 @@ def _span(span_id: str, name: str = "op", trace_id: str = TRACE) -> ReceivedSpan
 
 
 def test_waiter_wakes_when_another_thread_adds() -> None:
-    """wait_for_spans blocks until a writer thread stores enough spans, then returns them."""
+    """TelemetryStore.wait blocks until a writer thread stores enough spans, then returns them."""
     store = TelemetryStore()
     release = threading.Event()
 
@@ -52,7 +52,7 @@ def test_waiter_wakes_when_another_thread_adds() -> None:
     thread = threading.Thread(target=writer)
     thread.start()
     release.set()
-    spans = store.wait_for_spans(2, timeout=10)
+    spans = store.wait(ReceivedSpan, 2, timeout=10)
     thread.join(10)
 
     assert [span.span_id for span in spans] == ["01" * 8, "02" * 8]
@@ -64,7 +64,7 @@ def test_timeout_message_lists_what_arrived() -> None:
     store.add_spans([_span("01" * 8, "GET /cart")])
 
     with pytest.raises(TimeoutError) as caught:
-        store.wait_for_spans(1, timeout=0.01, predicate=lambda span: span.name == "POST /pay")
+        store.wait(ReceivedSpan, 1, timeout=0.01, predicate=lambda span: span.name == "POST /pay")
 
     message = str(caught.value)
     assert "expected at least 1 matching spans" in message
@@ -76,7 +76,7 @@ def test_timeout_message_lists_what_arrived() -> None:
 def test_timeout_message_says_when_nothing_arrived() -> None:
     """A log wait on an empty store says nothing arrived."""
     with pytest.raises(TimeoutError, match="nothing arrived"):
-        TelemetryStore().wait_for_logs(1, timeout=0.01)
+        TelemetryStore().wait(ReceivedLog, 1, timeout=0.01)
 
 
 def test_wait_for_trace_ignores_other_traces() -> None:
@@ -102,7 +102,7 @@ def test_clear_while_waiting_restarts_the_count() -> None:
         scanned.set()  # runs under the store's lock, so clear() below waits until the waiter is blocked
         return True
 
-    thread = threading.Thread(target=lambda: result.extend(store.wait_for_spans(2, 10, predicate)))
+    thread = threading.Thread(target=lambda: result.extend(store.wait(ReceivedSpan, 2, 10, predicate)))
     thread.start()
     assert scanned.wait(10)
     store.clear()
