@@ -1,4 +1,4 @@
-"""What hoptel's background workers share: starting a daemon thread, and fork hooks that hold their owner weakly."""
+"""What hoptel's background workers share: starting a daemon thread, closing once, fork hooks holding owners weakly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["on_fork", "start_daemon"]
+__all__ = ["Once", "on_fork", "start_daemon"]
 
 _T = TypeVar("_T")
 
@@ -18,6 +18,24 @@ def start_daemon(target: Callable[[], object], name: str) -> threading.Thread:
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     return thread
+
+
+class Once:
+    """A flag exactly one caller sets: ``if not self._closing.claim(): return`` makes a ``close()`` run once."""
+
+    __slots__ = ("_lock", "done")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.done = False
+
+    def claim(self) -> bool:
+        """Set the flag; ``True`` for the one call that set it, ``False`` for every later (or concurrent) one."""
+        with self._lock:
+            if self.done:
+                return False
+            self.done = True
+            return True
 
 
 def on_fork(

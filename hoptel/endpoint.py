@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 
-from hoptel.background import start_daemon
+from hoptel.background import Once, start_daemon
 from hoptel.tls import TLSFiles, server_context
 
 __all__ = ["ADDR_VARIABLE", "METRICS_PATH", "AddressInUseError", "MetricsEndpoint", "TLSFiles"]
@@ -184,8 +184,7 @@ class MetricsEndpoint:
     def __init__(self, server: _Server, thread: threading.Thread, host: str, scheme: str) -> None:
         self._server = server
         self._thread = thread
-        self._lock = threading.Lock()
-        self._closed = False
+        self._closing = Once()
         self.host = host
         self.port = server.server_port
         sockname = server.socket.getsockname()
@@ -237,14 +236,12 @@ class MetricsEndpoint:
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
-        return self._closed
+        return self._closing.done
 
     def close(self) -> None:
         """Stop accepting, wait for the server thread, and close the socket. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._closing.claim():
+            return
         self._server.shutdown()
         self._thread.join(_JOIN_TIMEOUT_S)
         self._server.server_close()
@@ -254,10 +251,8 @@ class MetricsEndpoint:
 
         The serving thread does not exist in the child, so :meth:`close` (which waits for it) must not run there.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._closing.claim():
+            return
         self._server.socket.close()
 
     def __enter__(self) -> MetricsEndpoint:
@@ -267,7 +262,7 @@ class MetricsEndpoint:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "serving"
+        state = "closed" if self._closing.done else "serving"
         return f"<MetricsEndpoint {self.url} {state}>"
 
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.registry import CollectorRegistry
 
-from hoptel.background import on_fork, start_daemon
+from hoptel.background import Once, on_fork, start_daemon
 from hoptel.config import ExporterConfig
 from hoptel.exporters import otlp_options
 from hoptel.metrics import CounterChild, families_of
@@ -82,7 +82,7 @@ class MetricPush:
     registry: CollectorRegistry | None = None
 
     def __post_init__(self) -> None:
-        self._closed = False
+        self._closing = Once()
         self._start_thread()
         on_fork(self, after_in_child=MetricPush._after_fork)
 
@@ -96,7 +96,7 @@ class MetricPush:
 
     def _after_fork(self) -> None:
         """In a forked child: no thread survived the fork; start one, counting from the child's own zero."""
-        if self._closed:
+        if self._closing.done:
             return
         if self.registry is not None:
             for family in families_of(self.registry):
@@ -162,9 +162,8 @@ class MetricPush:
 
     def shutdown(self, timeout: float) -> None:
         """Push one last time (bounded by ``timeout``), stop the thread and close the exporter; idempotent."""
-        if self._closed:
+        if not self._closing.claim():
             return
-        self._closed = True
         with self._cond:
             self._stop = True
             self._cond.notify_all()

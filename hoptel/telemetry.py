@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from hoptel.background import Once
 from hoptel.batch import BatchSpanProcessor, PipelineCounters
 from hoptel.config import Config, SamplerConfig
 from hoptel.exporters import build_log_exporter, build_span_exporter
@@ -103,8 +104,7 @@ class Telemetry:
         self._logs: LogPipeline | None = None
         self._metric_push: MetricPush | None = None  # OTEL_METRICS_EXPORTER=otlp: see hoptel.metric_export
         self._outages: list[OutageTracker] = []  # one per OTLP exporter: see hoptel.export_outage
-        self._closed = False
-        self._close_lock = threading.Lock()
+        self._closing = Once()
 
     @property
     def enabled(self) -> bool:
@@ -160,10 +160,8 @@ class Telemetry:
         left, but at least ``LOG_DRAIN_FLOOR_S`` to write its last lines. Spans still queued when the time is up
         are counted in ``hoptel_spans_dropped_total``.
         """
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._closing.claim():
+            return
         deadline = time.monotonic() + timeout
         atexit.unregister(self.shutdown)
         forget(self)  # the last open Telemetry gives SIGTERM/SIGINT their default disposition back
@@ -190,7 +188,7 @@ class Telemetry:
     @property
     def closed(self) -> bool:
         """True once ``shutdown()`` ran."""
-        return self._closed
+        return self._closing.done
 
     def __enter__(self) -> Telemetry:
         return self
@@ -204,7 +202,7 @@ class Telemetry:
         self.shutdown()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._closing.done else "open"
         return f"<hoptel.Telemetry service={self.config.service_name!r} metrics_url={self.metrics_url!r} {state}>"
 
 
