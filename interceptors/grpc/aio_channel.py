@@ -28,6 +28,7 @@ from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses
+from hoptel.interceptors.grpc.bases import passthrough
 from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.shared import RecordingMethods, recording
 from hoptel.interceptors.grpc.streams import count
@@ -69,54 +70,17 @@ class _CountedCall:
         await self._call.write(request)
         count(self._hop, "sent")
 
-    async def done_writing(self) -> None:
-        """See ``grpc.aio.StreamStreamCall.done_writing``."""
-        await self._call.done_writing()
-
     def __await__(self) -> Generator[Any, None, Any]:
         return self._call.__await__()  # type: ignore[no-any-return]
 
-    def cancel(self) -> bool:
-        """See ``grpc.aio.Call.cancel``."""
-        return bool(self._call.cancel())
-
-    def cancelled(self) -> bool:
-        """See ``grpc.aio.Call.cancelled``."""
-        return bool(self._call.cancelled())
-
-    def done(self) -> bool:
-        """See ``grpc.aio.Call.done``."""
-        return bool(self._call.done())
-
-    def time_remaining(self) -> float | None:
-        """See ``grpc.aio.Call.time_remaining``."""
-        remaining: float | None = self._call.time_remaining()
-        return remaining
-
-    def add_done_callback(self, callback: Any) -> None:
-        """See ``grpc.aio.Call.add_done_callback``."""
-        self._call.add_done_callback(callback)
-
-    async def initial_metadata(self) -> Any:
-        """See ``grpc.aio.Call.initial_metadata``."""
-        return await self._call.initial_metadata()
-
-    async def trailing_metadata(self) -> Any:
-        """See ``grpc.aio.Call.trailing_metadata``."""
-        return await self._call.trailing_metadata()
-
-    async def code(self) -> grpc.StatusCode:
-        """See ``grpc.aio.Call.code``."""
-        code: grpc.StatusCode = await self._call.code()
-        return code
-
-    async def details(self) -> str:
-        """See ``grpc.aio.Call.details``."""
-        return str(await self._call.details())
-
-    async def wait_for_connection(self) -> None:
-        """See ``grpc.aio.Call.wait_for_connection``."""
-        await self._call.wait_for_connection()
+    # The call's own methods.
+    cancel = cancelled = done = passthrough("_call", "grpc.aio.Call", bool)
+    time_remaining = add_done_callback = passthrough("_call", "grpc.aio.Call")
+    initial_metadata = trailing_metadata = code = wait_for_connection = passthrough(
+        "_call", "grpc.aio.Call", awaited=True
+    )
+    details = passthrough("_call", "grpc.aio.Call", str, awaited=True)
+    done_writing = passthrough("_call", "grpc.aio.StreamStreamCall", awaited=True)
 
     def __getattr__(self, name: str) -> Any:  # anything a newer grpc adds
         if name in _CountedCall.__slots__:
@@ -193,22 +157,9 @@ class InstrumentedAioChannel(RecordingMethods, aio.Channel):
 
     wrappers = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
 
-    async def close(self, grace: float | None = None) -> None:
-        """Close the wrapped channel."""
-        await self._channel.close(grace)
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        """See ``grpc.aio.Channel.get_state``."""
-        state: grpc.ChannelConnectivity = self._channel.get_state(try_to_connect)
-        return state
-
-    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
-        """See ``grpc.aio.Channel.wait_for_state_change``."""
-        await self._channel.wait_for_state_change(last_observed_state)
-
-    async def channel_ready(self) -> None:
-        """See ``grpc.aio.Channel.channel_ready``."""
-        await self._channel.channel_ready()
+    # The wrapped channel's own methods.
+    close = wait_for_state_change = channel_ready = passthrough("_channel", "grpc.aio.Channel", awaited=True)
+    get_state = passthrough("_channel", "grpc.aio.Channel")
 
     async def __aenter__(self) -> InstrumentedAioChannel:
         return self

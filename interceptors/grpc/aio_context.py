@@ -13,13 +13,13 @@ never twice. (``noted_context`` holds the stand-in that notes response metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
 
+from hoptel.interceptors.grpc.bases import passthrough
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
@@ -30,6 +30,8 @@ else:
 
 __all__ = ["CountingServicerContext", "DelegatingServicerContext"]
 
+_API = "grpc.aio.ServicerContext"
+
 
 class DelegatingServicerContext(_ContextBase):
     """Delegates every method to ``context`` (``_context``); subclasses override what they add."""
@@ -39,17 +41,14 @@ class DelegatingServicerContext(_ContextBase):
     def __init__(self, context: Any) -> None:
         self._context = context
 
-    async def read(self) -> Any:
-        """See ``grpc.aio.ServicerContext.read``."""
-        return await self._context.read()
-
-    async def write(self, message: Any) -> None:
-        """See ``grpc.aio.ServicerContext.write``."""
-        await self._context.write(message)
-
-    async def send_initial_metadata(self, initial_metadata: Any) -> None:
-        """See ``grpc.aio.ServicerContext.send_initial_metadata``."""
-        await self._context.send_initial_metadata(initial_metadata)
+    # The context's own methods (abort and abort_with_status, below, also never return).
+    read = write = send_initial_metadata = passthrough("_context", _API, awaited=True)
+    invocation_metadata = peer_identities = peer_identity_key = auth_context = passthrough("_context", _API)
+    set_trailing_metadata = set_code = set_details = set_compression = passthrough("_context", _API)
+    disable_next_message_compression = add_done_callback = passthrough("_context", _API)
+    time_remaining = trailing_metadata = code = details = passthrough("_context", _API)
+    peer = passthrough("_context", _API, str)
+    cancelled = done = passthrough("_context", _API, bool)
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> NoReturn:
         """See ``grpc.aio.ServicerContext.abort``."""
@@ -60,77 +59,6 @@ class DelegatingServicerContext(_ContextBase):
         """See ``grpc.aio.ServicerContext.abort_with_status``."""
         await self._context.abort_with_status(status)
         raise AssertionError("abort_with_status() returned")  # pragma: no cover - it always raises
-
-    def set_trailing_metadata(self, trailing_metadata: Any) -> None:
-        """See ``grpc.aio.ServicerContext.set_trailing_metadata``."""
-        self._context.set_trailing_metadata(trailing_metadata)
-
-    def invocation_metadata(self) -> Any:
-        """See ``grpc.aio.ServicerContext.invocation_metadata``."""
-        return self._context.invocation_metadata()
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        """See ``grpc.aio.ServicerContext.set_code``."""
-        self._context.set_code(code)
-
-    def set_details(self, details: str) -> None:
-        """See ``grpc.aio.ServicerContext.set_details``."""
-        self._context.set_details(details)
-
-    def set_compression(self, compression: grpc.Compression) -> None:
-        """See ``grpc.aio.ServicerContext.set_compression``."""
-        self._context.set_compression(compression)
-
-    def disable_next_message_compression(self) -> None:
-        """See ``grpc.aio.ServicerContext.disable_next_message_compression``."""
-        self._context.disable_next_message_compression()
-
-    def peer(self) -> str:
-        """See ``grpc.aio.ServicerContext.peer``."""
-        return str(self._context.peer())
-
-    def peer_identities(self) -> Iterable[bytes] | None:
-        """See ``grpc.aio.ServicerContext.peer_identities``."""
-        identities: Iterable[bytes] | None = self._context.peer_identities()
-        return identities
-
-    def peer_identity_key(self) -> str | None:
-        """See ``grpc.aio.ServicerContext.peer_identity_key``."""
-        key: str | None = self._context.peer_identity_key()
-        return key
-
-    def auth_context(self) -> Mapping[str, Iterable[bytes]]:
-        """See ``grpc.aio.ServicerContext.auth_context``."""
-        auth: Mapping[str, Iterable[bytes]] = self._context.auth_context()
-        return auth
-
-    def time_remaining(self) -> Any:
-        """See ``grpc.aio.ServicerContext.time_remaining``."""
-        return self._context.time_remaining()
-
-    def trailing_metadata(self) -> Any:
-        """See ``grpc.aio.ServicerContext.trailing_metadata``."""
-        return self._context.trailing_metadata()
-
-    def code(self) -> Any:
-        """See ``grpc.aio.ServicerContext.code``."""
-        return self._context.code()
-
-    def details(self) -> Any:
-        """See ``grpc.aio.ServicerContext.details``."""
-        return self._context.details()
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        """See ``grpc.aio.ServicerContext.add_done_callback``."""
-        self._context.add_done_callback(callback)
-
-    def cancelled(self) -> bool:
-        """See ``grpc.aio.ServicerContext.cancelled``."""
-        return bool(self._context.cancelled())
-
-    def done(self) -> bool:
-        """See ``grpc.aio.ServicerContext.done``."""
-        return bool(self._context.done())
 
     def __getattr__(self, name: str) -> Any:  # anything a newer grpc adds
         if name == "_context":

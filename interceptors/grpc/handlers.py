@@ -81,8 +81,10 @@ def rebuilt_handler(
 class HandlerCache:
     """A server interceptor's handlers: method -> (the handler grpc returned, the one returned for it).
 
-    The identity check in :meth:`cached` notices a generic handler that hands out a new handler object. A flavour
-    subclasses it with its ``pick`` and calls :meth:`cached` (hot path), then :meth:`wrapped` on a miss.
+    A flavour subclasses it with its ``pick``; its ``intercept_service`` looks the handler up in ``_handlers`` itself
+    (the hot path, written out in both flavours: a shared method would cost a Python call per RPC, about 330
+    instructions on the sync server's gate scenario) and calls :meth:`wrapped` on a miss. The identity check
+    there notices a generic handler that hands out a new handler object.
     """
 
     def __init__(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry.context import attach, detach
 
+from hoptel.interceptors.grpc.bases import passthrough
 from hoptel.interceptors.grpc.status import (
     cancellation_code,
     finish_from_call,
@@ -144,14 +145,12 @@ class ClientResponses(grpc.Call, _Future):
         """Python 2 style alias grpcio keeps."""
         return self.__next__()
 
-    # grpc.RpcContext / grpc.Call
-    def is_active(self) -> bool:
-        """See ``grpc.RpcContext.is_active``."""
-        return bool(self._call.is_active())
-
-    def time_remaining(self) -> Any:
-        """See ``grpc.RpcContext.time_remaining`` (None when the call has no deadline)."""
-        return self._call.time_remaining()
+    # grpc.RpcContext, grpc.Call and grpc.Future: the call's own answers (time_remaining: None without a deadline)
+    is_active = add_callback = passthrough("_call", "grpc.RpcContext", bool)
+    time_remaining = passthrough("_call", "grpc.RpcContext")
+    initial_metadata = trailing_metadata = code = details = passthrough("_call", "grpc.Call")
+    cancelled = running = done = passthrough("_call", "grpc.Future", bool)
+    result = exception = traceback = passthrough("_call", "grpc.Future")
 
     def cancel(self) -> bool:
         """Cancel the RPC; the hop ends CANCELLED."""
@@ -159,51 +158,6 @@ class ClientResponses(grpc.Call, _Future):
         if cancelled:
             self._finish()
         return cancelled
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        """See ``grpc.RpcContext.add_callback``."""
-        return bool(self._call.add_callback(callback))
-
-    def initial_metadata(self) -> Any:
-        """See ``grpc.Call.initial_metadata``."""
-        return self._call.initial_metadata()
-
-    def trailing_metadata(self) -> Any:
-        """See ``grpc.Call.trailing_metadata``."""
-        return self._call.trailing_metadata()
-
-    def code(self) -> Any:
-        """See ``grpc.Call.code``."""
-        return self._call.code()
-
-    def details(self) -> Any:
-        """See ``grpc.Call.details``."""
-        return self._call.details()
-
-    # grpc.Future
-    def cancelled(self) -> bool:
-        """See ``grpc.Future.cancelled``."""
-        return bool(self._call.cancelled())
-
-    def running(self) -> bool:
-        """See ``grpc.Future.running``."""
-        return bool(self._call.running())
-
-    def done(self) -> bool:
-        """See ``grpc.Future.done``."""
-        return bool(self._call.done())
-
-    def result(self, timeout: float | None = None) -> Any:
-        """See ``grpc.Future.result``."""
-        return self._call.result(timeout)
-
-    def exception(self, timeout: float | None = None) -> Any:
-        """See ``grpc.Future.exception``."""
-        return self._call.exception(timeout)
-
-    def traceback(self, timeout: float | None = None) -> Any:
-        """See ``grpc.Future.traceback``."""
-        return self._call.traceback(timeout)
 
     def add_done_callback(self, fn: Callable[[Any], None]) -> None:
         """See ``grpc.Future.add_done_callback``; ``fn`` receives this wrapper."""

@@ -19,20 +19,23 @@ routers leave it: Starlette's ``scope["route"].path`` (``/items/{item_id}``), or
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
 from hoptel.interceptors.exclusions import asgi_traced
-from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.headers import HeaderAllowList
-from hoptel.interceptors.hooks import HttpCall, HttpHook
-from hoptel.interceptors.http.shared import recorded_headers
+from hoptel.interceptors.http.shared import check_options, recorded_headers
 from hoptel.interceptors.recorder import HopRecorder
 from hoptel.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.http.shared import HttpOptions
 
 __all__ = ["LIFESPAN_FLUSH_S", "ASGIApp", "ASGIMiddleware", "PathFilter", "route_template"]
 
@@ -105,13 +108,11 @@ class ASGIMiddleware:
         filter: Called with each request's URL path; False passes the request through without a span or metric
             (health checks). A URL that ``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``)
             excludes is passed through so too.
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
-            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST`` names.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
-            ``..._SERVER_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
-        request_hook: ``hook(span, call)`` run before the app is called (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when the app returned, with the status, route and response headers.
-        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
+        **options: ``record_request_headers``, ``record_response_headers``, ``request_hook``, ``response_hook``,
+            ``extra_labels``: see :class:`~hoptel.interceptors.http.shared.HttpOptions`.
+
+    Raises:
+        TypeError: A keyword that is none of these.
 
     Example:
         >>> app.add_middleware(ASGIMiddleware, filter=lambda path: path != "/healthz")  # doctest: +SKIP
@@ -123,22 +124,21 @@ class ASGIMiddleware:
         telemetry: Telemetry | None = None,
         *,
         filter: PathFilter | None = None,
-        record_request_headers: Iterable[str] = (),
-        record_response_headers: Iterable[str] = (),
-        request_hook: HttpHook | None = None,
-        response_hook: HttpHook | None = None,
-        extra_labels: ExtraLabels[HttpCall] | None = None,
+        **options: Unpack[HttpOptions],
     ) -> None:
+        check_options("ASGIMiddleware", options)
         self.app = app
         self._recorder = HopRecorder.of(telemetry)
-        self._enrichment = HttpServerEnrichment.build(self._recorder, request_hook, response_hook, extra_labels)
+        self._enrichment = HttpServerEnrichment.build(
+            self._recorder, options.get("request_hook"), options.get("response_hook"), options.get("extra_labels")
+        )
         self._start = self._recorder.start_http_server if self._enrichment is None else self._enrichment.start
         settings = self._recorder.telemetry.config.conventions
         # True: traced. The user's path filter and the excluded URLs (OTEL_PYTHON_[ASGI_]EXCLUDED_URLS) as one call.
         self._filter = asgi_traced(settings.asgi_excluded_urls, filter)
         # Asked per request: whether there is anything to record (None: nothing), and whether to instrument at all.
         self._request_allow, self._response_allow = recorded_headers(
-            settings, "server", record_request_headers, record_response_headers
+            settings, "server", options.get("record_request_headers", ()), options.get("record_response_headers", ())
         )
         self._enabled = self._recorder.enabled
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import httpx
 
@@ -26,9 +26,14 @@ from hoptel.interceptors.exclusions import httpx_traced
 from hoptel.interceptors.extra_labels import ExtraLabels
 from hoptel.interceptors.headers import HeaderAllowList
 from hoptel.interceptors.hooks import HttpCall, HttpHook
-from hoptel.interceptors.http.shared import recorded_headers
+from hoptel.interceptors.http.shared import check_options, recorded_headers
 from hoptel.interceptors.recorder import HopRecorder, HttpClientHop
 from hoptel.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from hoptel.interceptors.http.shared import HttpOptions
 
 __all__ = ["AsyncHTTPTransport", "HTTPTransport", "RequestFilter", "instrument_httpx"]
 
@@ -202,13 +207,8 @@ class HTTPTransport(_Wrapping[httpx.BaseTransport], httpx.BaseTransport):
         telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
         filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation. A URL
             that ``OTEL_PYTHON_HTTPX_EXCLUDED_URLS`` (else ``OTEL_PYTHON_EXCLUDED_URLS``) excludes is sent so too.
-        record_request_headers: Request headers whose values go on the span as ``http.request.header.<name>``,
-            besides those ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` names.
-        record_response_headers: Response headers recorded as ``http.response.header.<name>`` (and those of
-            ``..._CLIENT_RESPONSE``). ``authorization``, ``cookie`` and the other never-recorded headers never are.
-        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
-        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
+        record_request_headers, record_response_headers, request_hook, response_hook, extra_labels: see
+            :class:`~hoptel.interceptors.http.shared.HttpOptions`.
         **transport_kwargs: Passed to ``httpx.HTTPTransport`` when ``transport`` is not given (``verify``,
             ``retries``, ``limits``, ``http2``, ...).
 
@@ -300,11 +300,7 @@ def instrument_httpx(
     telemetry: Telemetry | None = None,
     *,
     filter: RequestFilter | None = None,
-    record_request_headers: Iterable[str] = (),
-    record_response_headers: Iterable[str] = (),
-    request_hook: HttpHook | None = None,
-    response_hook: HttpHook | None = None,
-    extra_labels: ExtraLabels[HttpCall] | None = None,
+    **options: Unpack[HttpOptions],
 ) -> _ClientT:
     """Wrap an existing client's transport and every mounted transport in place; calling it again changes nothing.
 
@@ -315,27 +311,20 @@ def instrument_httpx(
         client: An ``httpx.Client`` or ``httpx.AsyncClient``.
         telemetry: Whose tracer, propagator and registry to use; default the latest ``hoptel.setup()``'s.
         filter: Called with each ``httpx.Request``; False sends it without a span, metric or propagation.
-        record_request_headers: Request headers recorded on the span (see :class:`HTTPTransport`).
-        record_response_headers: Response headers recorded on the span.
-        request_hook: ``hook(span, call)`` run before each request is sent (see ``interceptors.hooks``).
-        response_hook: ``hook(span, call)`` run when the response is closed or the request failed.
-        extra_labels: Extra metric labels taken from each request, capped (see ``interceptors.extra_labels``).
+        **options: ``record_request_headers``, ``record_response_headers``, ``request_hook``, ``response_hook``,
+            ``extra_labels``: see :class:`~hoptel.interceptors.http.shared.HttpOptions`.
 
     Returns:
         The same client.
 
     Raises:
-        TypeError: ``client`` is neither an ``httpx.Client`` nor an ``httpx.AsyncClient``.
+        TypeError: ``client`` is neither an ``httpx.Client`` nor an ``httpx.AsyncClient``, or a keyword is none
+            of these.
     """
-    options: dict[str, Any] = {
-        "telemetry": telemetry,
-        "filter": filter,
-        "record_request_headers": tuple(record_request_headers),
-        "record_response_headers": tuple(record_response_headers),
-        "request_hook": request_hook,
-        "response_hook": response_hook,
-        "extra_labels": extra_labels,
-    }
+    check_options("instrument_httpx", options)
+    # Every wrapped transport reads the header names: a one-shot iterable must not be used up by the first.
+    options["record_request_headers"] = tuple(options.get("record_request_headers", ()))
+    options["record_response_headers"] = tuple(options.get("record_response_headers", ()))
     wrapper: type[HTTPTransport] | type[AsyncHTTPTransport]
     if isinstance(client, httpx.Client):
         wrapper = HTTPTransport
@@ -345,7 +334,9 @@ def instrument_httpx(
         raise TypeError(f"instrument_httpx expects an httpx.Client or httpx.AsyncClient, got {type(client).__name__}")
 
     def wrap(transport: Any) -> Any:
-        return transport if isinstance(transport, wrapper) else wrapper(transport, **options)
+        if isinstance(transport, wrapper):
+            return transport
+        return wrapper(transport, telemetry=telemetry, filter=filter, **options)
 
     # httpx offers no public way to reach a client's transports after construction: ``_transport`` (the default
     # one) and ``_mounts`` (URL pattern -> transport, or None for "no proxy here") are private attributes that have
