@@ -177,10 +177,7 @@ def aio_client_interceptor(
 ) -> AioClientInterceptor:
     """One interceptor for all four RPC shapes of a grpc.aio channel.
 
-    Args:
-        telemetry: Where spans and metrics go (default: the latest ``hoptel.setup()``'s). Resolved once, here.
-        **options: ``filter``, ``target``, ``request_hook``, ``response_hook``, ``extra_labels``: see
-            :class:`~hoptel.interceptors.grpc.shared.GrpcClientOptions`.
+    Takes the arguments of :func:`~hoptel.interceptors.grpc.client.client_interceptor`, with the same meaning.
 
     Returns:
         The interceptor, a sequence of four per-shape interceptors to pass as the channel's interceptor sequence:
