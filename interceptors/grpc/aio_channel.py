@@ -29,8 +29,7 @@ from hoptel.interceptors.grpc.aio_client import AioClientInterceptor
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
 from hoptel.interceptors.grpc.aio_streams import count_responses
 from hoptel.interceptors.grpc.bases import passthrough
-from hoptel.interceptors.grpc.capture import client_start
-from hoptel.interceptors.grpc.shared import RecordingMethods, recording
+from hoptel.interceptors.grpc.shared import RecordingMethods, client_recording
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.recorder import GrpcHop
 
@@ -213,8 +212,6 @@ def instrument_aio_channel(
     """
     if _records_already(channel):
         return channel
-    recorder, enrichment = recording(telemetry, "client", options)
-    start = client_start(recorder, enrichment)
-    capture = aio_client_response_capture(recorder)
-    kind = InstrumentedAioChannel if capture is None else _CapturingAioChannel
-    return kind(channel, recorder, start, options.get("filter"), options.get("target"), capture)
+    recording = client_recording(telemetry, options, aio_client_response_capture)
+    kind = InstrumentedAioChannel if recording.capture is None else _CapturingAioChannel
+    return kind(channel, recording)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, overload
 
 from grpc import aio
 
-from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_client_engine import (
     AioClientMethod,
@@ -35,9 +34,8 @@ from hoptel.interceptors.grpc.aio_client_engine import (
     AioUnaryUnaryMethod,
 )
 from hoptel.interceptors.grpc.aio_client_response import AioClientResponseCapture, aio_client_response_capture
-from hoptel.interceptors.grpc.capture import ClientStart, client_start
-from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, recording, target_attributes
-from hoptel.interceptors.recorder import HopRecorder
+from hoptel.interceptors.grpc.capture import ClientStart
+from hoptel.interceptors.grpc.shared import ClientRecording, client_recording, engine_tables
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -132,19 +130,10 @@ class AioClientInterceptor(Sequence["aio.ClientInterceptor"]):
     Placed inside a list it is rejected by the channel constructor, with a message naming the forms above.
     """
 
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        enrichment: GrpcEnrichment | None = None,
-        capture: AioClientResponseCapture | None = None,
-    ) -> None:
-        start = client_start(recorder, enrichment)
-        if capture is not None:  # one capture (and so one span hand-over) shared by the four kinds
-            start = capture.start(start)
+    def __init__(self, recording: ClientRecording[AioClientResponseCapture]) -> None:
         shapes = (AioUnaryUnaryMethod, AioUnaryStreamMethod, AioStreamUnaryMethod, AioStreamStreamMethod)
-        tables = engine_tables(recorder, method_filter, shapes, start, target_attributes(target) or None)
+        tables = engine_tables(recording, shapes)
+        start, capture = recording.start, recording.capture  # one capture (one span hand-over) for the four kinds
         kinds, extra = (_KINDS, ()) if capture is None else (_CAPTURING_KINDS, (capture,))
         self._kinds = tuple(kind(start, table, *extra) for kind, table in zip(kinds, tables, strict=True))
 
@@ -185,9 +174,7 @@ def aio_client_interceptor(
         spread into a list. Inside a list (``[hoptel.aio_client_interceptor()]``) the channel constructor raises
         ``ValueError`` naming these forms; see :class:`AioClientInterceptor`.
     """
-    recorder, enrichment = recording(telemetry, "client", options)
-    capture = aio_client_response_capture(recorder)
-    return AioClientInterceptor(recorder, options.get("filter"), options.get("target"), enrichment, capture)
+    return AioClientInterceptor(client_recording(telemetry, options, aio_client_response_capture))
 
 
 def aio_client_interceptors(

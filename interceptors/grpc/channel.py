@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from hoptel.interceptors.grpc.capture import client_start
 from hoptel.interceptors.grpc.client_engine import multicallables
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.shared import RecordingMethods, recording
+from hoptel.interceptors.grpc.shared import RecordingMethods, client_recording
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -92,8 +91,6 @@ def instrument_channel(
         step_aside,  # the zero-code machinery only if channels are instrumented
     )
 
-    recorder, enrichment = recording(telemetry, "client", options)
-    start = client_start(recorder, enrichment)
-    capture = client_response_capture(recorder)
-    kind = InstrumentedChannel if capture is None else _CapturingChannel
-    return kind(step_aside(channel), recorder, start, options.get("filter"), options.get("target"), capture)
+    recording = client_recording(telemetry, options, client_response_capture)
+    kind = InstrumentedChannel if recording.capture is None else _CapturingChannel
+    return kind(step_aside(channel), recording)

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.grpc import bases
-from hoptel.interceptors.grpc.capture import ClientStart, client_start
 from hoptel.interceptors.grpc.client_engine import (
     ClientMethod,
     StreamStreamMethod,
@@ -27,8 +25,7 @@ from hoptel.interceptors.grpc.client_engine import (
     UnaryUnaryMethod,
 )
 from hoptel.interceptors.grpc.client_response import ClientResponseCapture, client_response_capture
-from hoptel.interceptors.grpc.shared import MethodFilter, engine_tables, recording, target_attributes
-from hoptel.interceptors.recorder import HopRecorder
+from hoptel.interceptors.grpc.shared import ClientRecording, client_recording, engine_tables
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -86,24 +83,14 @@ class ClientInterceptor(
     name and shape, built on its first call, records each call through grpcio's continuation.
     """
 
-    _capture: ClientResponseCapture
+    _capture: ClientResponseCapture  # set when there is one: the capturing interceptor reads it per call
 
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        enrichment: GrpcEnrichment | None = None,
-    ) -> None:
-        self._start = start = self._starting(client_start(recorder, enrichment))
+    def __init__(self, recording: ClientRecording[ClientResponseCapture]) -> None:
+        self._start = recording.start
+        if recording.capture is not None:
+            self._capture = recording.capture
         shapes = (UnaryUnaryMethod, UnaryStreamMethod, StreamUnaryMethod, StreamStreamMethod)
-        self._tables: tuple[Mapping[Any, ClientMethod | None], ...] = engine_tables(
-            recorder, method_filter, shapes, start, target_attributes(target) or None
-        )
-
-    def _starting(self, start: ClientStart) -> ClientStart:
-        """The start the engine methods use (a capturing interceptor's remembers each span)."""
-        return start
+        self._tables: tuple[Mapping[Any, ClientMethod | None], ...] = engine_tables(recording, shapes)
 
     intercept_unary_unary = _intercepting(0, _UNARY_UNARY)
     intercept_unary_stream = _intercepting(1, "Record a server-streaming RPC; returns a response iterator that counts.")
@@ -117,20 +104,6 @@ class ClientInterceptor(
 
 class _CapturingClientInterceptor(ClientInterceptor):
     """The interceptor recording the response metadata of every RPC (only built when it is asked for)."""
-
-    def __init__(
-        self,
-        recorder: HopRecorder,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        enrichment: GrpcEnrichment | None,
-        capture: ClientResponseCapture,
-    ) -> None:
-        self._capture = capture
-        super().__init__(recorder, method_filter, target, enrichment)
-
-    def _starting(self, start: ClientStart) -> ClientStart:
-        return self._capture.start(start)
 
     _unary = ClientResponseCapture.continuation
     _stream = ClientResponseCapture.stream_continuation
@@ -154,9 +127,6 @@ def client_interceptor(
     Returns:
         The interceptor: ``grpc.intercept_channel(channel, hoptel.client_interceptor(target=target))``.
     """
-    recorder, enrichment = recording(telemetry, "client", options)
-    method_filter, target = options.get("filter"), options.get("target")
-    capture = client_response_capture(recorder)
-    if capture is not None:
-        return _CapturingClientInterceptor(recorder, method_filter, target, enrichment, capture)
-    return ClientInterceptor(recorder, method_filter, target, enrichment)
+    recording = client_recording(telemetry, options, client_response_capture)
+    kind = ClientInterceptor if recording.capture is None else _CapturingClientInterceptor
+    return kind(recording)

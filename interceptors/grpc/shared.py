@@ -1,5 +1,7 @@
 """Pure helpers the four gRPC interceptors share: per-method route tables, the filter, call details, targets.
 
+A client factory resolves its telemetry and options once, into a :class:`ClientRecording` its client is built from.
+
 >>> target_attributes("orders.internal:50051")
 {'server.address': 'orders.internal', 'server.port': 50051}
 >>> target_attributes("dns:///[::1]:443")
@@ -11,13 +13,16 @@ from __future__ import annotations
 import logging
 from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
 
 import grpc
 from opentelemetry.util.types import AttributeValue
 
 from hoptel.interceptors.enrich import GrpcEnrichment
 from hoptel.interceptors.exclusions import excluding_services
+from hoptel.interceptors.grpc.capture import ClientStart, client_start
+from hoptel.interceptors.grpc.client_response import ClientResponseCapture
 from hoptel.interceptors.grpc.names import BIDI_STREAM, CLIENT_STREAM, SERVER_STREAM, UNARY
 from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.recorder import GrpcHop, HopRecorder
@@ -32,6 +37,7 @@ __all__ = [
     "MAX_CLIENT_METHODS",
     "MAX_SERVER_METHODS",
     "ClientCallDetails",
+    "ClientRecording",
     "ClientRoutes",
     "GrpcClientOptions",
     "GrpcOptions",
@@ -39,6 +45,7 @@ __all__ = [
     "MethodTable",
     "RecordingMethods",
     "RouteTable",
+    "client_recording",
     "engine_tables",
     "method_name",
     "recording",
@@ -51,6 +58,7 @@ __all__ = [
 _log = logging.getLogger("hoptel.interceptors")
 
 _V = TypeVar("_V")
+_C = TypeVar("_C", bound=ClientResponseCapture)
 _SHAPES = (UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI_STREAM)  # the order of every per-shape tuple here
 
 MethodFilter = Callable[[str], bool]
@@ -104,6 +112,45 @@ def recording(
     if hooks == (None, None, None):  # nothing to enrich: the factory's start method is the recorder's own
         return recorder, None
     return recorder, GrpcEnrichment(recorder, side, *hooks)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecording(Generic[_C]):
+    """What a gRPC client (interceptor or instrumented channel, sync or aio) is built from (:func:`client_recording`).
+
+    Read when the client is built, never per call: a client copies what it needs into its own attributes.
+
+    Attributes:
+        recorder: The recorder of the factory's telemetry.
+        method_filter: The ``filter`` keyword (the excluded services are added by each route table).
+        start: The hop start: the recorder's (the enrichment's with hooks), capturing request metadata when
+            configured, and wrapped by ``capture`` when there is one.
+        peer: ``server.address`` / ``server.port`` from the ``target`` keyword; None without one.
+        capture: The response metadata capture (sync or aio); None unless the configuration asks for it.
+    """
+
+    recorder: HopRecorder
+    method_filter: MethodFilter | None
+    start: ClientStart
+    peer: Mapping[str, AttributeValue] | None
+    capture: _C | None
+
+
+def client_recording(
+    telemetry: Telemetry | None, options: GrpcClientOptions, capturing: Callable[[HopRecorder], _C | None]
+) -> ClientRecording[_C]:
+    """What a client factory builds its client from: :func:`recording`'s, with the start, filter, peer and capture.
+
+    ``capturing``: the flavour's response metadata capture factory (``client_response_capture`` or its aio twin).
+    A keyword that is not a client option raises ``TypeError``.
+    """
+    recorder, enrichment = recording(telemetry, "client", options)
+    start = client_start(recorder, enrichment)
+    capture = capturing(recorder)
+    if capture is not None:  # one capture (and so one span hand-over) for every method of the client
+        start = capture.start(start)
+    peer = target_attributes(options.get("target")) or None
+    return ClientRecording(recorder, options.get("filter"), start, peer, capture)
 
 
 # A client that forwards arbitrary method names (a gateway, a proxy) must not grow one series per name: past this
@@ -175,17 +222,14 @@ class MethodTable(dict[Any, "_V | None"]):
 
 
 def engine_tables(
-    recorder: HopRecorder,
-    method_filter: MethodFilter | None,
-    shapes: tuple[type[_V], type[_V], type[_V], type[_V]],
-    start: Any,
-    peer: Mapping[str, AttributeValue] | None,
+    recording: ClientRecording[Any], shapes: tuple[type[_V], type[_V], type[_V], type[_V]]
 ) -> tuple[MethodTable[_V], ...]:
     """A client interceptor's four tables: method name -> the client engine's method for it, built once.
 
     In the order unary-unary, unary-stream, stream-unary, stream-stream; a method is ``shape(None, route, start,
-    peer)``, None when the filter skips it.
+    peer)`` (``recording``'s), None when the filter skips it.
     """
+    recorder, method_filter, start, peer = recording.recorder, recording.method_filter, recording.start, recording.peer
 
     def table(rpc_type: str, shape: Callable[..., _V]) -> MethodTable[_V]:
         return MethodTable(
@@ -210,16 +254,15 @@ class RouteTable(MethodTable[GrpcRoute]):
 class ClientRoutes:
     """What an instrumented channel (sync or aio) needs to wrap the methods a stub takes from it.
 
-    One route table per RPC shape, the hop start (the recorder's, or the enrichment's with hooks) and the peer
-    attributes from the target; ``wrap`` resolves a method's route once, when the method is taken.
+    One route table per RPC shape, and ``recording``'s hop start and peer attributes; ``wrap`` resolves a method's
+    route once, when the method is taken.
     """
 
-    def __init__(
-        self, recorder: HopRecorder, start: Any, method_filter: MethodFilter | None, target: str | None
-    ) -> None:
+    def __init__(self, recording: ClientRecording[Any]) -> None:
+        recorder, method_filter = recording.recorder, recording.method_filter
         self._tables = {rpc_type: RouteTable(recorder, "client", rpc_type, method_filter) for rpc_type in _SHAPES}
-        self._start = start
-        self._peer = target_attributes(target) or None
+        self._start = recording.start
+        self._peer = recording.peer
 
     def wrap(self, rpc_type: str, method: str, inner: Any, wrapper: Callable[..., Any]) -> Any:
         """``wrapper(inner, route, start, peer)``, or ``inner`` itself when the filter skips ``method``."""
@@ -244,25 +287,17 @@ class RecordingMethods:
 
     Each factory returns grpc's multicallable for the method wrapped in the class's wrapper for that shape
     (``wrappers``, in the order unary-unary, unary-stream, stream-unary, stream-stream), or grpc's own when the
-    filter skips it. ``capture`` (response metadata, only when asked for) wraps the start, and a capturing channel
-    wraps grpc's multicallables (``_multicallable``).
+    filter skips it. With a response metadata ``capture`` (only when asked for), a capturing channel wraps grpc's
+    multicallables (``_multicallable``).
     """
 
     wrappers: ClassVar[tuple[Any, Any, Any, Any]]
 
-    def __init__(
-        self,
-        channel: Any,
-        recorder: HopRecorder,
-        start: Any,
-        method_filter: MethodFilter | None,
-        target: str | None,
-        capture: Any = None,
-    ) -> None:
+    def __init__(self, channel: Any, recording: ClientRecording[Any]) -> None:
         # ``_channel``: the name grpcio's own intercepted channel uses (hoptel.interceptors.auto.zerocode follows it)
         self._channel = channel
-        self._capture = capture
-        self._routes = ClientRoutes(recorder, start if capture is None else capture.start(start), method_filter, target)
+        self._capture = recording.capture
+        self._routes = ClientRoutes(recording)
 
     def _multicallable(self, index: int, inner: Any) -> Any:
         """Grpc's multicallable for a method of shape ``index`` as the wrapper calls it (a capturing channel's own)."""
