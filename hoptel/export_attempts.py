@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from hoptel.export_outage import OutageTracker, install_attempt_lines_filter
+from hoptel.forwarding import Forwarding
 from hoptel.metrics import CounterChild
 from hoptel.otel_internals import exporter_client, http_client_transport, set_exporter_client, set_http_client_transport
 
@@ -44,8 +45,10 @@ __all__ = [
 _R = TypeVar("_R")
 
 
-class ObservedStub:
+class ObservedStub(Forwarding):
     """A gRPC ``Export`` stub that reports each call's outcome to a tracker."""
+
+    _forwarded_to = "_stub"
 
     def __init__(self, stub: Any, tracker: OutageTracker) -> None:
         self._stub = stub
@@ -61,9 +64,6 @@ class ObservedStub:
         self._tracker.attempt_succeeded()
         return response
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stub, name)
-
 
 def _grpc_reason(error: grpc.RpcError) -> str:
     code = error.code() if isinstance(error, grpc.Call) else None
@@ -72,17 +72,19 @@ def _grpc_reason(error: grpc.RpcError) -> str:
     return f"{name}: {details}" if details else name
 
 
-class ObservedTransport:
+class ObservedTransport(Forwarding):
     """An OTLP/HTTP transport that reports each request's outcome to a tracker (2xx and 3xx go through)."""
 
+    _forwarded_to = "_real"  # the real transport
+
     def __init__(self, transport: Any, tracker: OutageTracker) -> None:
-        self._transport = transport
+        self._real = transport
         self._tracker = tracker
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
         """Send through the real transport; an error or a status other than 2xx/3xx is a failed attempt."""
         try:
-            result = self._transport.request(method, url, **kwargs)
+            result = self._real.request(method, url, **kwargs)
         except Exception as error:
             self._tracker.attempt_failed(f"{type(error).__name__}: {error}")
             raise
@@ -99,14 +101,11 @@ class ObservedTransport:
 
     def is_connection_error(self, error: Exception | None) -> bool:
         """The real transport's answer."""
-        return bool(self._transport.is_connection_error(error))
+        return bool(self._real.is_connection_error(error))
 
     def close(self) -> None:
         """Close the real transport."""
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        self._real.close()
 
 
 def observe_grpc_stub(exporter: Any, tracker: OutageTracker) -> bool:

@@ -33,13 +33,14 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any, AnyStr, BinaryIO, TextIO, cast
 
 from hoptel.background import on_fork
+from hoptel.forwarding import Forwarding
 
 __all__ = ["LineGuard"]
 
 _get_ident = threading.get_ident
 
 
-class LineGuard:
+class LineGuard(Forwarding):
     """A stand-in for a text stream that passes text on in whole lines; see the module docstring.
 
     Args:
@@ -47,6 +48,8 @@ class LineGuard:
         max_partial: The longest partial line kept aside, in characters.
         open_line_wait_s: How long :meth:`write_lines` waits for a line left open by ``flush()``.
     """
+
+    _forwarded_to = "stream"  # everything else is the real stream's (fileno, isatty, encoding, buffer, ...)
 
     def __init__(self, stream: TextIO, *, max_partial: int = 65_536, open_line_wait_s: float = 0.25) -> None:
         self.stream = stream
@@ -219,18 +222,14 @@ class LineGuard:
                 self.stream.write(partial)
             self.stream.close()
 
-    def __getattr__(self, name: str) -> Any:
-        """Everything else is the real stream's (``fileno``, ``isatty``, ``encoding``, ``buffer``, ...)."""
-        if name == "stream":  # not set yet (or no longer): no recursion
-            raise AttributeError(name)
-        return getattr(self.stream, name)
-
     def __repr__(self) -> str:
         return f"<hoptel LineGuard over {self.stream!r}>"
 
 
-class _BinaryLineGuard:
+class _BinaryLineGuard(Forwarding):
     """``sys.stdout.buffer`` while a :class:`LineGuard` is ``sys.stdout``: whole byte lines, the same lock."""
+
+    _forwarded_to = "raw_buffer"  # everything else is the real buffer's (raw, fileno, closed, ...)
 
     def __init__(self, guard: LineGuard, buffer: BinaryIO) -> None:
         self.raw_buffer = buffer
@@ -262,12 +261,6 @@ class _BinaryLineGuard:
     def flush(self) -> None:
         """Write the calling thread's partial line as it is, then flush the real buffer."""
         self._guard._flush(self._partial, self.raw_buffer)
-
-    def __getattr__(self, name: str) -> Any:
-        """Everything else is the real buffer's (``raw``, ``fileno``, ``closed``, ...)."""
-        if name == "raw_buffer":
-            raise AttributeError(name)
-        return getattr(self.raw_buffer, name)
 
     def __repr__(self) -> str:
         return f"<hoptel line guard over {self.raw_buffer!r}>"

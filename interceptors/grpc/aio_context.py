@@ -19,6 +19,7 @@ import grpc
 from grpc import aio
 from grpc.aio import EOF  # type: ignore[attr-defined]  # grpc-stubs 1.53 lacks grpc.aio.EOF
 
+from hoptel.forwarding import Forwarding
 from hoptel.interceptors.grpc.bases import passthrough
 from hoptel.interceptors.grpc.streams import count
 from hoptel.interceptors.recorder import GrpcHop
@@ -33,10 +34,11 @@ __all__ = ["CountingServicerContext", "DelegatingServicerContext"]
 _API = "grpc.aio.ServicerContext"
 
 
-class DelegatingServicerContext(_ContextBase):
+class DelegatingServicerContext(Forwarding, _ContextBase):
     """Delegates every method to ``context`` (``_context``); subclasses override what they add."""
 
     __slots__ = ("_context",)
+    _forwarded_to = "_context"  # anything a newer grpc adds
 
     def __init__(self, context: Any) -> None:
         self._context = context
@@ -59,11 +61,6 @@ class DelegatingServicerContext(_ContextBase):
         """See ``grpc.aio.ServicerContext.abort_with_status``."""
         await self._context.abort_with_status(status)
         raise AssertionError("abort_with_status() returned")  # pragma: no cover - it always raises
-
-    def __getattr__(self, name: str) -> Any:  # anything a newer grpc adds
-        if name == "_context":
-            raise AttributeError(name)
-        return getattr(self._context, name)
 
 
 class CountingServicerContext(DelegatingServicerContext):

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from opentelemetry.trace import Span
 
+from hoptel.forwarding import Forwarding
 from hoptel.interceptors.headers import RESPONSE_METADATA_PREFIX, HeaderAllowList
 from hoptel.interceptors.recorder import HopRecorder
 
@@ -190,13 +191,14 @@ class _StreamRecord:
             self.ended(call)
 
 
-class CapturedResponses:
+class CapturedResponses(Forwarding):
     """grpcio's response iterator (a ``grpc.Call`` and ``grpc.Future``), recording its metadata when it ends.
 
     Everything but iteration and ``cancel()`` is grpcio's object's (``__getattr__``).
     """
 
     __slots__ = ("__weakref__", "_call", "_record")
+    _forwarded_to = "_call"
 
     def __init__(self, call: Any, record: _StreamRecord) -> None:
         self._call = call
@@ -223,28 +225,19 @@ class CapturedResponses:
         self._record.ended(self._call)
         return cancelled
 
-    def __getattr__(self, name: str) -> Any:
-        if name in CapturedResponses.__slots__:  # not set yet (a failed __init__): no recursion
-            raise AttributeError(name)
-        return getattr(self._call, name)
-
     def __repr__(self) -> str:
         return f"<hoptel CapturedResponses of {self._call!r}>"
 
 
-class WatchedMulticallable(Generic[_Capture]):
+class WatchedMulticallable(Forwarding, Generic[_Capture]):
     """A grpc multicallable (``inner``) whose calls report to ``capture``; its other attributes are ``inner``'s."""
 
     __slots__ = ("_capture", "_inner")
+    _forwarded_to = "_inner"
 
     def __init__(self, inner: Any, capture: _Capture) -> None:
         self._inner = inner
         self._capture = capture
-
-    def __getattr__(self, name: str) -> Any:
-        if name in WatchedMulticallable.__slots__:  # not set yet (a failed __init__): no recursion
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
 
 class _WatchedStreamMulticallable(WatchedMulticallable[ClientResponseCapture]):

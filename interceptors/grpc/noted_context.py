@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import grpc
 from grpc import aio
 
+from hoptel.forwarding import Forwarding
 from hoptel.interceptors.grpc.aio_context import DelegatingServicerContext
 
 __all__ = ["AioNotingServicerContext", "NotingServicerContext"]
@@ -34,7 +35,7 @@ def _pairs(initial: Any, aborted: Any, context: Any) -> Any:
     return [*initial, *(trailing or ())]
 
 
-class NotingServicerContext:
+class NotingServicerContext(Forwarding):
     """A sync ``grpc.ServicerContext`` stand-in: ``context``'s in all but noting the initial metadata sent.
 
     A sync abort takes no metadata (``abort_with_status`` stores the status's trailing metadata in the context,
@@ -42,6 +43,7 @@ class NotingServicerContext:
     """
 
     __slots__ = ("_context", "_initial")
+    _forwarded_to = "_context"  # everything else is grpc's context's
 
     def __init__(self, context: Any) -> None:
         self._context = context
@@ -55,11 +57,6 @@ class NotingServicerContext:
     def response_metadata(self) -> Any:
         """The ``(key, value)`` pairs the handler sent: initial, then trailing."""
         return _pairs(self._initial, _NONE, self._context)
-
-    def __getattr__(self, name: str) -> Any:  # everything else is grpc's context's
-        if name in NotingServicerContext.__slots__:  # not set yet (e.g. a copy): never recurse
-            raise AttributeError(name)
-        return getattr(self._context, name)
 
 
 class AioNotingServicerContext(DelegatingServicerContext):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from opentelemetry.context import attach, detach
 
+from hoptel.forwarding import Forwarding
 from hoptel.interceptors.grpc.bases import passthrough
 from hoptel.interceptors.grpc.status import (
     cancellation_code,
@@ -107,11 +108,13 @@ def watch_call(call: Any, hop: GrpcHop, lock: threading.Lock | None = None) -> N
         finish_from_call(hop, call)
 
 
-class ClientResponses(grpc.Call, _Future):
+class ClientResponses(Forwarding, grpc.Call, _Future):
     """A response-streaming call that counts responses and ends its hop when the stream ends.
 
     Iterating, ``cancel()`` and everything grpcio's response iterator offers are passed through to ``call``.
     """
+
+    _forwarded_to = "_call"  # anything else grpcio's object has (debug_error_string, ...)
 
     def __init__(self, call: Any, hop: GrpcHop) -> None:
         self._call = call
@@ -162,11 +165,6 @@ class ClientResponses(grpc.Call, _Future):
     def add_done_callback(self, fn: Callable[[Any], None]) -> None:
         """See ``grpc.Future.add_done_callback``; ``fn`` receives this wrapper."""
         self._call.add_done_callback(lambda _: fn(self))
-
-    def __getattr__(self, name: str) -> Any:  # anything else grpcio's object has (debug_error_string, ...)
-        if name == "_call":  # not set yet (a failed __init__): no recursion
-            raise AttributeError(name)
-        return getattr(self._call, name)
 
     def __repr__(self) -> str:
         return f"<hoptel ClientResponses of {self._call!r}>"
