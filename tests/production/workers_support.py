@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from prometheus_client.samples import Sample
 
 HERE = Path(__file__).parent
+STACKS_SIGNAL = signal.SIGPROF
+"""What ``workers_apps`` dumps every thread's stack on (it registers faulthandler for it)."""
 WAIT_S = 60.0
 POLL_S = 0.2
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -128,10 +131,10 @@ class Server:
     metrics_port: int
     seen_pids: set[int] = field(default_factory=set)
 
-    def output(self) -> str:
-        """The server's output so far (for failure messages)."""
+    def output(self, lines_kept: int = 60) -> str:
+        """The server's output so far, its last ``lines_kept`` lines (for failure messages)."""
         try:
-            lines = self.log.read_text(errors="replace").splitlines()[-60:]
+            lines = self.log.read_text(errors="replace").splitlines()[-lines_kept:]
         except OSError:
             lines = []
         return f"--- {' '.join(self.args)} ---\n" + "\n".join(lines)
@@ -156,8 +159,18 @@ class Server:
         return wait_for(read, f"one process listening on the metrics port {self.metrics_port}", details=self.output)
 
     def scrape(self, openmetrics: bool = False) -> Scrape:
-        """Scrape the metrics address."""
-        return scrape(self.metrics_url, openmetrics)
+        """Scrape the metrics address; a scrape left unanswered prints what the processes holding it were doing."""
+        try:
+            return scrape(self.metrics_url, openmetrics)
+        except httpx.TimeoutException:
+            holders = listening_pids(self.metrics_port)
+            for pid in holders:  # workers_apps dumps every thread's stack to the server's output on this signal
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, STACKS_SIGNAL)
+            time.sleep(1.0)
+            held_by = sorted(holders)
+            print(f"scrape of {self.metrics_url} timed out; held by {held_by}\n{self.output(200)}", file=sys.stderr)
+            raise
 
     def wait_total(self, name: str, expected: float, **labels: str) -> Scrape:
         """Scrape until ``name`` (summed over series matching ``labels``) equals ``expected``; fail if it passes it."""
