@@ -148,7 +148,7 @@ class WorkerDirectory:
         try:
             yield
         finally:
-            os.close(descriptor)  # closing the only descriptor of this open file releases the lock
+            _unlock(descriptor)
 
     def _lock(self, *, blocking: bool) -> int | None:
         """Lock ``.lock``; the descriptor, or None when ``blocking`` is False and another process holds it.
@@ -174,7 +174,7 @@ class WorkerDirectory:
                 current = False
             if current:
                 return descriptor
-            os.close(descriptor)
+            _unlock(descriptor)
 
     def members(self) -> list[Member]:
         """Every member with a state file, live or not."""
@@ -250,7 +250,7 @@ class WorkerDirectory:
                     shutil.rmtree(entry, ignore_errors=True)
                     removed += 1
             finally:
-                os.close(descriptor)
+                _unlock(descriptor)
         return removed
 
 
@@ -288,3 +288,16 @@ def _usable(path: Path, shown: str, *, explicit: bool, private: bool = False) ->
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"{where}: cannot write in the worker-state directory ({exc.strerror or exc}){hint}") from None
+
+
+def _unlock(descriptor: int) -> None:
+    """Release a ``flock`` and close its descriptor.
+
+    Closing alone is not enough: a process forked while the lock was held (gunicorn ``--preload`` replacing a worker,
+    a multiprocessing server) holds a copy of the descriptor, and a ``flock`` lasts until every descriptor of the
+    open file is closed, so every member's next lock (publishing, scraping) would wait for that child to exit.
+    """
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
@@ -26,7 +27,7 @@ from workers_support import listening_pids, scrape, wait_for
 import hoptel
 from hoptel.endpoint import MetricsEndpoint
 from hoptel.metrics import Counter, CounterChild
-from hoptel.worker_dir import process_start
+from hoptel.worker_dir import WorkerDirectory, process_start
 from hoptel.worker_group import WorkerGroup
 from hoptel.worker_state import encode, snapshot
 
@@ -256,3 +257,26 @@ def test_a_scrape_says_how_old_the_oldest_live_state_is_and_filters_by_name(
     only = scrape(f"{telemetry.metrics_url}?name[]=demo_calls_total")
     assert {sample.name for sample in only.samples} == {"demo_calls_total"}
     assert only.total("demo_calls_total") == 3
+
+
+def test_a_process_forked_while_the_directory_is_locked_does_not_keep_the_lock(tmp_path: Path) -> None:
+    """The lock is released when its block ends even if a child forked inside it still holds a copy of its descriptor.
+
+    A fork during a publish or a scrape (gunicorn ``--preload`` replacing a killed worker) used to leave the
+    directory locked until that child exited, so every member's next publish and the served scrape waited for it.
+    """
+    directory = WorkerDirectory(tmp_path / "group", automatic=False)
+    with directory.locked(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: forking while other tests' threads live
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child holds its copy of the lock's descriptor, then leaves
+            time.sleep(5.0)
+            os._exit(0)
+    try:
+        other = WorkerDirectory(tmp_path / "group", automatic=False)  # another member's view of the same directory
+        descriptor = other._lock(blocking=False)
+        assert descriptor is not None, "the directory stayed locked by the forked child"
+        os.close(descriptor)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

@@ -12,9 +12,7 @@ worker process served the request, and the trace its metrics exemplar points to.
 
 from __future__ import annotations
 
-import faulthandler
 import os
-import signal
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,10 +20,6 @@ import httpx
 from opentelemetry import trace
 
 import hoptel
-
-STACKS_SIGNAL = signal.SIGPROF
-"""A test sends it to a server process that does not answer: every thread's stack goes to the server's output."""
-faulthandler.register(STACKS_SIGNAL, all_threads=True)
 
 telemetry = hoptel.setup()
 

@@ -24,8 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from prometheus_client.samples import Sample
 
 HERE = Path(__file__).parent
-STACKS_SIGNAL = signal.SIGPROF
-"""What ``workers_apps`` dumps every thread's stack on (it registers faulthandler for it)."""
 WAIT_S = 60.0
 POLL_S = 0.2
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -159,16 +157,11 @@ class Server:
         return wait_for(read, f"one process listening on the metrics port {self.metrics_port}", details=self.output)
 
     def scrape(self, openmetrics: bool = False) -> Scrape:
-        """Scrape the metrics address; a scrape left unanswered prints what the processes holding it were doing."""
+        """Scrape the metrics address; a scrape left unanswered prints the server's output (shown on failure)."""
         try:
             return scrape(self.metrics_url, openmetrics)
         except httpx.TimeoutException:
-            holders = listening_pids(self.metrics_port)
-            for pid in holders:  # workers_apps dumps every thread's stack to the server's output on this signal
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, STACKS_SIGNAL)
-            time.sleep(1.0)
-            held_by = sorted(holders)
+            held_by = sorted(listening_pids(self.metrics_port))
             print(f"scrape of {self.metrics_url} timed out; held by {held_by}\n{self.output(200)}", file=sys.stderr)
             raise
 
