@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,16 +84,9 @@ def wait_live(server: Server, count: int) -> Scrape:
         result = server.scrape()
         return result if result.total("hoptel_worker_processes", state="live") == count else None
 
-    def accepting() -> bool | None:
-        try:
-            socket.create_connection(("127.0.0.1", server.port), timeout=1.0).close()
-        except OSError:
-            return None
-        return True
-
     scrape = wait_for(read, f"{count} live workers at {server.metrics_url}", details=server.output)
     if server.port:
-        wait_for(accepting, f"the server accepting connections on port {server.port}", details=server.output)
+        server.wait_accepting()
     return scrape
 
 
