@@ -74,8 +74,16 @@ class Child:
         self.metrics_url = _wait(lambda: url_file.exists() and url_file.read_text(), "the child's metrics URL")
 
     def lines(self) -> list[dict[str, Any]]:
-        """Every stdout line, parsed: each must be one of hoptel's JSON lines."""
-        return [json.loads(line) for line in self.stdout.read_text().splitlines()]
+        """Every whole stdout line, parsed: each must be one of hoptel's JSON lines.
+
+        While the child runs, the file's last line may be half written (a reader can come between the two parts of
+        one buffered write); it is left for the next read. Once the child has exited, every line must be whole.
+        """
+        text = self.stdout.read_text()
+        whole, _, partial = text.rpartition("\n")
+        if self.process.poll() is not None:
+            assert partial == "", f"the child's stdout ends in a cut line: {partial!r}"
+        return [json.loads(line) for line in whole.splitlines()]
 
     def outage_lines(self, level: str, signal: str) -> list[dict[str, Any]]:
         return [
