@@ -30,10 +30,12 @@ VARIANTS = ("bare", "hoptel", "official")
 """The default variants. bare: no instrumentation; hoptel: this project; official: the OTel instrumentations and
 py-grpc-prometheus."""
 
-ALL_VARIANTS = (*VARIANTS, "noop", "hoptel_interceptors")
+ALL_VARIANTS = (*VARIANTS, "noop", "hoptel_interceptors", "carrier")
 """Plus ``noop``: pass-through interceptors / transport / middleware that record nothing, the floor that any
 instrumentation built on the same hooks pays (run it with ``--variants bare,noop,hoptel``); and
-``hoptel_interceptors``: hoptel with its gRPC client interceptors instead of its instrumented channels."""
+``hoptel_interceptors``: hoptel with its gRPC client interceptors instead of its instrumented channels; ``carrier``
+(sync gRPC workloads only): a fixed trace header sent through the thinnest channel wrapper and a pass-through server
+interceptor, nothing recorded: the floor of any propagating sync gRPC instrumentation."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@
   (``grpc.intercept_channel``, ``interceptors=`` of a grpc.aio channel) instead of the instrumented channels.
 - ``noop``: pass-through hooks of the same kinds (``intercept_channel``, server interceptors, a wrapping httpx
   transport, an ASGI middleware) that record nothing: the floor any instrumentation on those hooks pays.
+- ``carrier`` (sync gRPC only): what carrying a trace header costs with no telemetry at all: the server's
+  pass-through interceptor of ``noop`` (a grpc server's only public hook) and a channel whose multicallables send one
+  fixed ``traceparent`` entry through the thinnest Python wrapper, as an instrumented channel would. The floor of
+  any sync gRPC hop that propagates, against which hoptel's own work is the rest.
 - ``official``: an SDK ``TracerProvider`` + ``BatchSpanProcessor`` + OTLP/gRPC exporter to the same receiver,
   opentelemetry-instrumentation-grpc (sync and aio), -httpx and -asgi, and py-grpc-prometheus for gRPC metrics
   (with the aio shim of ``prom_aio``).
@@ -25,7 +29,15 @@ import grpc
 import grpc.aio
 import httpx
 
-__all__ = ["HoptelInterceptorsStack", "HoptelStack", "NoopStack", "OfficialStack", "Stack", "build_stack"]
+__all__ = [
+    "CarrierStack",
+    "HoptelInterceptorsStack",
+    "HoptelStack",
+    "NoopStack",
+    "OfficialStack",
+    "Stack",
+    "build_stack",
+]
 
 ASGIApp = Any
 """An ASGI application (kept loose: Starlette, uvicorn and the middlewares each type it differently)."""
@@ -142,6 +154,60 @@ class NoopStack(Stack):
 
     def httpx_client(self) -> httpx.Client:
         return httpx.Client(transport=_PassTransport())
+
+
+_TRACEPARENT = (("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),)
+
+
+class _CarryingCall:
+    """A unary-unary multicallable that sends one fixed trace header and nothing else."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        return self._inner(request, timeout, _TRACEPARENT, credentials, wait_for_ready, compression)
+
+
+class _CarryingChannel:
+    """A sync channel whose unary-unary multicallables carry the header (the only shape the workloads call)."""
+
+    def __init__(self, inner: grpc.Channel) -> None:
+        self._inner = inner
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _CarryingCall:
+        return _CarryingCall(self._inner.unary_unary(method, *args, **kwargs))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class CarrierStack(Stack):
+    """A fixed trace header carried through the thinnest wrappers, nothing recorded (sync gRPC workloads only)."""
+
+    name = "carrier"
+
+    def grpc_server_interceptors(self) -> list[grpc.ServerInterceptor[Any, Any]]:
+        return [_PassServer()]
+
+    def grpc_channel(self, target: str) -> grpc.Channel:
+        return _CarryingChannel(grpc.insecure_channel(target))  # type: ignore[return-value]  # the shape called
+
+    def aio_server_interceptors(self) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+        raise ValueError("the carrier variant measures sync gRPC workloads only (W1, W5, W6)")
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        raise ValueError("the carrier variant measures sync gRPC workloads only (W1, W5, W6)")
 
 
 class HoptelStack(Stack):
@@ -273,7 +339,7 @@ class OfficialStack(Stack):
 
 
 def build_stack(variant: str, service_name: str) -> Stack:
-    """The stack for ``variant`` (``bare``, ``hoptel``, ``official``, ``noop``, ``hoptel_interceptors``), here.
+    """The stack for ``variant`` (one of ``spec.ALL_VARIANTS``), built here.
 
     Raises:
         ValueError: an unknown variant.
@@ -288,4 +354,6 @@ def build_stack(variant: str, service_name: str) -> Stack:
         return NoopStack()
     if variant == "hoptel_interceptors":
         return HoptelInterceptorsStack(service_name)
+    if variant == "carrier":
+        return CarrierStack()
     raise ValueError(f"unknown variant {variant!r}")
