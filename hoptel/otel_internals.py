@@ -8,9 +8,10 @@ here once, with what it is, why hoptel needs it and what happens when a release 
 failure. The rest of hoptel imports these names from here and never spells an OpenTelemetry private itself.
 
 Cost: the per-hop path uses only the constants (``SUPPRESS_INSTRUMENTATION_KEY``, ``SPAN_KEY``,
-``SPAN_CONTEXT_IS_TUPLE``) and the one attribute read ``SPAN_PROCESSORS_ATTRIBUTE`` names (spelled out where it is
-read, in ``hoptel.hop_span``, because a function call there would cost instructions on every hop). The accessor
-functions run once per setup, exporter or instrumentation.
+``SPAN_CONTEXT_IS_TUPLE``), the current context's ContextVar methods (``current_context``, ``attach_context``;
+``detach_context`` is one Python call around its ``reset``) and the one attribute read ``SPAN_PROCESSORS_ATTRIBUTE``
+names (spelled out where it is read, in ``hoptel.hop_span``, because a function call there would cost instructions
+on every hop). The accessor functions run once per setup, exporter or instrumentation.
 
 Imports: at run time only the standard library and opentelemetry-api (``hoptel.propagate``, which may import only
 those, imports this module too). The SDK, exporter and logs names are resolved lazily, on first use.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import baggage as _otel_baggage
@@ -64,7 +67,10 @@ __all__ = [
     "SeverityNumber",
     "active_span_processor",
     "allow_tracer_provider_reset",
+    "attach_context",
     "caller_frame",
+    "current_context",
+    "detach_context",
     "exporter_client",
     "http_client_transport",
     "official_instrumentor",
@@ -97,6 +103,47 @@ see the hop's span as current."""
 BAGGAGE_KEY: str = next(iter(_otel_baggage.set_baggage("k", "v", Context())))
 """The context key OpenTelemetry keeps baggage under; derived like ``SPAN_KEY``, relied on the same way
 (``hoptel.propagate`` puts extracted baggage straight into the one Context it builds)."""
+
+
+# --- The current context ---------------------------------------------------------------------------------------
+
+
+def _current_context_var() -> ContextVar[Context] | None:
+    """The ContextVar OpenTelemetry's default runtime context keeps the current Context in; None for another runtime."""
+    runtime = getattr(_otel_context, "_RUNTIME_CONTEXT", None)
+    if type(runtime).__name__ != "ContextVarsRuntimeContext":
+        return None
+    var = getattr(runtime, "_current_context", None)
+    return var if isinstance(var, ContextVar) else None
+
+
+_CURRENT_CONTEXT = _current_context_var()
+"""``opentelemetry.context._RUNTIME_CONTEXT._current_context``: the ContextVar holding the current Context.
+
+What: the default runtime context (``ContextVarsRuntimeContext``, chosen unless ``OTEL_PYTHON_CONTEXT`` names
+another) keeps the current Context in this ContextVar; ``get_current``/``attach``/``detach`` are two Python calls
+each around its ``get``/``set``/``reset``. Why: a hop reads the current context (client) or attaches its own and
+detaches it (server, per RPC and per streamed response); calling the ContextVar's C methods directly saves four to
+six Python calls per hop. If it changed (another runtime configured, or the attribute renamed): this is None and
+``current_context``/``attach_context``/``detach_context`` are OpenTelemetry's public functions; the test fails so
+the change is seen."""
+
+if _CURRENT_CONTEXT is not None:
+    current_context: Callable[[], Context] = _CURRENT_CONTEXT.get
+    attach_context: Callable[[Context], Token[Context]] = _CURRENT_CONTEXT.set
+    _reset_context = _CURRENT_CONTEXT.reset
+
+    def detach_context(token: Token[Context]) -> None:
+        """Restore the context ``token`` replaced; a failure is logged, never raised (as OpenTelemetry's detach)."""
+        try:
+            _reset_context(token)
+        except Exception:
+            _otel_context.detach(token)  # fails the same way inside, where OpenTelemetry logs it
+
+else:  # pragma: no cover - another runtime context
+    current_context = _otel_context.get_current
+    attach_context = _otel_context.attach
+    detach_context = _otel_context.detach
 
 
 # --- SpanContext layout -----------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -31,7 +30,7 @@ from hoptel.interceptors.grpc.routes import GrpcRoute, SemconvMode, grpc_status_
 from hoptel.interceptors.hop_metrics import GrpcMetrics, HttpClientMetrics, HttpServerMetrics
 from hoptel.interceptors.http.names import normalize_method, redact_url
 from hoptel.metrics import LATENCY_BUCKETS, Histogram, HistogramChild
-from hoptel.otel_internals import SPAN_KEY
+from hoptel.otel_internals import SPAN_KEY, current_context
 from hoptel.otel_internals import SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
 from hoptel.telemetry import Telemetry, current
 
@@ -43,7 +42,7 @@ __all__ = ["GrpcHop", "HistogramSeries", "HopRecorder", "HttpClientHop", "HttpSe
 # _SUPPRESS_KEY is set by the OTel SDK (and hoptel's batch worker) while exporting: calls then are not instrumented.
 _CLIENT = SpanKind.CLIENT
 _SERVER = SpanKind.SERVER
-_get_current = otel_context.get_current
+_get_current = current_context  # the ContextVar's own get (see otel_internals): no Python call
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _OK = grpc.StatusCode.OK
 # Peer strings (one per client connection) -> their span attributes; bounded, past the bound peers are parsed.

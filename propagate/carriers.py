@@ -233,7 +233,7 @@ def merge_metadata(
     Returns:
         A new list.
     """
-    result = cast("MetadataList", ours)
+    result: MetadataList = ours  # type: ignore[assignment]  # list is invariant; no cast(): a call per hop
     if not metadata:
         return result
     if isinstance(metadata, dict):

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
-from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.aio_context import CountingServicerContext
@@ -31,6 +30,7 @@ from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import begin_server_hop, recording
 from hoptel.interceptors.grpc.status import finish_aio_server_raised, finish_aio_server_returned
 from hoptel.interceptors.grpc.streams import count
+from hoptel.otel_internals import attach_context, detach_context
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -55,14 +55,14 @@ def _coroutine_response(start: _Start, route: GrpcRoute, inner: Any, request_str
         hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = count_received(request, hop)
-        token = attach(hop.context)
+        token = attach_context(hop.context)
         try:
             response = await inner(request, CountingServicerContext(context, hop) if counting_context else context)
         except BaseException as error:
             finish_aio_server_raised(hop, context, error)
             raise
         finally:
-            detach(token)
+            detach_context(token)
         finish_aio_server_returned(hop, context)
         return None if writes else response
 
@@ -86,13 +86,13 @@ def _generator_response(start: _Start, route: GrpcRoute, inner: Any, request_str
         try:
             responses = inner(request, CountingServicerContext(context, hop))
             while True:
-                token = attach(hop.context)
+                token = attach_context(hop.context)
                 try:
                     response = await responses.__anext__()
                 except StopAsyncIteration:
                     break
                 finally:
-                    detach(token)
+                    detach_context(token)
                 count(hop, "sent")
                 yield response
         except BaseException as error:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry.context import attach, detach
 
 from hoptel.interceptors.grpc import bases
 from hoptel.interceptors.grpc.capture import ServerStart
@@ -24,6 +23,7 @@ from hoptel.interceptors.grpc.routes import GrpcRoute
 from hoptel.interceptors.grpc.shared import begin_server_hop, recording
 from hoptel.interceptors.grpc.status import finish_server_raised, finish_server_returned
 from hoptel.interceptors.grpc.streams import ReceivedCounter, ServerResponses
+from hoptel.otel_internals import attach_context, detach_context
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -44,14 +44,14 @@ def _unary_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_s
         hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = ReceivedCounter(request, hop)
-        token = attach(hop.context)
+        token = attach_context(hop.context)
         try:
             response = inner(request, context)
         except Exception as error:
             finish_server_raised(hop, context, error)
             raise
         finally:
-            detach(token)
+            detach_context(token)
         finish_server_returned(hop, context)
         return response
 
@@ -65,14 +65,14 @@ def _stream_response(start: _Start, route: GrpcRoute, inner: _Behavior, request_
         hop = begin_server_hop(start, route, context)
         if request_streaming:
             request = ReceivedCounter(request, hop)
-        token = attach(hop.context)
+        token = attach_context(hop.context)
         try:
             responses = ServerResponses(inner(request, context), hop, context)
         except Exception as error:
             finish_server_raised(hop, context, error)
             raise
         finally:
-            detach(token)
+            detach_context(token)
         if not context.add_callback(responses):  # the RPC already terminated (the client is gone)
             responses()
         return responses

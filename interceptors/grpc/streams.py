@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry.context import attach, detach
 
 from hoptel.forwarding import Forwarding
 from hoptel.interceptors.grpc.bases import passthrough
@@ -31,6 +30,7 @@ from hoptel.interceptors.grpc.status import (
     finish_server_returned,
 )
 from hoptel.interceptors.recorder import GrpcHop
+from hoptel.otel_internals import attach_context, detach_context
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -228,7 +228,7 @@ class ServerResponses:
 
     def __next__(self) -> Any:
         hop = self._hop
-        token = attach(hop.context)
+        token = attach_context(hop.context)
         try:
             response = next(self._responses)
         except StopIteration:
@@ -238,7 +238,7 @@ class ServerResponses:
             finish_server_raised(hop, self._context, error)
             raise
         finally:
-            detach(token)
+            detach_context(token)
         count(hop, "sent")
         return response
 

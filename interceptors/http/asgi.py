@@ -23,13 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry.context import attach, detach
-
 from hoptel.interceptors.enrich import EnrichedHttpServerHop, HttpServerEnrichment
 from hoptel.interceptors.exclusions import asgi_traced
 from hoptel.interceptors.headers import HeaderAllowList
 from hoptel.interceptors.http.shared import check_options, recorded_headers
 from hoptel.interceptors.recorder import HopRecorder
+from hoptel.otel_internals import attach_context, detach_context
 from hoptel.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -161,7 +160,7 @@ class ASGIMiddleware:
 
         # Attached here, in the coroutine that runs the app, so the handler and every task the app starts (a
         # streamed body, background tasks) inherit the server span through contextvars.
-        token = attach(hop.context)
+        token = attach_context(hop.context)
         try:
             await self.app(scope, receive, send_watching_status)
         except BaseException as exc:
@@ -170,7 +169,7 @@ class ASGIMiddleware:
         else:
             hop.finish(send_watching_status.status, route_template(scope))
         finally:
-            detach(token)
+            detach_context(token)
 
     def _flushing_at_shutdown(self, send: Send) -> Send:
         """``send`` for a lifespan scope: flush spans and logs before the app's shutdown is reported complete."""

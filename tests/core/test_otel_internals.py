@@ -139,6 +139,32 @@ def test_span_context_is_the_six_tuple_hoptel_builds_and_unpacks() -> None:
     assert otel_internals.SPAN_CONTEXT_IS_TUPLE, _changed("the SpanContext layout probe fails; hops take the slow path")
 
 
+# --- The current context's ContextVar ---------------------------------------------------------------------------
+
+
+def test_the_current_context_functions_are_the_runtime_contexts_contextvar() -> None:
+    """The default runtime keeps the current Context in one ContextVar; hoptel's three functions are its methods."""
+    assert otel_internals._CURRENT_CONTEXT is not None, _changed("the default runtime context has no ContextVar")
+    public = Context({"hoptel.test": 1})
+    token = context.attach(public)
+    try:
+        assert otel_internals.current_context() is public, _changed("get_current() reads another ContextVar")
+        ours = Context({"hoptel.test": 2})
+        inner = otel_internals.attach_context(ours)
+        assert context.get_current() is ours, _changed("attach() sets another ContextVar")
+        otel_internals.detach_context(inner)
+        assert context.get_current() is public, _changed("detach() resets another ContextVar")
+    finally:
+        context.detach(token)
+
+
+def test_a_failed_detach_is_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    token = otel_internals.attach_context(Context({"hoptel.test": 3}))
+    otel_internals.detach_context(token)
+    otel_internals.detach_context(token)  # a token used twice: ContextVar.reset raises RuntimeError
+    assert "Failed to detach context" in caplog.text
+
+
 # --- The provider's span processors ------------------------------------------------------------------------------
 
 
